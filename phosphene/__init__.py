@@ -1,0 +1,17 @@
+"""phosphene: what the features of a vision model respond to, where, and what suppresses them."""
+
+from . import objectives, param, transforms
+from .errors import LayerNotFoundError, ModelLoadError, PhospheneError, UnitOutOfRangeError
+from .hooks import LayerTap, layer_names, layer_shapes, resolve_layer
+from .images import image_grid, load_image, save_image
+from .models import ImageModel, imagenet_class_names, list_models, load_model
+from .render import RenderResult, render
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ImageModel", "LayerNotFoundError", "LayerTap", "ModelLoadError", "PhospheneError",
+    "RenderResult", "UnitOutOfRangeError", "image_grid", "imagenet_class_names", "layer_names",
+    "layer_shapes", "list_models", "load_image", "load_model", "objectives", "param", "render",
+    "resolve_layer", "save_image", "transforms",
+]

@@ -1,0 +1,37 @@
+"""The ``phosphene`` command line: a thin layer over the Python API.
+
+Exit codes: 0 success, 2 bad input (unknown model/layer, unit out of range, unreadable weights or
+image, bad option), 1 an unexpected failure. Each verb lives in its own module in this package and
+registers itself on `main`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import PhospheneError
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class PhospheneGroup(click.Group):
+    """Turns `PhospheneError` into a one-line message and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PhospheneError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+
+@click.group(cls=PhospheneGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="phosphene")
+def main() -> None:
+    """phosphene: what vision-model features respond to, where, and what suppresses them."""
+
+
+from . import models as _models  # noqa: E402,F401  (registers verbs)
+from . import render as _render  # noqa: E402,F401

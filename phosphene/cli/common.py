@@ -1,0 +1,37 @@
+"""Options and helpers shared by the CLI verbs."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+import torch
+
+from ..models import DEFAULT_MODEL, load_model
+
+
+def model_options(func):
+    """``--model``, ``--weights`` and ``--device`` options."""
+
+    @click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True,
+                  help="efficientnet_lite0, torchvision:<name> or timm:<name>.")
+    @click.option("--weights", type=click.Path(dir_okay=False), default=None,
+                  help="State-dict file replacing the model's default weights.")
+    @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available).")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def pick_device(device: str | None) -> str:
+    """The requested device, or CUDA when there is one, else CPU."""
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def open_model(model_name: str, weights: str | None, device: str | None):
+    """Load the model the options describe, on the chosen device."""
+    return load_model(model_name, weights=weights, device=pick_device(device))

@@ -1,0 +1,61 @@
+"""``phosphene models``, ``phosphene layers`` and ``phosphene classify``."""
+
+from __future__ import annotations
+
+import click
+import torch
+
+from ..errors import PhospheneError
+from ..hooks import layer_shapes
+from ..images import load_image
+from ..models import list_models
+from . import main
+from .common import model_options, open_model
+
+
+@main.command("models")
+def models_command() -> None:
+    """List the model names `--model` accepts."""
+    for name in list_models():
+        click.echo(name)
+
+
+@main.command("layers")
+@click.argument("model_name", required=False, default="efficientnet_lite0")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None)
+@click.option("--size", type=int, default=None, help="Input side (default: the model's).")
+def layers_command(model_name: str, weights: str | None, size: int | None) -> None:
+    """Print every layer of MODEL with its output shape."""
+    model = open_model(model_name, weights, "cpu")
+    size = size or model.input_size
+    click.echo(f"# {model.name}, input (1, 3, {size}, {size}); special layers: input, logits")
+    for name, kind, shape in layer_shapes(model, size):
+        shown = "x".join(map(str, shape)) if shape else "-"
+        click.echo(f"{name:<40} {kind:<18} {shown}")
+
+
+@main.command("classify")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@model_options
+@click.option("--top", type=int, default=5, show_default=True)
+def classify_command(images, model_name, weights, device, top) -> None:
+    """Print the top classes for each IMAGE."""
+    model = open_model(model_name, weights, device)
+    names = model.class_names
+    failures = 0
+    for path in images:
+        try:
+            x = load_image(path, model.input_size)[None].to(next(model.parameters()).device)
+        except Exception as exc:  # unreadable images are reported and skipped
+            click.echo(f"{path}: cannot read image ({type(exc).__name__})", err=True)
+            failures += 1
+            continue
+        with torch.no_grad():
+            probs = model(x).softmax(1)[0]
+        values, indices = probs.topk(min(top, probs.numel()))
+        click.echo(path)
+        for p, k in zip(values.tolist(), indices.tolist()):
+            label = names[k] if names else str(k)
+            click.echo(f"  {p:6.3f}  {k:4d}  {label}")
+    if failures:
+        raise PhospheneError(f"{failures} of {len(images)} images could not be read")

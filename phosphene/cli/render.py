@@ -1,0 +1,68 @@
+"""``phosphene render``: feature visualization of units of one layer, or of classes."""
+
+from __future__ import annotations
+
+import click
+
+from .. import objectives as obj
+from ..errors import PhospheneError
+from ..hooks import check_layers
+from ..param import PARAMETERIZATIONS
+from ..render import render
+from ..transforms import TRANSFORM_SETS
+from . import main
+from .common import model_options, open_model
+
+OBJECTIVES = ("channel", "neuron", "deepdream")
+
+
+@main.command("render")
+@model_options
+@click.option("--layer", default=None, help="Layer name (see `phosphene layers`).")
+@click.option("--channels", default=None, help="Units of the layer, e.g. 0-15 or 3,7,9.")
+@click.option("--objective", "kind", type=click.Choice(OBJECTIVES), default="channel",
+              show_default=True)
+@click.option("--classes", default=None, help="Class indices to render (class logits), e.g. 1,9.")
+@click.option("--diversity", type=float, default=0.0,
+              help="Weight of the diversity term (use with --batch for several images per unit).")
+@click.option("--batch", type=int, default=None, help="Images per unit (default 1).")
+@click.option("--steps", type=int, default=256, show_default=True)
+@click.option("--lr", type=float, default=0.05, show_default=True)
+@click.option("--size", type=int, default=None, help="Image side (default: the model's input).")
+@click.option("--param", type=click.Choice(PARAMETERIZATIONS), default="fourier", show_default=True)
+@click.option("--transforms", type=click.Choice(TRANSFORM_SETS), default="standard",
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--amp", is_flag=True, help="bfloat16 autocast (GPUs).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+def render_command(model_name, weights, device, layer, channels, kind, classes, diversity, batch,
+                   steps, lr, size, param, transforms, seed, amp, quiet, out) -> None:
+    """Render images that maximize units; writes one PNG per unit, grid.png and render.json."""
+    model = open_model(model_name, weights, device)
+    per_unit = batch or 1
+    if classes:
+        units = obj.parse_units(classes)
+        objective = obj.class_logit([u for u in units for _ in range(per_unit)])
+    elif layer and kind == "deepdream":
+        check_layers(model, [layer])
+        units = [0]
+        objective = obj.deepdream(layer)
+    elif layer and channels:
+        check_layers(model, [layer])
+        units = obj.parse_units(channels)
+        objective = getattr(obj, kind)(layer, [u for u in units for _ in range(per_unit)])
+    else:
+        raise PhospheneError("give --layer and --channels, --layer with --objective deepdream, "
+                             "or --classes")
+    if diversity:
+        if not layer:
+            raise PhospheneError("--diversity needs --layer (the layer whose style is compared)")
+        objective = objective + diversity * obj.diversity(layer)
+    result = render(model, objective, param=param, transforms=transforms, steps=steps, lr=lr,
+                    size=size, batch=len(units) * per_unit, seed=seed, amp=amp,
+                    progress=False if quiet else None)
+    result.save(out, columns=per_unit if per_unit > 1 else None)
+    click.echo(f"rendered {len(result.labels)} images in {result.seconds:.1f}s -> {out}")
+    for label, value in zip(result.labels, result.final.tolist()):
+        click.echo(f"  {label:<24} {value:9.3f}")

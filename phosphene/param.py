@@ -1,0 +1,145 @@
+"""Image parameterizations: ``param()`` returns (N, 3, H, W) images in [0, 1] from its tensors.
+
+- `PixelImage`: one logit per pixel and colour.
+- `FourierImage`: lucid's decorrelated Fourier basis, coefficients scaled by 1/frequency.
+- `MacoImage`: magnitude-constrained phase-only (Fel et al. 2023): the amplitude spectrum is fixed to
+  a natural-image spectrum shipped with the package, only the phase is optimized.
+
+All three work in the decorrelated colour space of ImageNet (lucid's colour matrix) and map to RGB
+with a sigmoid. Each is an ``nn.Module``; its ``parameters()`` are what the optimizer updates.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from importlib import resources
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import PhospheneError
+
+# lucid's square root of the ImageNet colour covariance, normalised by its largest column norm.
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+COLOR_CORRELATION = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
+
+
+def recorrelate(t: torch.Tensor) -> torch.Tensor:
+    """Decorrelated colour space -> RGB logits, on (N, 3, H, W)."""
+    return torch.einsum("nchw,dc->ndhw", t, COLOR_CORRELATION.to(t))
+
+
+def decorrelate(rgb: torch.Tensor) -> torch.Tensor:
+    """RGB logits -> decorrelated colour space (inverse of `recorrelate`)."""
+    return torch.einsum("nchw,dc->ndhw", rgb, torch.linalg.inv(COLOR_CORRELATION).to(rgb))
+
+
+def rfft2_freqs(h: int, w: int) -> torch.Tensor:
+    """Radial frequency of each coefficient of an (h, w) real FFT: shape (h, w // 2 + 1)."""
+    fy = torch.fft.fftfreq(h)[:, None]
+    fx = torch.fft.rfftfreq(w)[None, :]
+    return torch.sqrt(fx * fx + fy * fy)
+
+
+def _logit(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    x = x.clamp(eps, 1 - eps)
+    return torch.log(x / (1 - x))
+
+
+class PixelImage(nn.Module):
+    """Pixels as logits: image = sigmoid(recorrelate(t)) (or sigmoid(t) without decorrelation)."""
+
+    def __init__(self, batch: int, size: int, sd: float = 0.01, decorrelate_colors: bool = True,
+                 generator: torch.Generator | None = None, init: torch.Tensor | None = None):
+        super().__init__()
+        self.decorrelate_colors = decorrelate_colors
+        if init is not None:
+            logits = _logit(init.float())
+            start = decorrelate(logits) if decorrelate_colors else logits
+        else:
+            start = torch.randn(batch, 3, size, size, generator=generator) * sd
+        self.pixels = nn.Parameter(start)
+
+    def forward(self) -> torch.Tensor:
+        t = recorrelate(self.pixels) if self.decorrelate_colors else self.pixels
+        return torch.sigmoid(t)
+
+
+class FourierImage(nn.Module):
+    """lucid's Fourier parameterization: 1/f-scaled coefficients, decorrelated colour, sigmoid."""
+
+    def __init__(self, batch: int, size: int, sd: float = 0.01, decay_power: float = 1.0,
+                 decorrelate_colors: bool = True, generator: torch.Generator | None = None):
+        super().__init__()
+        self.size = size
+        self.decorrelate_colors = decorrelate_colors
+        freqs = rfft2_freqs(size, size)
+        scale = 1.0 / freqs.clamp_min(1.0 / size) ** decay_power
+        self.register_buffer("scale", scale[None, None, :, :, None])
+        self.spectrum = nn.Parameter(
+            torch.randn(batch, 3, *freqs.shape, 2, generator=generator) * sd)
+
+    def forward(self) -> torch.Tensor:
+        coeffs = torch.view_as_complex((self.scale * self.spectrum).contiguous())
+        t = torch.fft.irfft2(coeffs, s=(self.size, self.size), norm="ortho") / 4.0
+        if self.decorrelate_colors:
+            t = recorrelate(t)
+        return torch.sigmoid(t)
+
+
+def natural_spectrum(size: int) -> torch.Tensor:
+    """The shipped natural-image amplitude spectrum, resampled to (3, size, size // 2 + 1).
+
+    Stored for 224 px (scripts/make_maco_spectrum.py); other sizes interpolate it on the normalized
+    frequency grid (rows fft-shifted so that negative frequencies stay contiguous).
+    """
+    raw = resources.files("phosphene.data").joinpath("maco_spectrum.npy").read_bytes()
+    spectrum = torch.from_numpy(np.load(io.BytesIO(raw)).astype(np.float32))
+    if spectrum.shape[-2] == size:
+        return spectrum
+    shifted = torch.fft.fftshift(spectrum, dim=-2)[None]
+    resized = F.interpolate(shifted, size=(size, size // 2 + 1), mode="bilinear",
+                            align_corners=True)[0]
+    return torch.fft.ifftshift(resized, dim=-2)
+
+
+class MacoImage(nn.Module):
+    """Magnitude-constrained phase-only image: irfft2(r * e^{i phi}) with r fixed, phi optimized.
+
+    The spatial image in decorrelated colour space is standardized per image, recorrelated, and
+    mapped to [0, 1] with a sigmoid.
+    """
+
+    def __init__(self, batch: int, size: int, generator: torch.Generator | None = None,
+                 contrast: float = 1.0):
+        super().__init__()
+        self.size = size
+        self.contrast = contrast
+        self.register_buffer("magnitude", natural_spectrum(size)[None])
+        phase = (torch.rand(batch, 3, size, size // 2 + 1, generator=generator) * 2 - 1) * math.pi
+        self.phase = nn.Parameter(phase)
+
+    def forward(self) -> torch.Tensor:
+        coeffs = torch.polar(self.magnitude.expand_as(self.phase), self.phase)
+        t = torch.fft.irfft2(coeffs, s=(self.size, self.size), norm="ortho")
+        t = t - t.mean((1, 2, 3), keepdim=True)
+        t = t / t.std((1, 2, 3), keepdim=True).clamp_min(1e-6)
+        return torch.sigmoid(self.contrast * recorrelate(t))
+
+
+PARAMETERIZATIONS = ("fourier", "pixel", "maco")
+
+
+def make_param(name: str, batch: int, size: int, generator: torch.Generator | None = None,
+               **options) -> nn.Module:
+    """Build the parameterization called ``name`` (one of `PARAMETERIZATIONS`)."""
+    if name == "fourier":
+        return FourierImage(batch, size, generator=generator, **options)
+    if name == "pixel":
+        return PixelImage(batch, size, generator=generator, **options)
+    if name == "maco":
+        return MacoImage(batch, size, generator=generator, **options)
+    raise PhospheneError(f"unknown parameterization {name!r}; choose from {', '.join(PARAMETERIZATIONS)}")
