@@ -1,0 +1,48 @@
+"""Shared fixtures: the real model is loaded once per session; ../shared data is found or skipped."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import phosphene
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PHOSPHENE_SHARED", REPO.parent / "shared"))
+SAMPLES = SHARED / "data" / "imagenet-samples"
+CLASSES_TSV = SHARED / "data" / "imagenet-classes.tsv"
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def model() -> phosphene.ImageModel:
+    """EfficientNet-Lite0 with its ImageNet weights, on the CPU (shared by all tests)."""
+    return phosphene.load_model("efficientnet_lite0", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """../shared/data/imagenet-samples (500 images); tests using it skip only if it is absent."""
+    if not SAMPLES.is_dir():
+        pytest.skip(f"{SAMPLES} not found")
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def sample_labels(samples_dir) -> dict[str, int]:
+    """wnid -> ImageNet class index, from ../shared/data/imagenet-classes.tsv."""
+    if not CLASSES_TSV.is_file():
+        pytest.skip(f"{CLASSES_TSV} not found")
+    rows = CLASSES_TSV.read_text().splitlines()[1:]
+    return {row.split("\t")[1]: int(row.split("\t")[0]) for row in rows}
+
+
+@pytest.fixture(scope="session")
+def sample_batch(samples_dir) -> tuple[torch.Tensor, list[Path]]:
+    """All sample images, 224 px centre crops, as one (500, 3, 224, 224) tensor, and their paths."""
+    paths = phosphene.images.list_images(samples_dir)
+    return torch.stack([phosphene.load_image(p, 224) for p in paths]), paths
