@@ -16,7 +16,13 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
-from .efficientnet_lite import EfficientNetLite, lite0_weights_path
+from .efficientnet_lite import (
+    LITE1_STAGES,
+    LITE2_STAGES,
+    EfficientNetLite,
+    lite0_weights_path,
+    lite_weights_path,
+)
 from .wrapper import ImageModel, Normalize, layer_root
 
 __all__ = [
@@ -79,6 +85,28 @@ def _efficientnet_lite0(weights: str | None) -> ImageModel:
     # The TF-trained checkpoint expects (x*255 - 127) / 128.
     return ImageModel(net, mean=(127 / 255,) * 3, std=(128 / 255,) * 3, input_size=224,
                       class_names=imagenet_class_names(), name="efficientnet_lite0")
+
+
+def _lite_variant(variant: int, stages, input_size: int, weights: str | None) -> ImageModel:
+    net = EfficientNetLite(stages)
+    if weights is None:
+        try:
+            weights = lite_weights_path(variant)
+        except ImportError as exc:
+            raise ModelLoadError(str(exc)) from exc
+    _load_into(net, read_state_dict(weights), weights)
+    return ImageModel(net, mean=(127 / 255,) * 3, std=(128 / 255,) * 3, input_size=input_size,
+                      class_names=imagenet_class_names(), name=f"efficientnet_lite{variant}")
+
+
+@register_model("efficientnet_lite1")
+def _efficientnet_lite1(weights: str | None) -> ImageModel:
+    return _lite_variant(1, LITE1_STAGES, 240, weights)
+
+
+@register_model("efficientnet_lite2")
+def _efficientnet_lite2(weights: str | None) -> ImageModel:
+    return _lite_variant(2, LITE2_STAGES, 260, weights)
 
 
 def _torchvision_model(arch: str, weights: str | None) -> ImageModel:

