@@ -46,3 +46,16 @@ def sample_batch(samples_dir) -> tuple[torch.Tensor, list[Path]]:
     """All sample images, 224 px centre crops, as one (500, 3, 224, 224) tensor, and their paths."""
     paths = phosphene.images.list_images(samples_dir)
     return torch.stack([phosphene.load_image(p, 224) for p in paths]), paths
+
+
+@pytest.fixture(scope="session")
+def sample_forward(model, sample_batch) -> dict[str, torch.Tensor]:
+    """One pass over the 500 samples: logits (500, 1000) and `_blocks.8` channel means (500, 112)."""
+    images, _ = sample_batch
+    logits, means = [], []
+    with phosphene.LayerTap(model, ["_blocks.8", "logits"]) as tap, torch.no_grad():
+        for chunk in images.split(100):
+            acts = tap(chunk)
+            logits.append(acts["logits"])
+            means.append(acts["_blocks.8"].mean((2, 3)))
+    return {"logits": torch.cat(logits), "_blocks.8": torch.cat(means)}

@@ -1,0 +1,90 @@
+"""Objectives: per-element values, algebra, unit checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from phosphene import objectives as obj
+from phosphene.errors import PhospheneError, UnitOutOfRangeError
+from phosphene.objectives import Acts, evaluate, parse_units
+
+
+@pytest.fixture
+def acts() -> Acts:
+    a = torch.arange(4 * 3 * 2 * 2, dtype=torch.float32).view(4, 3, 2, 2) / 10
+    return Acts({"L": a, "logits": torch.tensor([[1.0, 2.0, 3.0]] * 4)})
+
+
+def test_channel_takes_one_unit_per_batch_element(acts):
+    values = obj.channel("L", [0, 1, 2, 0])(acts)
+    expected = torch.stack([acts["L"][b, c].mean() for b, c in enumerate([0, 1, 2, 0])])
+    assert torch.allclose(values, expected)
+
+
+def test_an_int_unit_applies_to_every_element(acts):
+    assert torch.allclose(obj.channel("L", 1)(acts), acts["L"][:, 1].mean((1, 2)))
+
+
+def test_neuron_defaults_to_the_centre_and_takes_positions(acts):
+    assert torch.allclose(obj.neuron("L", 2)(acts), acts["L"][:, 2, 1, 1])
+    assert torch.allclose(obj.neuron("L", 2, x=0, y=1)(acts), acts["L"][:, 2, 1, 0])
+
+
+def test_deepdream_is_the_mean_square(acts):
+    assert torch.allclose(obj.deepdream("L")(acts), acts["L"].pow(2).mean((1, 2, 3)))
+
+
+def test_direction_dot_and_cosine_weighting(acts):
+    v = torch.tensor([0.0, 3.0, 4.0])
+    dot = (acts["L"] * (v / 5)[None, :, None, None]).sum(1)
+    assert torch.allclose(obj.direction("L", v)(acts), dot.mean((1, 2)))
+    cos = dot / acts["L"].norm(dim=1)
+    weighted = obj.direction("L", v, cossim_pow=2)(acts)
+    assert torch.allclose(weighted, (dot * cos.clamp_min(0.1) ** 2).mean((1, 2)))
+
+
+def test_class_logit_and_probability(acts):
+    assert torch.allclose(obj.class_logit([2, 0, 1, 2])(acts), torch.tensor([3.0, 1.0, 2.0, 3.0]))
+    assert torch.allclose(obj.class_prob(2)(acts), torch.softmax(torch.tensor([1.0, 2, 3]), 0)[2].expand(4))
+
+
+def test_algebra_combines_values_and_layers(acts):
+    a, b = obj.channel("L", 0), obj.deepdream("L")
+    combined = 2 * a - b / 4 + 1.5
+    assert torch.allclose(combined(acts), 2 * a(acts) - b(acts) / 4 + 1.5)
+    assert torch.allclose((-a)(acts), -a(acts))
+    assert torch.allclose((3 - a)(acts), 3 - a(acts))
+    assert (a + obj.class_logit(0)).layers == {"L", "logits"}
+
+
+def test_objectives_of_different_batch_sizes_do_not_combine():
+    with pytest.raises(PhospheneError):
+        obj.channel("L", [0, 1]) + obj.channel("L", [0, 1, 2])
+
+
+def test_out_of_range_channel_is_reported(acts):
+    with pytest.raises(UnitOutOfRangeError, match="channel 3 out of range"):
+        obj.channel("L", 3)(acts)
+
+
+def test_copies_are_averaged_per_image():
+    a = torch.arange(8, dtype=torch.float32).view(4, 1, 1, 2)
+    values = evaluate(obj.channel("L", [0, 0]), Acts({"L": a}, copies=2), copies=2)
+    assert torch.allclose(values, torch.tensor([(0.5 + 2.5) / 2, (4.5 + 6.5) / 2]))
+
+
+def test_diversity_is_zero_for_orthogonal_styles_and_negative_for_equal_ones():
+    orthogonal = torch.zeros(2, 2, 1, 1)
+    orthogonal[0, 0] = orthogonal[1, 1] = 1
+    assert torch.allclose(obj.diversity("L")(Acts({"L": orthogonal})), torch.zeros(2))
+    same = torch.ones(3, 2, 2, 2)
+    assert torch.allclose(obj.diversity("L")(Acts({"L": same})), torch.full((3,), -2 / 3))
+
+
+def test_parse_units():
+    assert parse_units("0-3") == [0, 1, 2, 3]
+    assert parse_units("1,5,7-8") == [1, 5, 7, 8]
+    for bad in ("", "a-b", "5-2"):
+        with pytest.raises(PhospheneError):
+            parse_units(bad)

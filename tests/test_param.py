@@ -1,0 +1,77 @@
+"""Parameterizations: range, shapes, colour decorrelation, spectra."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from phosphene.errors import PhospheneError
+from phosphene.param import (
+    COLOR_CORRELATION,
+    FourierImage,
+    MacoImage,
+    PixelImage,
+    decorrelate,
+    make_param,
+    natural_spectrum,
+    recorrelate,
+    rfft2_freqs,
+)
+
+
+@pytest.mark.parametrize("name", ["fourier", "pixel", "maco"])
+def test_images_are_in_unit_range_with_the_right_shape(name):
+    images = make_param(name, 3, 40, generator=torch.Generator().manual_seed(0))()
+    assert images.shape == (3, 3, 40, 40)
+    assert images.min() >= 0 and images.max() <= 1
+
+
+@pytest.mark.parametrize("name", ["fourier", "pixel", "maco"])
+def test_every_image_depends_only_on_its_own_parameters(name):
+    param = make_param(name, 2, 16, generator=torch.Generator().manual_seed(0))
+    param()[0].sum().backward()
+    grad = next(param.parameters()).grad
+    assert grad[0].abs().sum() > 0 and grad[1].abs().sum() == 0
+
+
+def test_colour_decorrelation_round_trips():
+    x = torch.randn(2, 3, 5, 5)
+    assert torch.allclose(decorrelate(recorrelate(x)), x, atol=1e-5)
+    assert torch.allclose(recorrelate(decorrelate(x)), x, atol=1e-5)
+    assert torch.isclose(COLOR_CORRELATION.norm(dim=0).max(), torch.tensor(1.0))
+
+
+def test_pixel_image_can_start_from_a_given_image():
+    start = torch.rand(1, 3, 8, 8) * 0.9 + 0.05
+    assert torch.allclose(PixelImage(1, 8, init=start)(), start, atol=1e-5)
+
+
+def test_fourier_scale_is_one_over_frequency():
+    param = FourierImage(1, 32)
+    freqs = rfft2_freqs(32, 32)
+    scale = param.scale[0, 0, :, :, 0]
+    assert torch.allclose(scale[1:, 1:], 1 / freqs[1:, 1:])
+    assert scale[0, 0] == 32  # the DC term is clamped at 1/size
+
+
+def test_maco_keeps_the_natural_magnitude_and_optimizes_only_the_phase():
+    param = MacoImage(2, 64, generator=torch.Generator().manual_seed(1))
+    assert [n for n, _ in param.named_parameters()] == ["phase"]
+    coeffs = torch.polar(param.magnitude.expand_as(param.phase), param.phase)
+    spatial = torch.fft.irfft2(coeffs, s=(64, 64), norm="ortho")
+    recovered = torch.fft.rfft2(spatial, norm="ortho").abs()
+    # irfft2 keeps the magnitude except where the real-signal symmetry folds coefficients
+    inner = (slice(None), slice(None), slice(1, 32), slice(1, 32))
+    assert torch.allclose(recovered[inner], param.magnitude.expand_as(recovered)[inner], rtol=1e-3)
+
+
+def test_natural_spectrum_is_low_pass_and_resamples():
+    spectrum = natural_spectrum(224)
+    assert spectrum.shape == (3, 224, 113)
+    assert spectrum[0, 1, 1] > 10 * spectrum[0, 100, 100]
+    assert natural_spectrum(96).shape == (3, 96, 49)
+
+
+def test_unknown_parameterization_is_a_clear_error():
+    with pytest.raises(PhospheneError, match="fourier"):
+        make_param("wavelet", 1, 8)
