@@ -89,3 +89,10 @@ def test_save_writes_pngs_grid_and_json(model, tmp_path):
     saved = json.loads((tmp_path / "render.json").read_text())
     assert saved["settings"]["steps"] == 2 and len(saved["units"]) == 2
     assert abs(saved["units"][1]["final_objective"] - float(result.final[1])) < 1e-5
+
+
+def test_amp_renders_in_bfloat16_and_returns_float_images(model):
+    result = phosphene.render(model, obj.channel("_blocks.4", [0, 1]), steps=3, size=48, amp=True,
+                              progress=False)
+    assert result.images.dtype == torch.float32 and torch.isfinite(result.final).all()
+    assert result.settings["amp"] is True
