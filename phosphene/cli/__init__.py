@@ -35,3 +35,4 @@ def main() -> None:
 
 from . import models as _models  # noqa: E402,F401  (registers verbs)
 from . import render as _render  # noqa: E402,F401
+from . import mine as _mine  # noqa: E402,F401

@@ -1,0 +1,44 @@
+"""``phosphene mine``: per-unit top-k / bottom-k dataset examples of layers over an image folder."""
+
+from __future__ import annotations
+
+import click
+
+from ..mining import run_mining
+from . import main
+from .common import model_options, open_model
+
+
+@main.command("mine")
+@model_options
+@click.option("--layers", required=True, help="Comma-separated layer names, e.g. _blocks.8,_conv_head.")
+@click.option("--images", "images", required=True, type=click.Path(),
+              help="Image folder (recursive; jpg, png, webp, bmp).")
+@click.option("--k", type=int, default=16, show_default=True, help="Images kept per unit and ranking.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (0: inline).")
+@click.option("--size", type=int, default=None, help="Crop side (default: the model's input size).")
+@click.option("--checkpoint-every", type=int, default=50, show_default=True,
+              help="Checkpoint every N batches (and at least every 2 minutes).")
+@click.option("--max-pixels", type=int, default=100_000_000, show_default=True,
+              help="Skip images with more pixels than this.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def mine_command(model_name, weights, device, layers, images, k, out, batch_size, workers, size,
+                 checkpoint_every, max_pixels, quiet) -> None:
+    """Keep the top-k and bottom-k images of every unit (by channel mean, spatial max and min).
+
+    Writes OUT/topk.parquet, images.parquet, skipped.csv and manifest.json. Rerun the same command to
+    resume an interrupted run.
+    """
+    model = open_model(model_name, weights, device)
+    names = [name.strip() for name in layers.split(",") if name.strip()]
+    run = run_mining(model, names, images, out, k=k, batch_size=batch_size, num_workers=workers,
+                     size=size, checkpoint_every=checkpoint_every, max_pixels=max_pixels,
+                     progress=False if quiet else None)
+    summary = run.manifest["summary"]
+    click.echo(f"mined {summary['n_used']} of {summary['n_images']} images for "
+               f"{', '.join(run.layers)} (k={run.k}) -> {out}")
+    if summary["n_skipped"]:
+        reasons = ", ".join(f"{n} {r}" for r, n in summary["skipped_by_reason"].items())
+        click.echo(f"skipped {summary['n_skipped']} files ({reasons}); list in {out}/skipped.csv")

@@ -1,0 +1,178 @@
+"""`run_mining`: stream an image folder through a truncated model, keep per-unit top/bottom-k.
+
+Resumable: every ``checkpoint_every`` batches (and at least every ``checkpoint_seconds``) the running
+state is written atomically; rerunning the same call continues after the last checkpoint. Batches are
+fixed ranges of the sorted file list and the merge order is total (value, then image index), so a
+resumed run ends with exactly the tables of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..errors import PhospheneError
+from ..hooks import LayerTap, check_layers
+from ..images import list_images
+from ..models import load_model
+from . import store
+from .dataset import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, Preprocessing, batch_loader, list_hash
+from .reader import MiningRun
+from .topk import STATS, LayerExtremes
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import PIL
+    import pyarrow
+
+    from .. import __version__
+
+    return {"phosphene": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "pillow": PIL.__version__, "pyarrow": pyarrow.__version__,
+            "python": sys.version.split()[0], "platform": platform.platform()}
+
+
+def _layer_shapes(tap: LayerTap, size: int, device: torch.device) -> dict[str, list[int]]:
+    """Output shape (without batch) of each tapped layer; the tap learns where to stop."""
+    with torch.inference_mode():
+        acts = tap(torch.full((1, 3, size, size), 0.5, device=device))
+    return {name: list(acts[name].shape[1:]) for name in tap.layers}
+
+
+def _check_same_run(out: Path, old: dict, config: dict) -> None:
+    differing = [key for key in config if old.get("config", {}).get(key) != config[key]]
+    if differing:
+        raise PhospheneError(
+            f"{out} holds a different mining run ({', '.join(differing)} differ); "
+            "rerun the original command to resume it, or choose another --out")
+
+
+def run_mining(
+    model: nn.Module | str,
+    layers: Sequence[str],
+    images: str | os.PathLike,
+    out: str | os.PathLike,
+    k: int = 16,
+    batch_size: int = 32,
+    num_workers: int = 2,
+    size: int | None = None,
+    crop_fraction: float = 0.875,
+    min_side: int = DEFAULT_MIN_SIDE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    checkpoint_every: int = 50,
+    checkpoint_seconds: float = 120.0,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+) -> MiningRun:
+    """Mine the top-k / bottom-k images of every unit of ``layers`` over the folder ``images``.
+
+    ``model`` is an `ImageModel` (or a registered name). Writes the run folder ``out`` (see
+    `phosphene.mining.store`) and returns it opened. Rerunning with the same arguments resumes an
+    interrupted run (or returns a finished one); other arguments on an existing run raise
+    `PhospheneError`.
+    """
+    if isinstance(model, str):
+        model = load_model(model, device=device)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    layers = list(dict.fromkeys(layers))
+    if not layers:
+        raise PhospheneError("give at least one layer to mine")
+    check_layers(model, layers)
+    if k < 1 or batch_size < 1:
+        raise PhospheneError("--k and --batch-size must be at least 1")
+    root = Path(images)
+    if not root.is_dir():
+        raise PhospheneError(f"image folder not found: {root}")
+    paths = list_images(root)
+    if not paths:
+        raise PhospheneError(f"no images (jpg, png, webp, bmp) under {root}")
+    prep = Preprocessing(size or getattr(model, "input_size", 224), crop_fraction, min_side, max_pixels)
+    tap = LayerTap(model, layers, truncate=True)
+    try:
+        return _mine(model, tap, layers, root, paths, prep, Path(out), k, batch_size, num_workers,
+                     checkpoint_every, checkpoint_seconds, device, progress)
+    finally:
+        tap.close()
+
+
+def _mine(model, tap, layers, root, paths, prep, out, k, batch_size, num_workers, checkpoint_every,
+          checkpoint_seconds, device, progress) -> MiningRun:
+    relative = [p.relative_to(root).as_posix() for p in paths]
+    shapes = _layer_shapes(tap, prep.size, device)
+    config = {
+        "model": getattr(model, "name", type(model).__name__), "layers": layers, "k": k,
+        "batch_size": batch_size, "stats": list(STATS), "preprocessing": prep.describe(),
+        "image_root": str(root.resolve()), "n_images": len(paths),
+        "image_list_sha256": list_hash(root, paths),
+    }
+    manifest_path = out / store.MANIFEST
+    if manifest_path.is_file():
+        old = store.read_json(manifest_path)
+        _check_same_run(out, old, config)
+        if old.get("status") == "complete":
+            return MiningRun(out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        store.write_image_list(out, relative)
+        store.write_json(manifest_path, {"format": 1, "status": "running", "config": config,
+                                         "layer_shapes": shapes, "versions": _versions()})
+
+    extremes = {name: LayerExtremes(shapes[name][0], k, device) for name in layers}
+    processed, skipped = 0, []
+    checkpoint = store.load_checkpoint(out)
+    if checkpoint is not None:
+        processed, skipped = checkpoint["processed"], [tuple(s) for s in checkpoint["skipped"]]
+        for name in layers:
+            extremes[name].load(checkpoint["state"][name])
+
+    def save(done: int) -> None:
+        store.save_checkpoint(out, done, {n: e.state() for n, e in extremes.items()}, skipped)
+
+    start_time = time.perf_counter()
+    loader = batch_loader(paths, prep, batch_size, start=processed, num_workers=num_workers,
+                          pin_memory=device.type == "cuda")
+    total_batches = -(-len(paths) // batch_size)
+    bar = tqdm(total=total_batches, initial=processed // batch_size, unit="batch", desc="mining",
+               disable=not progress if progress is not None else None)
+    last_save, since_save = time.monotonic(), 0
+    with torch.inference_mode():
+        for batch in loader:
+            skipped.extend(batch.skipped)
+            if len(batch.indices):
+                x = batch.images.to(device, non_blocking=True).float().div_(255)
+                acts = tap(x)
+                index = batch.indices.to(device, non_blocking=True)
+                for name in layers:
+                    extremes[name].update(acts[name], index)
+            processed = min(processed + batch_size, len(paths))
+            since_save += 1
+            bar.update(1)
+            if since_save >= checkpoint_every or time.monotonic() - last_save >= checkpoint_seconds:
+                save(processed)
+                last_save, since_save = time.monotonic(), 0
+    bar.close()
+    save(processed)
+    widths = {name: (shapes[name][2] if len(shapes[name]) == 3 else 1) for name in layers}
+    table = store.topk_table({n: e.state() for n, e in extremes.items()}, widths, relative)
+    store.write_parquet(out / store.TOPK, table)
+    store.write_skipped(out, skipped, relative)
+    reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
+    manifest = store.read_json(manifest_path)
+    manifest.update(status="complete", summary={
+        "n_images": len(paths), "n_used": len(paths) - len(skipped), "n_skipped": len(skipped),
+        "skipped_by_reason": dict(sorted(reasons.items())),
+        "seconds_last_session": round(time.perf_counter() - start_time, 2),
+    })
+    store.write_json(manifest_path, manifest)
+    return MiningRun(out)
