@@ -278,6 +278,66 @@ def diversity(layer: str) -> Objective:
     return Objective(fn, [layer], f"diversity({layer})")
 
 
+def alignment(layer: str, target: torch.Tensor, cossim_pow: float = 1.0) -> Objective:
+    """``(a . t) * max(cos(a, t), 0.1)^cossim_pow`` with a and t flattened over (C, H, W).
+
+    ``target`` is (C, H, W) or (B, C, H, W) for a spatial pattern (the inhibition paper's +/-
+    attribution targets), or (C,) / (B, C) for a direction repeated at every position (atlas icons;
+    Carter et al.'s ``(h.v)^(n+1) / (|h||v|)^n``). A spatial target is resized to the layer's map.
+    """
+    target = torch.as_tensor(target, dtype=torch.float32)
+    spatial = target.dim() in (3, 4)
+    if target.dim() in (1, 3):
+        target = target[None]
+    batch = target.shape[0] if target.shape[0] > 1 else None
+    cache: dict[tuple, torch.Tensor] = {}
+
+    def fn(acts: Acts) -> torch.Tensor:
+        act = acts[layer]
+        key = (str(act.device), tuple(act.shape))
+        if key not in cache:
+            t = target.to(act.device)
+            if spatial and t.shape[-2:] != act.shape[-2:]:
+                t = F.interpolate(t, size=act.shape[-2:], mode="bilinear", align_corners=False)
+            if not spatial:
+                t = t[:, :, None, None].expand(-1, -1, *act.shape[-2:])
+            if t.shape[1] != act.shape[1]:
+                raise PhospheneError(f"target has {t.shape[1]} channels, {layer} has {act.shape[1]}")
+            if t.shape[0] > 1:
+                t = t.repeat_interleave(act.shape[0] // t.shape[0], 0)
+            cache[key] = t.expand(act.shape[0], -1, -1, -1).flatten(1)
+        t = cache[key].to(act.dtype)
+        a = act.flatten(1)
+        dot = (a * t).sum(1)
+        cos = dot / (a.norm(dim=1) * t.norm(dim=1)).clamp_min(1e-8)
+        return dot * cos.clamp_min(0.1).pow(cossim_pow)
+
+    return Objective(fn, [layer], f"alignment({layer})", batch)
+
+
+def stack(objectives: Sequence[Objective]) -> Objective:
+    """One batch scored piecewise: the first ``objectives[0].batch_size or 1`` images by the first
+    objective, the next ones by the second, and so on (e.g. +/- targets and a unit in one batch)."""
+    objectives = list(objectives)
+    sizes = [o.batch_size or 1 for o in objectives]
+    total = sum(sizes)
+
+    def fn(acts: Acts) -> torch.Tensor:
+        rows = next(iter(acts.values())).shape[0]
+        per_image = rows // total
+        values, start = [], 0
+        for objective, size in zip(objectives, sizes):
+            stop = start + size * per_image
+            part = Acts({k: v[start:stop] for k, v in acts.items()}, getattr(acts, "copies", 1))
+            values.append(objective(part))
+            start = stop
+        return torch.cat(values)
+
+    labels = [o.label(i) for o, size in zip(objectives, sizes) for i in range(size)]
+    layers = frozenset().union(*(o.layers for o in objectives))
+    return Objective(fn, layers, "stack(" + ", ".join(o.name for o in objectives) + ")", total, labels)
+
+
 def _short(units: list[int]) -> str:
     if len(units) == 1:
         return str(units[0])

@@ -88,3 +88,44 @@ def test_parse_units():
     for bad in ("", "a-b", "5-2"):
         with pytest.raises(PhospheneError):
             parse_units(bad)
+
+
+def test_alignment_is_dot_times_cosine_power(acts):
+    target = torch.rand(3, 2, 2)
+    a = acts["L"].flatten(1)
+    t = target.flatten()
+    dot = a @ t
+    cos = dot / (a.norm(dim=1) * t.norm())
+    assert torch.allclose(obj.alignment("L", target, cossim_pow=2)(acts), dot * cos.clamp_min(0.1) ** 2)
+
+
+def test_alignment_with_a_channel_vector_repeats_it_at_every_position(acts):
+    v = torch.tensor([1.0, 0.0, 2.0])
+    assert torch.allclose(obj.alignment("L", v, 0)(acts),
+                          obj.alignment("L", v[:, None, None].expand(3, 2, 2), 0)(acts))
+    per_element = obj.alignment("L", torch.stack([v, -v, v, v]), 0)
+    assert per_element.batch_size == 4
+    assert torch.allclose(per_element(acts)[1], obj.alignment("L", -v, 0)(acts)[1])
+    assert torch.allclose(per_element(acts)[2:], obj.alignment("L", v, 0)(acts)[2:])
+
+
+def test_alignment_resizes_a_spatial_target():
+    target = torch.ones(3, 4, 4)
+    acts = Acts({"L": torch.ones(1, 3, 2, 2)})
+    assert torch.allclose(obj.alignment("L", target)(acts), torch.tensor([12.0]))
+
+
+def test_stack_scores_each_part_of_the_batch_with_its_own_objective(acts):
+    stacked = obj.stack([obj.channel("L", [0, 1]), obj.deepdream("L"), obj.class_logit(2)])
+    assert stacked.batch_size == 4 and stacked.layers == {"L", "logits"}
+    expected = torch.cat([obj.channel("L", [0, 1])(Acts({"L": acts["L"][:2]})),
+                          obj.deepdream("L")(Acts({"L": acts["L"][2:3]})), torch.tensor([3.0])])
+    assert torch.allclose(stacked(acts), expected)
+    assert stacked.labels[:2] == ["L:0", "L:1"]
+
+
+def test_stack_with_copies_keeps_views_together():
+    a = torch.arange(8, dtype=torch.float32).view(4, 2, 1, 1)
+    stacked = obj.stack([obj.channel("L", 0), obj.channel("L", 1)])
+    values = evaluate(stacked, Acts({"L": a}, copies=2), copies=2)
+    assert torch.allclose(values, torch.tensor([(0 + 2) / 2, (5 + 7) / 2]))
