@@ -1,0 +1,221 @@
+"""``phosphene experiment``: the psychophysics matching experiment (stimuli, serve, analyze, simulate)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import click
+
+from ..errors import PhospheneError
+from ..images import list_images
+from . import main
+from .common import model_options, open_model
+
+
+@main.group("experiment")
+def experiment() -> None:
+    """Do visualizations explain units? Klein et al.'s matching experiment, for people and machines."""
+
+
+def _parse_csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _parse_counts(value: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise PhospheneError(f"cannot read images per unit {value!r}; use e.g. 1,3,5") from None
+    if not counts or min(counts) < 1:
+        raise PhospheneError("images per unit must be positive")
+    return counts
+
+
+design_options = [
+    click.option("--trials-per-condition", type=int, default=2, show_default=True,
+                 help="Trials per (trial type x layer x images per unit)."),
+    click.option("--images-per-unit", default="1,3,5", show_default=True),
+    click.option("--catch", "catch_trials", type=int, default=2, show_default=True,
+                 help="Catch trials (obvious answer) per participant."),
+    click.option("--seed", type=int, default=0, show_default=True),
+]
+
+
+def with_design(func):
+    for option in reversed(design_options):
+        func = option(func)
+    return func
+
+
+@experiment.command("stimuli")
+@model_options
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None,
+              help="Mining run (`phosphene mine`) to take natural exemplars from.")
+@click.option("--images", type=click.Path(file_okay=False), default=None,
+              help="Image folder to rank directly (small folders; instead of --run).")
+@click.option("--layers", default=None,
+              help="Three layers, early,middle,late (default: middle block of each depth tertile).")
+@click.option("--units-per-layer", type=int, default=6, show_default=True)
+@click.option("--units", default=None, help="Units per layer instead of random ones: '1,2,3;4,5,6;7,8,9'.")
+@click.option("--naturals", type=int, default=10, show_default=True, help="Natural exemplars per unit.")
+@click.option("--visualizations", type=int, default=5, show_default=True,
+              help="Visualizations per unit (made different by the diversity term).")
+@click.option("--diversity", type=float, default=10.0, show_default=True)
+@click.option("--steps", type=int, default=256, show_default=True)
+@click.option("--viz-size", type=int, default=224, show_default=True)
+@click.option("--image-size", type=int, default=224, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+def stimuli_command(model_name, weights, device, run_dir, images, layers, units_per_layer, units,
+                    naturals, visualizations, diversity, steps, viz_size, image_size, seed, quiet,
+                    out) -> None:
+    """Build a stimulus set: exemplars and visualizations of units of early/middle/late layers."""
+    from ..psychophysics import stimuli as st
+
+    if bool(run_dir) == bool(images):
+        raise PhospheneError("give exactly one of --run (a mining run) or --images (a folder)")
+    model = open_model(model_name, weights, device)
+    depths = st.assign_depths(_parse_csv(layers)) if layers else st.depth_layers(model)
+    if units:
+        groups = units.split(";")
+        if len(groups) != len(depths):
+            raise PhospheneError(f"--units needs {len(depths)} ';'-separated lists")
+        from ..objectives import parse_units
+
+        layer_units = {layer: parse_units(g) for layer, g in zip(depths.values(), groups)}
+        st.channel_counts(model, list(depths.values()))
+    else:
+        layer_units = st.pick_units(model, depths, units_per_layer, seed)
+    progress = False if quiet else None
+    if run_dir:
+        exemplars = st.exemplars_from_run(run_dir, layer_units, naturals)
+    else:
+        paths = list_images(images)
+        exemplars = st.exemplars_from_images(model, paths, layer_units, naturals, image_size,
+                                             progress=progress)
+    settings = st.StimulusSettings(naturals, visualizations, steps, viz_size, image_size, diversity,
+                                   seed=seed)
+    result = st.build_stimuli(model, out, depths, layer_units, exemplars, settings, progress)
+    click.echo(f"{len(result.units)} units, {len(result.image_paths())} images -> {out}")
+    for depth, layer in depths.items():
+        click.echo(f"  {depth:<7} {layer:<14} units {','.join(map(str, layer_units[layer]))}")
+
+
+@experiment.command("trials")
+@click.argument("stimuli", type=click.Path(file_okay=False))
+@with_design
+@click.option("--participant", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the full trial list as JSON.")
+def trials_command(stimuli, trials_per_condition, images_per_unit, catch_trials, seed, participant,
+                   as_json) -> None:
+    """Print the trial list a participant gets (reproducible from --seed and --participant)."""
+    from ..psychophysics.stimuli import StimulusSet
+    from ..psychophysics.trials import design, participant_seed
+
+    trials = design(StimulusSet.load(stimuli), trials_per_condition, _parse_counts(images_per_unit),
+                    catch_trials, participant_seed(seed, participant))
+    if as_json:
+        click.echo(json.dumps([t.to_dict() for t in trials], indent=1))
+        return
+    for t in trials:
+        click.echo(f"{t.index:3d} {t.kind:<13} {t.depth:<6} n={t.images_per_unit} "
+                   f"units {' '.join(t.units)} answer {t.answer}")
+
+
+@experiment.command("serve")
+@click.argument("stimuli", type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+              help="SQLite file for responses (default: STIMULI/responses.sqlite).")
+@click.option("--admin-token", default=None, envvar="PHOSPHENE_ADMIN_TOKEN",
+              help="Token for /api/admin/* (default: a random one, printed).")
+@with_design
+def serve_command(stimuli, host, port, db_path, admin_token, trials_per_condition, images_per_unit,
+                  catch_trials, seed) -> None:
+    """Serve the web experiment for STIMULI; responses go to a SQLite (WAL) file."""
+    try:
+        from ..psychophysics.server import create_app, serve
+    except ImportError as exc:
+        raise PhospheneError("the web experiment needs `pip install phosphene[psychophysics]`") from exc
+    admin_token = admin_token or secrets.token_urlsafe(24)
+    if len(admin_token) < 16:
+        raise PhospheneError("--admin-token must have at least 16 characters")
+    db_path = db_path or str(Path(stimuli) / "responses.sqlite")
+    app = create_app(stimuli, db_path, admin_token, trials_per_condition,
+                     _parse_counts(images_per_unit), catch_trials, seed)
+    click.echo(f"experiment on http://{host}:{port}/  (responses -> {db_path})")
+    click.echo(f"admin: curl -H 'Authorization: Bearer {admin_token}' "
+               f"http://{host}:{port}/api/admin/export.csv")
+    serve(app, host, port)
+
+
+@experiment.command("export")
+@click.argument("db_path", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="CSV file to write.")
+def export_command(db_path, out) -> None:
+    """Write all responses of an experiment database as CSV."""
+    from ..psychophysics.analysis import load_responses, write_responses
+
+    if not Path(db_path).is_file():
+        raise PhospheneError(f"no such database: {db_path}")
+    rows = load_responses(db_path)
+    write_responses(rows, out)
+    click.echo(f"{len(rows)} responses -> {out}")
+
+
+@experiment.command("analyze")
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--title", default=None)
+def analyze_command(results, out, title) -> None:
+    """Accuracy per condition (Wilson 95%) from databases or CSVs: summary.csv and accuracy.png."""
+    from ..psychophysics.analysis import analyze, summary_table
+
+    conditions = analyze(results, out, title)
+    click.echo(summary_table(conditions))
+    click.echo(f"-> {out}/summary.csv, {out}/accuracy.png")
+
+
+@experiment.command("simulate")
+@click.argument("stimuli", type=click.Path(file_okay=False))
+@click.option("--observer", default="efficientnet_lite1", show_default=True,
+              help="Model that plays the participant (not the studied one).")
+@click.option("--feature-layer", default="_relu1", show_default=True,
+              help="Observer layer whose pooled activations are the features.")
+@click.option("--size", type=int, default=None, help="Observer input side (default: its own).")
+@click.option("--participants", type=int, default=10, show_default=True,
+              help="Virtual participants (each the design a human participant would get).")
+@with_design
+@click.option("--device", default=None)
+@click.option("--quiet", is_flag=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+def simulate_command(stimuli, observer, feature_layer, size, participants, trials_per_condition,
+                     images_per_unit, catch_trials, seed, device, quiet, out) -> None:
+    """Solve the trials with a machine observer; writes responses.csv, summary.csv, accuracy.png."""
+    from ..psychophysics.analysis import plot, summarize, summary_table, write_responses, write_summary
+    from ..psychophysics.observer import MachineObserver, simulate
+    from ..psychophysics.stimuli import StimulusSet
+    from .common import pick_device
+
+    stimulus_set = StimulusSet.load(stimuli)
+    if observer == stimulus_set.model:
+        click.echo(f"warning: the observer is the studied model ({observer})", err=True)
+    machine = MachineObserver(observer, feature_layer, size, pick_device(device))
+    rows = simulate(stimulus_set, machine, participants, trials_per_condition,
+                    _parse_counts(images_per_unit), catch_trials, seed,
+                    progress=False if quiet else None)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_responses(rows, out_dir / "responses.csv")
+    conditions = summarize(rows)
+    write_summary(conditions, out_dir / "summary.csv")
+    plot(conditions, out_dir / "accuracy.png", f"{machine.name} on {stimulus_set.model} units")
+    click.echo(summary_table(conditions))
+    click.echo(f"-> {out_dir}/responses.csv, summary.csv, accuracy.png")
+
+
+__all__ = ["experiment"]

@@ -1,0 +1,33 @@
+"""The psychophysics test of Klein, Brendel & Wichmann: do feature visualizations explain units?
+
+- `stimuli`: units of early/middle/late layers, their natural exemplars and visualizations on disk;
+- `trials`: the matching trials (exemplar, visualization, catch), balanced and seeded;
+- `server`: the web experiment (FastAPI; `create_app`), `storage`: its SQLite (WAL) database;
+- `analysis`: accuracy per condition with Wilson intervals and the poster's plot;
+- `observer`: a machine observer (another model) that solves the same trials.
+
+``server`` needs the ``psychophysics`` extra (fastapi, uvicorn) and is not imported here.
+"""
+
+from .analysis import CHANCE, Condition, analyze, load_responses, plot, summarize, wilson
+from .observer import MachineObserver, best_assignment, simulate
+from .stimuli import (
+    DEPTHS,
+    StimulusSet,
+    StimulusSettings,
+    StimulusUnit,
+    build_stimuli,
+    depth_layers,
+    exemplars_from_images,
+    exemplars_from_run,
+    pick_units,
+)
+from .storage import RESPONSE_COLUMNS, ExperimentDB
+from .trials import IMAGES_PER_UNIT, KINDS, Trial, design
+
+__all__ = [
+    "CHANCE", "DEPTHS", "IMAGES_PER_UNIT", "KINDS", "RESPONSE_COLUMNS", "Condition", "ExperimentDB",
+    "MachineObserver", "StimulusSet", "StimulusSettings", "StimulusUnit", "Trial", "analyze",
+    "best_assignment", "build_stimuli", "depth_layers", "design", "exemplars_from_images",
+    "exemplars_from_run", "load_responses", "pick_units", "plot", "simulate", "summarize", "wilson",
+]

@@ -1,0 +1,195 @@
+"""Accuracy per condition with Wilson intervals, and the poster's plot.
+
+The unit of accuracy is the *item*: each trial has 3 query groups, each matched right or wrong, so
+chance is 1/3 (Klein et al.). Conditions are (source, kind, depth, images per unit); catch trials
+are summarized apart (``kind == "catch"``) as the attention check. Items of one trial are not
+independent, so the Wilson interval on items is somewhat optimistic; it is what the poster shows.
+
+Inputs: the experiment's SQLite file, a CSV export, or a machine observer's CSV; all share
+`storage.RESPONSE_COLUMNS`, so human and machine results plot side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import PhospheneError
+from .stimuli import DEPTHS
+from .storage import RESPONSE_COLUMNS, ExperimentDB, rows_to_csv
+from .trials import KINDS, UNITS_PER_TRIAL
+
+CHANCE = 1 / UNITS_PER_TRIAL
+
+
+def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95% for z=1.96); (0, 1) when total is 0."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = correct / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class Condition:
+    """Accuracy of one condition: ``correct`` of ``items`` query groups matched right."""
+
+    source: str
+    kind: str
+    depth: str
+    images_per_unit: int
+    trials: int
+    correct: int
+    items: int
+    accuracy: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_responses(path: str | Path) -> list[dict[str, Any]]:
+    """Response rows from a SQLite database (``.db``, ``.sqlite``, ``.sqlite3``) or a CSV file."""
+    path = Path(path)
+    if not path.is_file():
+        raise PhospheneError(f"no such results file: {path}")
+    if path.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
+        return ExperimentDB(path).responses()
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"source", "kind", "depth", "images_per_unit", "correct", "items"} - set(
+            reader.fieldnames or [])
+        if missing:
+            raise PhospheneError(f"{path} is not a responses CSV (missing columns: {sorted(missing)})")
+        return list(reader)
+
+
+def write_responses(rows: Iterable[dict[str, Any]], path: str | Path) -> None:
+    """Rows as a CSV with `RESPONSE_COLUMNS`."""
+    Path(path).write_text(rows_to_csv(list(rows)))
+
+
+def summarize(rows: Iterable[dict[str, Any]]) -> list[Condition]:
+    """One `Condition` per (source, kind, depth, images per unit), in a fixed order."""
+    groups: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for row in rows:
+        key = (str(row["source"]), str(row["kind"]), str(row["depth"]), int(row["images_per_unit"]))
+        groups[key][0] += 1
+        groups[key][1] += int(row["correct"])
+        groups[key][2] += int(row["items"])
+    kind_order = {k: i for i, k in enumerate((*KINDS, "catch"))}
+    depth_order = {d: i for i, d in enumerate(DEPTHS)}
+
+    def order(key: tuple) -> tuple:
+        return (key[0], kind_order.get(key[1], 9), depth_order.get(key[2], 9), key[3])
+
+    result = []
+    for key in sorted(groups, key=order):
+        trials, correct, items = groups[key]
+        low, high = wilson(correct, items)
+        result.append(Condition(*key, trials, correct, items, correct / items if items else 0.0,
+                                low, high))
+    return result
+
+
+def write_summary(conditions: Sequence[Condition], path: str | Path) -> None:
+    """The summary as CSV (one row per condition)."""
+    fields = list(Condition.__dataclass_fields__)
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for c in conditions:
+            row = c.to_dict()
+            for f in ("accuracy", "low", "high"):
+                row[f] = f"{row[f]:.4f}"
+            writer.writerow(row)
+
+
+def summary_table(conditions: Sequence[Condition]) -> str:
+    """A Markdown table of the non-catch conditions."""
+    lines = ["| source | trial type | layer | images/unit | trials | accuracy | 95% Wilson |",
+             "|---|---|---|---|---|---|---|"]
+    for c in conditions:
+        lines.append(f"| {c.source} | {c.kind} | {c.depth} | {c.images_per_unit} | {c.trials} | "
+                     f"{c.accuracy:.3f} | {c.low:.3f}-{c.high:.3f} |")
+    return "\n".join(lines)
+
+
+def plot(conditions: Sequence[Condition], path: str | Path, title: str | None = None) -> None:
+    """The poster's figure: accuracy vs layer depth, one panel per images-per-unit, natural exemplars
+    vs visualizations as colours, sources (human, machine...) as line styles; chance dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    main = [c for c in conditions if c.kind in KINDS]
+    if not main:
+        raise PhospheneError("no exemplar or visualization responses to plot")
+    counts = sorted({c.images_per_unit for c in main})
+    sources = sorted({c.source for c in main})
+    depths = [d for d in DEPTHS if any(c.depth == d for c in main)]
+    colours = {"exemplar": "#1f77b4", "visualization": "#d62728"}
+    names = {"exemplar": "natural exemplars", "visualization": "feature visualizations"}
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "D"]
+    fig, axes = plt.subplots(1, len(counts), figsize=(3.6 * len(counts), 3.6), sharey=True,
+                             squeeze=False)
+    for ax, n in zip(axes[0], counts):
+        for si, source in enumerate(sources):
+            for kind in KINDS:
+                cells = {c.depth: c for c in main
+                         if c.source == source and c.kind == kind and c.images_per_unit == n}
+                xs = [i + (si - (len(sources) - 1) / 2) * 0.06 for i, d in enumerate(depths) if d in cells]
+                if not xs:
+                    continue
+                ys = [cells[d].accuracy for d in depths if d in cells]
+                err = [[cells[d].accuracy - cells[d].low for d in depths if d in cells],
+                       [cells[d].high - cells[d].accuracy for d in depths if d in cells]]
+                label = f"{names[kind]}" + (f" ({source})" if len(sources) > 1 else "")
+                ax.errorbar(xs, ys, yerr=err, color=colours[kind], linestyle=styles[si % 4],
+                            marker=markers[si % 4], capsize=3, label=label)
+        ax.axhline(CHANCE, color="grey", linestyle="--", linewidth=1, label="chance (1/3)")
+        ax.set_xticks(range(len(depths)), depths)
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{n} image{'s' if n > 1 else ''} per unit")
+        ax.set_xlabel("layer")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("proportion correct (95% Wilson)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False,
+               fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.08 + 0.04 * (len(labels) > 3) + 0.04 * (len(labels) > 6), 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def analyze(inputs: Sequence[str | Path], out: str | Path, title: str | None = None
+            ) -> list[Condition]:
+    """Summarize one or more result files into ``out/summary.csv`` and ``out/accuracy.png``."""
+    rows: list[dict[str, Any]] = []
+    for path in inputs:
+        rows.extend(load_responses(path))
+    if not rows:
+        raise PhospheneError("no responses in " + ", ".join(map(str, inputs)))
+    conditions = summarize(rows)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_summary(conditions, out / "summary.csv")
+    plot(conditions, out / "accuracy.png", title)
+    return conditions
+
+
+__all__ = ["CHANCE", "Condition", "RESPONSE_COLUMNS", "analyze", "load_responses", "plot",
+           "summarize", "summary_table", "wilson", "write_responses", "write_summary"]

@@ -1,0 +1,351 @@
+"""Stimulus sets for the matching experiment: units of early/middle/late layers, each with its top
+natural exemplars and several feature visualizations, stored as PNG files plus ``manifest.json``.
+
+Layout of a stimulus folder::
+
+    manifest.json         model, settings, and per unit: depth, layer, unit, natural and visualization files
+    images/<12 hex>.png   every stimulus image; opaque names, so a URL does not tell which unit it shows
+    overview.png          one row of naturals and one of visualizations per unit (for people to look at)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import objectives as obj
+from ..errors import PhospheneError
+from ..hooks import check_layers, layer_shapes
+from ..images import atomic_write_bytes, image_grid, load_image, save_image
+from ..models.wrapper import layer_root
+from ..render import progress_enabled, render
+
+DEPTHS = ("early", "middle", "late")
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class StimulusUnit:
+    """One unit of the study and its images (paths relative to the stimulus folder)."""
+
+    depth: str
+    layer: str
+    unit: int
+    natural: list[str]
+    visualizations: list[str]
+    natural_values: list[float] = field(default_factory=list)
+    natural_sources: list[str] = field(default_factory=list)
+    visualization_values: list[float] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.layer}:{self.unit}"
+
+
+@dataclass
+class StimulusSet:
+    """A stimulus folder: ``root`` plus the units of its manifest."""
+
+    root: Path
+    model: str
+    units: list[StimulusUnit]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: str | Path) -> StimulusSet:
+        """Read ``root/manifest.json``; `PhospheneError` when it is missing or malformed."""
+        root = Path(root)
+        path = root / MANIFEST
+        if not path.is_file():
+            raise PhospheneError(f"no stimulus set in {root} (missing {MANIFEST}; "
+                                 "make one with `phosphene experiment stimuli`)")
+        try:
+            data = json.loads(path.read_text())
+            units = [StimulusUnit(**u) for u in data["units"]]
+            stimuli = cls(root, data["model"], units, data.get("settings", {}))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PhospheneError(f"malformed {path}: {exc}") from exc
+        missing = [p for p in stimuli.image_paths() if not (root / p).is_file()]
+        if missing:
+            raise PhospheneError(f"{len(missing)} stimulus images missing in {root}, e.g. {missing[0]}")
+        return stimuli
+
+    def save(self) -> None:
+        """Write the manifest (atomically)."""
+        data = {"format": FORMAT_VERSION, "model": self.model, "settings": self.settings,
+                "units": [asdict(u) for u in self.units]}
+        atomic_write_bytes(self.root / MANIFEST, json.dumps(data, indent=1).encode())
+
+    def by_depth(self) -> dict[str, list[StimulusUnit]]:
+        """Units grouped by depth, in `DEPTHS` order (depths without units left out)."""
+        groups = {d: [u for u in self.units if u.depth == d] for d in DEPTHS}
+        return {d: units for d, units in groups.items() if units}
+
+    def image_paths(self) -> set[str]:
+        """Every image file the manifest names (relative paths)."""
+        return {p for u in self.units for p in u.natural + u.visualizations}
+
+
+# -- choosing layers and units -----------------------------------------------------------------------
+def block_layers(model: nn.Module) -> list[str]:
+    """Names of the model's main block sequence: the children of its longest ModuleList/Sequential."""
+    best: tuple[int, str] = (0, "")
+    for name, module in layer_root(model).named_modules():
+        if isinstance(module, (nn.ModuleList, nn.Sequential)) and len(module) > best[0]:
+            best = (len(module), name)
+    if best[0] < 3:
+        raise PhospheneError("cannot find a block list in the model; give the layers explicitly")
+    prefix = f"{best[1]}." if best[1] else ""
+    return [f"{prefix}{i}" for i in range(best[0])]
+
+
+def depth_layers(model: nn.Module) -> dict[str, str]:
+    """One layer per depth tertile of the block list: the middle block of each third."""
+    blocks = block_layers(model)
+    n = len(blocks)
+    bounds = [(round(i * n / 3), round((i + 1) * n / 3)) for i in range(3)]
+    return {depth: blocks[(lo + hi - 1) // 2] for depth, (lo, hi) in zip(DEPTHS, bounds)}
+
+
+def assign_depths(layers: list[str]) -> dict[str, str]:
+    """Given three layers in depth order, map early/middle/late to them."""
+    if len(layers) != 3:
+        raise PhospheneError(f"give exactly three layers (early, middle, late), got {len(layers)}")
+    return dict(zip(DEPTHS, layers))
+
+
+def channel_counts(model: nn.Module, layers: list[str]) -> dict[str, int]:
+    """Channels of each layer's output (from one small forward pass)."""
+    check_layers(model, layers)
+    shapes = {name: shape for name, _, shape in layer_shapes(model, 64, _device(model))}
+    return {layer: int(shapes[layer][1]) for layer in layers}
+
+
+def pick_units(model: nn.Module, layers: dict[str, str], per_layer: int, seed: int = 0
+               ) -> dict[str, list[int]]:
+    """``per_layer`` random channels of each layer (seeded), sorted; keyed by layer name."""
+    counts = channel_counts(model, list(layers.values()))
+    rng = random.Random(seed)
+    picked = {}
+    for layer in layers.values():
+        if per_layer > counts[layer]:
+            raise PhospheneError(f"{layer} has {counts[layer]} channels, fewer than {per_layer}")
+        picked[layer] = sorted(rng.sample(range(counts[layer]), per_layer))
+    return picked
+
+
+def _device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+# -- natural exemplars ---------------------------------------------------------------------------------
+# (layer, unit) -> [(image path, value)], best first
+Exemplars = dict[tuple[str, int], list[tuple[str, float]]]
+
+
+@torch.no_grad()
+def unit_means(model: nn.Module, images: list[Path], layer_units: dict[str, list[int]], size: int = 224,
+               batch: int = 32, progress: bool | None = None) -> dict[str, torch.Tensor]:
+    """Channel-mean activation of the chosen units for every image: {layer: (N, units)}.
+
+    A minimal stand-in for a mining run (`phosphene.mining`), for small image folders.
+    """
+    from ..hooks import LayerTap
+
+    device = _device(model)
+    out: dict[str, list[torch.Tensor]] = {layer: [] for layer in layer_units}
+    with LayerTap(model, list(layer_units)) as tap:
+        for start in tqdm(range(0, len(images), batch), disable=not progress_enabled(progress),
+                          desc="exemplars", unit="batch", leave=False):
+            x = torch.stack([load_image(p, size) for p in images[start:start + batch]]).to(device)
+            acts = tap(x)
+            for layer, units in layer_units.items():
+                out[layer].append(acts[layer][:, units].float().mean((-2, -1)).cpu())
+    return {layer: torch.cat(chunks) for layer, chunks in out.items()}
+
+
+def exemplars_from_images(model: nn.Module, images: list[Path], layer_units: dict[str, list[int]],
+                          k: int, size: int = 224, batch: int = 32, progress: bool | None = None
+                          ) -> Exemplars:
+    """Top natural exemplars of each unit by channel mean, each image used by one unit per layer."""
+    if not images:
+        raise PhospheneError("no images to take natural exemplars from")
+    means = unit_means(model, images, layer_units, size, batch, progress)
+    ranked: Exemplars = {}
+    for layer, units in layer_units.items():
+        for column, unit in enumerate(units):
+            values, order = means[layer][:, column].sort(descending=True)
+            ranked[(layer, unit)] = [(str(images[i]), float(v)) for v, i in zip(values, order)]
+    return distinct_exemplars(ranked, layer_units, k)
+
+
+def distinct_exemplars(ranked: Exemplars, layer_units: dict[str, list[int]], k: int) -> Exemplars:
+    """The top ``k`` of each unit such that no image serves two units of the same layer.
+
+    Units take turns choosing their best remaining image (round robin), so no unit of a layer is
+    favoured. A trial shows units of one layer; a shared image would make its answer ambiguous.
+    """
+    chosen: Exemplars = {}
+    for layer, units in layer_units.items():
+        taken: set[str] = set()
+        cursors = {u: 0 for u in units}
+        picks: dict[int, list[tuple[str, float]]] = {u: [] for u in units}
+        for _ in range(k):
+            for unit in units:
+                candidates = ranked[(layer, unit)]
+                while cursors[unit] < len(candidates) and candidates[cursors[unit]][0] in taken:
+                    cursors[unit] += 1
+                if cursors[unit] >= len(candidates):
+                    raise PhospheneError(
+                        f"not enough distinct images for {k} exemplars of each unit of {layer}")
+                picks[unit].append(candidates[cursors[unit]])
+                taken.add(candidates[cursors[unit]][0])
+        for unit in units:
+            chosen[(layer, unit)] = picks[unit]
+    return chosen
+
+
+def exemplars_from_run(run: str | Path, layer_units: dict[str, list[int]], k: int) -> Exemplars:
+    """Top natural exemplars from a mining run (``phosphene.mining.open(run).top(layer, unit, k)``)."""
+    from .mining_source import ranked_from_run
+
+    ranked = ranked_from_run(run, layer_units, depth=3 * k * max(len(u) for u in layer_units.values()))
+    return distinct_exemplars(ranked, layer_units, k)
+
+
+# -- visualizations --------------------------------------------------------------------------------
+def render_unit(model: nn.Module, layer: str, unit: int, n: int, steps: int, size: int,
+                diversity: float, seed: int = 0, param: str = "fourier", progress: bool | None = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` visualizations of one unit, made different by the diversity term: ((n,3,H,W), (n,))."""
+    objective = obj.channel(layer, [unit] * n)
+    if diversity and n > 1:
+        objective = objective + diversity * obj.diversity(layer)
+    result = render(model, objective, param=param, steps=steps, size=size, batch=n, seed=seed,
+                    progress=progress)
+    # The value reported is the unit's own activation, without the diversity term.
+    with torch.no_grad():
+        from ..hooks import LayerTap
+
+        with LayerTap(model, [layer]) as tap:
+            act = tap(result.images.to(_device(model)))[layer]
+        values = act[:, unit].float().mean((-2, -1)).cpu()
+    return result.images, values
+
+
+# -- building a set --------------------------------------------------------------------------------
+@dataclass
+class StimulusSettings:
+    """What `build_stimuli` was asked for (stored in the manifest)."""
+
+    naturals: int = 10
+    visualizations: int = 5
+    steps: int = 256
+    viz_size: int = 224
+    image_size: int = 224
+    diversity: float = 10.0
+    param: str = "fourier"
+    seed: int = 0
+
+
+def _opaque_name(seed: int, *parts: object) -> str:
+    digest = hashlib.sha256("/".join(map(str, (seed, *parts))).encode()).hexdigest()[:12]
+    return f"images/{digest}.png"
+
+
+def build_stimuli(model: nn.Module, out: str | Path, depths: dict[str, str],
+                  layer_units: dict[str, list[int]], exemplars: Exemplars,
+                  settings: StimulusSettings | None = None, progress: bool | None = None) -> StimulusSet:
+    """Render the visualizations, copy the exemplars (centre-cropped PNGs) and write the manifest.
+
+    Args:
+        depths: depth name -> layer, e.g. ``{"early": "_blocks.2", ...}``.
+        layer_units: layer -> units of that layer.
+        exemplars: (layer, unit) -> at least ``settings.naturals`` (image path, value), best first.
+    """
+    settings = settings or StimulusSettings()
+    root = Path(out)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    units: list[StimulusUnit] = []
+    jobs = [(depth, layer, unit) for depth, layer in depths.items() for unit in layer_units[layer]]
+    for depth, layer, unit in tqdm(jobs, disable=not progress_enabled(progress), desc="stimuli",
+                                   unit="unit"):
+        best = exemplars[(layer, unit)][: settings.naturals]
+        if len(best) < settings.naturals:
+            raise PhospheneError(f"{layer}:{unit} has {len(best)} exemplars, {settings.naturals} needed")
+        natural = []
+        for rank, (source, _value) in enumerate(best):
+            rel = _opaque_name(settings.seed, layer, unit, "natural", rank)
+            save_image(load_image(source, settings.image_size), root / rel)
+            natural.append(rel)
+        images, values = render_unit(model, layer, unit, settings.visualizations, settings.steps,
+                                     settings.viz_size, settings.diversity, settings.seed + unit,
+                                     settings.param)
+        visualizations = []
+        for i, image in enumerate(images):
+            rel = _opaque_name(settings.seed, layer, unit, "viz", i)
+            save_image(image, root / rel)
+            visualizations.append(rel)
+        units.append(StimulusUnit(depth, layer, unit, natural, visualizations,
+                                  [round(v, 5) for _, v in best], [s for s, _ in best],
+                                  [round(float(v), 5) for v in values]))
+    stimuli = StimulusSet(root, getattr(model, "name", type(model).__name__), units,
+                          {**asdict(settings), "depths": depths})
+    stimuli.save()
+    save_image(overview(stimuli), root / "overview.png")
+    return stimuli
+
+
+def demo_stimuli(out: str | Path, units_per_depth: int = 3, naturals: int = 10, visualizations: int = 5,
+                 size: int = 32, seed: int = 0) -> StimulusSet:
+    """A model-free stimulus set for trying the web experiment and for tests: each "unit" is a hue;
+    its "naturals" are noisy patches of that hue, its "visualizations" stripes of it."""
+    root = Path(out)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+    units = []
+    count = len(DEPTHS) * units_per_depth
+    for d, depth in enumerate(DEPTHS):
+        for u in range(units_per_depth):
+            hue = (d * units_per_depth + u) / count
+            colour = torch.tensor([abs(hue * 6 - 3) - 1, 2 - abs(hue * 6 - 2), 2 - abs(hue * 6 - 4)])
+            colour = colour.clamp(0, 1)[:, None, None]
+            files: dict[str, list[str]] = {"natural": [], "viz": []}
+            for kind, n in (("natural", naturals), ("viz", visualizations)):
+                for i in range(n):
+                    noise = torch.rand(3, size, size, generator=gen) * 0.3
+                    image = colour * 0.7 + noise
+                    if kind == "viz":
+                        image = image * (torch.arange(size) // 4 % 2)[None, None, :].float()
+                    rel = _opaque_name(seed, f"demo.{d}", u, kind, i)
+                    save_image(image.clamp(0, 1), root / rel)
+                    files[kind].append(rel)
+            units.append(StimulusUnit(depth, f"demo.{d}", u, files["natural"], files["viz"]))
+    stimuli = StimulusSet(root, "demo", units, {"demo": True, "seed": seed})
+    stimuli.save()
+    return stimuli
+
+
+def overview(stimuli: StimulusSet, cell: int = 64, per_row: int = 5):
+    """A PIL image: per unit, one row of natural exemplars then one row of visualizations."""
+    tiles, labels = [], []
+    for u in stimuli.units:
+        for kind, paths in (("nat", u.natural[:per_row]), ("viz", u.visualizations[:per_row])):
+            for i in range(per_row):
+                if i < len(paths):
+                    tiles.append(load_image(stimuli.root / paths[i], cell))
+                else:
+                    tiles.append(torch.ones(3, cell, cell))
+                labels.append(f"{u.depth[0]} {u.layer.split('.')[-1]}:{u.unit} {kind}" if i == 0 else "")
+    return image_grid(torch.stack(tiles), labels, columns=per_row)

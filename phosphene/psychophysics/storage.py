@@ -1,0 +1,179 @@
+"""SQLite storage of sessions and responses (WAL mode, one short connection per operation).
+
+Each response row carries everything the analysis needs (kind, depth, layer, images per unit, the
+answer, the assignment, items correct, reaction time), so a CSV export is self-contained and machine
+observers write the same columns (`RESPONSE_COLUMNS`). ``UNIQUE(session, trial)`` makes a retried
+submission a no-op instead of a duplicate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+RESPONSE_COLUMNS = (
+    "source", "session", "participant", "trial", "kind", "depth", "layer", "images_per_unit",
+    "units", "answer", "assignment", "correct", "items", "rt_ms", "response_id", "created",
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL,
+    participant INTEGER NOT NULL UNIQUE,
+    seed INTEGER NOT NULL,
+    trials TEXT NOT NULL,
+    user_agent TEXT,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS responses (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    session TEXT NOT NULL REFERENCES sessions(id),
+    participant INTEGER NOT NULL,
+    trial INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    depth TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    images_per_unit INTEGER NOT NULL,
+    units TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    correct INTEGER NOT NULL,
+    items INTEGER NOT NULL,
+    rt_ms REAL,
+    response_id TEXT NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (session, trial)
+);
+"""
+
+
+def token_digest(token: str) -> str:
+    """SHA-256 of a session token: the database never holds the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def encode_list(values) -> str:
+    """A list of ints or strings as one CSV-safe field (``1 0 2``, ``a|b|c``)."""
+    values = list(values)
+    if values and isinstance(values[0], str):
+        return "|".join(values)
+    return " ".join(str(int(v)) for v in values)
+
+
+class ExperimentDB:
+    """The experiment's SQLite file. Thread-safe: every call opens its own connection."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout=30000")
+        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield db
+        finally:
+            db.close()
+
+    # -- sessions -----------------------------------------------------------------------------------
+    def create_session(self, make_trials: Callable[[int], tuple[int, list[dict]]],
+                       user_agent: str | None = None) -> tuple[str, str, int]:
+        """A new session with the next participant number; returns (session id, token, participant).
+
+        ``make_trials(participant) -> (seed, trials)`` builds that participant's trial list.
+        """
+        session, token = secrets.token_urlsafe(9), secrets.token_urlsafe(32)
+        with self.connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                participant = db.execute(
+                    "SELECT COALESCE(MAX(participant), -1) + 1 FROM sessions").fetchone()[0]
+                seed, trials = make_trials(participant)
+                db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (session, token_digest(token), participant, seed, json.dumps(trials),
+                            (user_agent or "")[:300], time.time()))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return session, token, participant
+
+    def session(self, session: str) -> dict[str, Any] | None:
+        """The session row (trials decoded), or None."""
+        with self.connect() as db:
+            row = db.execute("SELECT * FROM sessions WHERE id = ?", (session,)).fetchone()
+        if row is None:
+            return None
+        data = dict(row)
+        data["trials"] = json.loads(data["trials"])
+        return data
+
+    def answered(self, session: str) -> list[int]:
+        """Trial indices of the session that have a response, sorted."""
+        with self.connect() as db:
+            rows = db.execute("SELECT trial FROM responses WHERE session = ? ORDER BY trial",
+                              (session,)).fetchall()
+        return [r[0] for r in rows]
+
+    # -- responses --------------------------------------------------------------------------------
+    def add_response(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Insert one response; ("created", row), or ("duplicate"|"conflict", the stored row).
+
+        A second submission for the same (session, trial) is a duplicate when it has the same
+        ``response_id`` and assignment (a retry), a conflict otherwise; neither writes anything.
+        """
+        row = {**row, "created": time.time()}
+        columns = [c for c in RESPONSE_COLUMNS]
+        with self.connect() as db:
+            try:
+                db.execute(f"INSERT INTO responses ({', '.join(columns)}) "
+                           f"VALUES ({', '.join('?' * len(columns))})", [row[c] for c in columns])
+                return "created", row
+            except sqlite3.IntegrityError:
+                stored = dict(db.execute("SELECT * FROM responses WHERE session = ? AND trial = ?",
+                                         (row["session"], row["trial"])).fetchone())
+        same = stored["response_id"] == row["response_id"] and stored["assignment"] == row["assignment"]
+        return ("duplicate" if same else "conflict"), stored
+
+    def responses(self, session: str | None = None) -> list[dict[str, Any]]:
+        """All response rows (or one session's), in insertion order, as dicts of `RESPONSE_COLUMNS`."""
+        query = f"SELECT {', '.join(RESPONSE_COLUMNS)} FROM responses"
+        args: tuple = ()
+        if session is not None:
+            query, args = query + " WHERE session = ?", (session,)
+        with self.connect() as db:
+            return [dict(r) for r in db.execute(query + " ORDER BY id", args).fetchall()]
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of sessions and responses."""
+        with self.connect() as db:
+            return {"sessions": db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0],
+                    "responses": db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]}
+
+
+def rows_to_csv(rows: list[dict[str, Any]]) -> str:
+    """Response rows as CSV text with the `RESPONSE_COLUMNS` header."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RESPONSE_COLUMNS, extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in RESPONSE_COLUMNS})
+    return buffer.getvalue()
