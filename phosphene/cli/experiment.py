@@ -78,7 +78,10 @@ def stimuli_command(model_name, weights, device, run_dir, images, layers, units_
     if bool(run_dir) == bool(images):
         raise PhospheneError("give exactly one of --run (a mining run) or --images (a folder)")
     model = open_model(model_name, weights, device)
-    depths = st.assign_depths(_parse_csv(layers)) if layers else st.depth_layers(model)
+    if layers:
+        depths = st.assign_depths(_parse_csv(layers))
+    else:
+        depths = st.run_layers(model, run_dir) if run_dir else st.depth_layers(model)
     if units:
         groups = units.split(";")
         if len(groups) != len(depths):

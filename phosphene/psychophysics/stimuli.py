@@ -217,11 +217,36 @@ def distinct_exemplars(ranked: Exemplars, layer_units: dict[str, list[int]], k: 
 
 
 def exemplars_from_run(run: str | Path, layer_units: dict[str, list[int]], k: int) -> Exemplars:
-    """Top natural exemplars from a mining run (``phosphene.mining.open(run).top(layer, unit, k)``)."""
-    from .mining_source import ranked_from_run
+    """Top natural exemplars (by channel mean) from a mining run, via
+    ``phosphene.mining.open(run).top(layer, unit, k)``; each image used by one unit per layer."""
+    from .. import mining
 
-    ranked = ranked_from_run(run, layer_units, depth=3 * k * max(len(u) for u in layer_units.values()))
+    mined = mining.open(run)
+    missing = [layer for layer in layer_units if layer not in mined.layers]
+    if missing:
+        raise PhospheneError(f"the mining run {run} has no layer {missing[0]} "
+                             f"(it has {', '.join(mined.layers)}); pass --layers from those")
+    ranked: Exemplars = {}
+    for layer, units in layer_units.items():
+        for unit in units:
+            ranked[(layer, unit)] = [(str(e.path), e.value) for e in mined.top(layer, unit, mined.k)]
     return distinct_exemplars(ranked, layer_units, k)
+
+
+def run_layers(model: nn.Module, run: str | Path) -> dict[str, str]:
+    """Early/middle/late layers for a mining run: its three layers in forward order, or else the
+    default tertile layers if the run has them all."""
+    from .. import mining
+
+    mined = mining.open(run)
+    order = {name: i for i, (name, _) in enumerate(layer_root(model).named_modules())}
+    if len(mined.layers) == 3:
+        return assign_depths(sorted(mined.layers, key=lambda name: order.get(name, -1)))
+    default = depth_layers(model)
+    if all(layer in mined.layers for layer in default.values()):
+        return default
+    raise PhospheneError(f"the mining run {run} has layers {', '.join(mined.layers)}; "
+                         "pass three of them as --layers early,middle,late")
 
 
 # -- visualizations --------------------------------------------------------------------------------
