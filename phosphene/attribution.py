@@ -1,0 +1,199 @@
+"""Excitatory / inhibitory attribution of a target unit through earlier layers (METHODS §3).
+
+For a target f (channel c of layer L: its mean over positions, or its value at one position; the
+pre-activation when L is an activation module such as ``_blocks.8._relu1``, whose input is
+``_blocks.8._bn1``) and an earlier layer ℓ with activation a (C, H, W) per image:
+
+    A = a ⊙ ∂f/∂a,   E⁺ = Σ ReLU(A),   E⁻ = Σ ReLU(-A),   E⁺ - E⁻ = ΣA ≈ f
+    L2 variant: E⁺₂ = Σ_positions ‖ReLU(A)[:, y, x]‖₂ (and E⁻₂ likewise)
+    maps:       φ⁺ = Σ_c a·ReLU(g),  φ⁻ = Σ_c a·ReLU(-g)  per position, g = ∂f/∂a
+
+``input`` as ℓ attributes to the [0, 1] pixels. The forward pass is cut after L (`LayerTap`), and
+every batch element is its own image (eval-mode BatchNorm), so one backward of Σf gives all images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .errors import PhospheneError, UnitOutOfRangeError
+from .hooks import INPUT, LOGITS, LayerTap, check_layers, resolve_layer
+
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish,
+               nn.Mish, nn.Softplus, nn.Sigmoid, nn.Tanh, nn.PReLU)
+POSITIONS = ("mean", "centre")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Channel ``channel`` of ``layer``, reduced by ``position`` (``mean``, ``centre`` or (y, x));
+    with ``preactivation`` the input of an activation module is read instead of its output."""
+
+    layer: str
+    channel: int
+    position: str | tuple[int, int] = "mean"
+    preactivation: bool = True
+
+    def __str__(self) -> str:
+        return f"{self.layer}:{self.channel}"
+
+
+def parse_target(text: str, position: str | tuple[int, int] = "mean", preactivation: bool = True) -> Target:
+    """``"_blocks.8._relu1:3"`` -> `Target`."""
+    layer, sep, channel = text.rpartition(":")
+    if not sep or not layer or not channel.strip().isdigit():
+        raise PhospheneError(f"target must look like LAYER:CHANNEL (e.g. _blocks.8:3), got {text!r}")
+    return Target(layer, int(channel), position, preactivation)
+
+
+@dataclass
+class LayerAttribution:
+    """Per-image sums for one attribution layer: each (N,); maps (N, H, W) when requested."""
+
+    e_plus: torch.Tensor
+    e_minus: torch.Tensor
+    e_plus_l2: torch.Tensor
+    e_minus_l2: torch.Tensor
+    total: torch.Tensor
+    phi_plus: torch.Tensor | None = None
+    phi_minus: torch.Tensor | None = None
+    vector: torch.Tensor | None = None  # (N, C) A summed over positions, with keep=True
+    attribution: torch.Tensor | None = None  # (N, C, H, W) A itself, with keep=True
+
+
+@dataclass
+class AttributionResult:
+    """``f`` (N,) target values and one `LayerAttribution` per attribution layer."""
+
+    target: Target
+    f: torch.Tensor
+    layers: dict[str, LayerAttribution] = field(default_factory=dict)
+
+
+def uses_preactivation(model: nn.Module, target: Target) -> bool:
+    """True when the target is read at the input of an activation module."""
+    if not target.preactivation or target.layer in (INPUT, LOGITS):
+        return False
+    return isinstance(resolve_layer(model, target.layer), ACTIVATIONS)
+
+
+def _reduce(values: torch.Tensor, target: Target) -> torch.Tensor:
+    """(N, C, H, W) or (N, C) -> (N,) value of the target channel."""
+    if not 0 <= target.channel < values.shape[1]:
+        raise UnitOutOfRangeError(f"channel {target.channel} out of range: {target.layer} has "
+                                  f"{values.shape[1]} channels")
+    channel = values[:, target.channel]
+    if channel.dim() == 1:
+        return channel
+    if target.position == "mean":
+        return channel.mean(dim=(1, 2))
+    h, w = channel.shape[-2:]
+    y, x = (h // 2, w // 2) if target.position == "centre" else target.position
+    if not (0 <= y < h and 0 <= x < w):
+        raise PhospheneError(f"position {(y, x)} outside the {h}x{w} grid of {target.layer}")
+    return channel[:, y, x]
+
+
+def layer_sums(a: torch.Tensor, g: torch.Tensor, maps: bool = False, keep: bool = False) -> LayerAttribution:
+    """E⁺, E⁻ (L1 and per-position L2), ΣA and optionally φ⁺/φ⁻ from activations and gradients
+    ``a``, ``g`` (N, C, H, W) or (N, C)."""
+    if a.dim() == 2:
+        a, g = a[:, :, None, None], g[:, :, None, None]
+    attribution = a * g
+    positive, negative = attribution.clamp(min=0), (-attribution).clamp(min=0)
+    result = LayerAttribution(
+        e_plus=positive.sum(dim=(1, 2, 3)), e_minus=negative.sum(dim=(1, 2, 3)),
+        e_plus_l2=positive.norm(dim=1).sum(dim=(1, 2)), e_minus_l2=negative.norm(dim=1).sum(dim=(1, 2)),
+        total=attribution.sum(dim=(1, 2, 3)))
+    if keep:
+        result.attribution = attribution
+        result.vector = attribution.sum(dim=(2, 3))
+    if maps:
+        result.phi_plus = (a * g.clamp(min=0)).sum(dim=1)
+        result.phi_minus = (a * (-g).clamp(min=0)).sum(dim=1)
+    return result
+
+
+class Attributor:
+    """Reusable hooks for attributing ``target`` through ``layers`` of ``model``; call with batches."""
+
+    def __init__(self, model: nn.Module, target: Target, layers: Sequence[str]):
+        self.model, self.target, self.layers = model, target, list(dict.fromkeys(layers))
+        if not self.layers:
+            raise PhospheneError("give at least one attribution layer")
+        if target.position not in POSITIONS and not isinstance(target.position, tuple):
+            raise PhospheneError(f"position must be one of {POSITIONS} or (y, x), got {target.position!r}")
+        check_layers(model, [target.layer, *self.layers])
+        if target.layer in self.layers:
+            raise PhospheneError(f"attribution layer {target.layer} is the target layer itself")
+        self._pre: torch.Tensor | None = None
+        self._handle = None
+        if uses_preactivation(model, target):
+            self._handle = resolve_layer(model, target.layer).register_forward_pre_hook(self._keep_input)
+        self.tap = LayerTap(model, [target.layer, *self.layers], truncate=True)
+
+    def _keep_input(self, _module, inputs) -> None:
+        self._pre = inputs[0]
+
+    def __call__(self, images: torch.Tensor, maps: bool = False, keep: bool = False) -> AttributionResult:
+        """Attribute a batch ``images`` (N, 3, H, W) in [0, 1]."""
+        x = images.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            self._pre = None
+            acts = self.tap(x)
+            values = self._pre if self._handle is not None else acts[self.target.layer]
+            f = _reduce(values, self.target)
+            grads = torch.autograd.grad(f.sum(), [acts[n] for n in self.layers], allow_unused=True)
+        result = AttributionResult(self.target, f.detach())
+        for name, a, g in zip(self.layers, (acts[n] for n in self.layers), grads):
+            if g is None:
+                raise PhospheneError(f"attribution layer {name} does not come before the target "
+                                     f"{self.target.layer} in the forward pass")
+            result.layers[name] = layer_sums(a.detach(), g, maps, keep)
+        return result
+
+    def close(self) -> None:
+        self.tap.close()
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def __enter__(self) -> Attributor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def concat(results: Sequence[AttributionResult]) -> AttributionResult:
+    """Join batch results along the image axis."""
+    first = results[0]
+    out = AttributionResult(first.target, torch.cat([r.f for r in results]))
+    for name in first.layers:
+        parts = [r.layers[name] for r in results]
+        fields = {}
+        for key in ("e_plus", "e_minus", "e_plus_l2", "e_minus_l2", "total", "phi_plus", "phi_minus",
+                    "vector", "attribution"):
+            values = [getattr(p, key) for p in parts]
+            fields[key] = None if values[0] is None else torch.cat(values)
+        out.layers[name] = LayerAttribution(**fields)
+    return out
+
+
+def attribute(model: nn.Module, images: torch.Tensor, target: Target | str, layers: Sequence[str],
+              batch_size: int = 16, maps: bool = False) -> AttributionResult:
+    """E⁺/E⁻ attribution of ``target`` through ``layers`` for ``images`` (N, 3, H, W) in [0, 1].
+
+    Returns f (N,) and per layer E⁺, E⁻, their L2 variants and ΣA (each (N,)); with ``maps`` also
+    φ⁺, φ⁻ (N, H_ℓ, W_ℓ).
+    """
+    target = parse_target(target) if isinstance(target, str) else target
+    device = next(model.parameters()).device
+    with Attributor(model, target, layers) as attributor:
+        results = [attributor(images[i:i + batch_size].to(device), maps)
+                   for i in range(0, len(images), batch_size)]
+    return concat(results)

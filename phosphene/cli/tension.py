@@ -1,0 +1,52 @@
+"""``phosphene tension``: E⁺/E⁻ attribution of a unit over a dataset; MEIs, MIIs and MTIs."""
+
+from __future__ import annotations
+
+import click
+
+from ..attribution import parse_target
+from ..errors import PhospheneError
+from ..tension import tension_report
+from . import main
+from .common import model_options, open_model
+
+
+@main.command("tension")
+@click.argument("run", required=False, type=click.Path())
+@model_options
+@click.option("--images", "images", type=click.Path(), default=None,
+              help="Image folder (instead of a mining RUN).")
+@click.option("--target", required=True, help="Target unit LAYER:CHANNEL, e.g. _blocks.8._relu1:3 "
+              "(pre-activation when LAYER is an activation).")
+@click.option("--attr-layer", "attr_layers", multiple=True, required=True,
+              help="Earlier layer to attribute through (repeat for several; the first one draws maps).")
+@click.option("--position", type=click.Choice(["mean", "centre"]), default="mean", show_default=True,
+              help="Target: channel mean or the centre position.")
+@click.option("--post-activation", is_flag=True, help="Read the target after its activation function.")
+@click.option("--n", "count", type=int, default=8, show_default=True, help="Images per MEI/MII/MTI grid.")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (0: inline).")
+@click.option("--size", type=int, default=None,
+              help="Crop side (default: the run's, else the model's input size).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+def tension_command(run, model_name, weights, device, images, target, attr_layers, position,
+                    post_activation, count, batch_size, workers, size, quiet, out) -> None:
+    """Scatter of E⁺ vs E⁻ coloured by f, completeness per layer, MEI/MII/MTI grids with φ maps.
+
+    RUN is a `phosphene mine` run folder (its images and preprocessing are used); or give --images.
+    """
+    if bool(run) == bool(images):
+        raise PhospheneError("give either a mining RUN folder or --images DIR (not both)")
+    model = open_model(model_name, weights, device)
+    report = tension_report(model, run or images, parse_target(target, position, not post_activation),
+                            list(attr_layers), out, n=count, batch_size=batch_size, num_workers=workers,
+                            size=size, progress=False if quiet else None)
+    table = report.table
+    click.echo(f"{table.target}: {len(table.f)} images, attribution through {', '.join(table.layers)} "
+               f"-> {out}")
+    for row in table.completeness():
+        click.echo(f"  completeness {row['layer']:<22} {row['variant']}  pearson {row['pearson']:6.3f}  "
+                   f"spearman {row['spearman']:6.3f}")
+    top = report.selections["mti"][0]
+    click.echo(f"  top MTI: {table.paths[top]} (T {table.tension()[top]:.2f}, f {table.f[top]:.2f})")

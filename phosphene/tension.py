@@ -1,0 +1,264 @@
+"""Tension analysis over a dataset: E⁺ vs E⁻ per image, completeness, MEIs, MIIs and MTIs.
+
+Per image (every usable file of a folder or of a mining run) and attribution layer ℓ: f, E⁺, E⁻,
+their L2 variants and ΣA (see `phosphene.attribution`).
+
+**Tension score** (what MTIs are ranked by), per layer:
+
+    T = min(E⁺ / mean(E⁺), E⁻ / mean(E⁻))      (means over the dataset)
+
+An image is tense when it is *both* strongly excited and strongly inhibited. Dividing by the dataset
+mean puts the two on one scale (E⁻ is often several times E⁺ or the reverse), and the minimum is
+large only when both are: T ≥ 2 means at least twice the typical excitation *and* twice the typical
+inhibition. MTIs are the images with the largest T at the primary (first) attribution layer; MEIs /
+MIIs are those with the largest / smallest f.
+
+**Completeness**: Pearson and Spearman correlation over images of E⁺ - E⁻ (= ΣA) with f, per layer
+(and of E⁺₂ - E⁻₂ for the L2 variant, which is not expected to add up to f).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .attribution import AttributionResult, Attributor, Target, concat
+from .errors import PhospheneError
+from .images import atomic_write_bytes, list_images
+from .mining.dataset import Preprocessing, batch_loader
+from .mining.store import write_parquet
+
+SELECTIONS = ("mei", "mii", "mti")
+QUANTITIES = ("e_plus", "e_minus", "e_plus_l2", "e_minus_l2", "total")
+
+
+def tension_score(e_plus: np.ndarray, e_minus: np.ndarray) -> np.ndarray:
+    """T = min(E⁺/mean E⁺, E⁻/mean E⁻) per image (N,)."""
+    scale_plus = max(float(np.mean(e_plus)), 1e-12)
+    scale_minus = max(float(np.mean(e_minus)), 1e-12)
+    return np.minimum(e_plus / scale_plus, e_minus / scale_minus)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean of their positions)."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.arange(len(values), dtype=np.float64)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return sums[inverse] / counts[inverse]
+
+
+def correlations(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(Pearson, Spearman) correlation of two (N,) arrays; NaN when either is constant."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return float("nan"), float("nan")
+    pearson = float(np.corrcoef(x, y)[0, 1])
+    spearman = float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
+    return pearson, spearman
+
+
+@dataclass
+class TensionTable:
+    """Per-image results: ``index`` (N,) dataset indices, ``paths``, ``f`` (N,), and per layer
+    ``values[layer][quantity]`` (N,) for quantity in `QUANTITIES`."""
+
+    target: Target
+    layers: list[str]
+    index: np.ndarray
+    paths: list[str]
+    f: np.ndarray
+    values: dict[str, dict[str, np.ndarray]]
+    root: Path | None = None
+    preprocessing: Preprocessing | None = None
+
+    @classmethod
+    def from_result(cls, result: AttributionResult, index: Sequence[int], paths: Sequence[str]):
+        values = {name: {q: getattr(la, q).cpu().double().numpy() for q in QUANTITIES}
+                  for name, la in result.layers.items()}
+        return cls(result.target, list(result.layers), np.asarray(index, dtype=np.int64), list(paths),
+                   result.f.cpu().double().numpy(), values)
+
+    @property
+    def primary(self) -> str:
+        return self.layers[0]
+
+    def tension(self, layer: str | None = None) -> np.ndarray:
+        v = self.values[layer or self.primary]
+        return tension_score(v["e_plus"], v["e_minus"])
+
+    def select(self, kind: str, n: int, layer: str | None = None) -> np.ndarray:
+        """Row positions of the ``n`` MEIs (largest f), MIIs (smallest f) or MTIs (largest T)."""
+        if kind == "mei":
+            keys = -self.f
+        elif kind == "mii":
+            keys = self.f
+        elif kind == "mti":
+            keys = -self.tension(layer)
+        else:
+            raise PhospheneError(f"selection must be one of {SELECTIONS}")
+        return np.lexsort((self.index, keys))[:n]
+
+    def completeness(self) -> list[dict]:
+        """One row per (layer, variant): Pearson/Spearman of E⁺ - E⁻ with f."""
+        rows = []
+        for name in self.layers:
+            v = self.values[name]
+            for variant, sum_ in (("l1", v["e_plus"] - v["e_minus"]),
+                                  ("l2", v["e_plus_l2"] - v["e_minus_l2"])):
+                pearson, spearman = correlations(sum_, self.f)
+                rows.append({"layer": name, "variant": variant, "pearson": pearson, "spearman": spearman,
+                             "n": len(self.f)})
+        return rows
+
+    def to_arrow(self) -> pa.Table:
+        columns = {"index": pa.array(self.index, pa.int64()), "path": pa.array(self.paths, pa.string()),
+                   "f": pa.array(self.f, pa.float64())}
+        for name in self.layers:
+            for quantity in QUANTITIES:
+                columns[f"{name}/{quantity}"] = pa.array(self.values[name][quantity], pa.float64())
+            columns[f"{name}/tension"] = pa.array(self.tension(name), pa.float64())
+        return pa.table(columns)
+
+    def records(self) -> list[dict]:
+        return self.to_arrow().to_pylist()
+
+
+def image_source(source: str | os.PathLike) -> tuple[list[Path], Path, Preprocessing | None, str | None]:
+    """(paths, root, preprocessing of a run or None, model name of a run or None) for a mining run
+    folder or an image folder."""
+    from . import mining
+    from .mining import store
+
+    source = Path(source)
+    if (source / store.MANIFEST).is_file():
+        run = mining.open(source)
+        return run.image_paths(), run.image_root, run.preprocessing, run.model_name
+    if not source.is_dir():
+        raise PhospheneError(f"not a mining run or image folder: {source}")
+    paths = list_images(source)
+    if not paths:
+        raise PhospheneError(f"no images (jpg, png, webp, bmp) under {source}")
+    return paths, source, None, None
+
+
+def compute_tension(model: nn.Module, source: str | os.PathLike, target: Target, layers: Sequence[str],
+                    batch_size: int = 16, num_workers: int = 2, size: int | None = None,
+                    progress: bool | None = None) -> TensionTable:
+    """Attribute ``target`` through ``layers`` for every usable image of ``source`` (an image folder
+    or a mining run, whose image list and preprocessing are then used)."""
+    paths, root, prep, run_model = image_source(source)
+    name = getattr(model, "name", None)
+    if run_model is not None and name is not None and run_model != name:
+        raise PhospheneError(f"{source} was mined with {run_model}, not {name}; pass --model {run_model}")
+    if prep is None or size is not None:
+        prep = Preprocessing(size or getattr(model, "input_size", 224))
+    device = next(model.parameters()).device
+    results, index = [], []
+    with Attributor(model, target, layers) as attributor:
+        loader = batch_loader(paths, prep, batch_size, num_workers=num_workers)
+        for batch in tqdm(loader, desc="attribution", unit="batch",
+                          disable=not progress if progress is not None else None):
+            if len(batch.indices):
+                results.append(attributor(batch.images.to(device).float().div_(255)))
+                index.extend(batch.indices.tolist())
+    if not results:
+        raise PhospheneError(f"none of the {len(paths)} files of {source} could be read")
+    relative = [paths[i].relative_to(root).as_posix() for i in index]
+    table = TensionTable.from_result(concat(results), index, relative)
+    table.root, table.preprocessing = root, prep
+    return table
+
+
+def save_table(table: TensionTable, out: Path, selections: dict[str, np.ndarray]) -> None:
+    """tension.parquet (one row per image) and tension.json (summary, selections, rows)."""
+    write_parquet(out / "tension.parquet", table.to_arrow())
+    summary = {
+        "target": str(table.target), "position": table.target.position,
+        "preactivation": table.target.preactivation, "attribution_layers": table.layers,
+        "n_images": len(table.f),
+        "tension_score": "T = min(E+/mean(E+), E-/mean(E-)) at the primary attribution layer "
+                         f"({table.primary}); MTIs = largest T",
+        "completeness": table.completeness(),
+        "selections": {kind: [{"index": int(table.index[i]), "path": table.paths[i], "f": float(table.f[i]),
+                               "tension": float(table.tension()[i])} for i in rows]
+                       for kind, rows in selections.items()},
+        "images": table.records(),
+    }
+    atomic_write_bytes(out / "tension.json", (json.dumps(summary, indent=1, default=float) + "\n").encode())
+
+
+def save_completeness(rows: Sequence[dict], path: Path) -> None:
+    lines = ["layer,variant,pearson,spearman,n"]
+    lines += [f"{r['layer']},{r['variant']},{r['pearson']:.6f},{r['spearman']:.6f},{r['n']}" for r in rows]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+@dataclass
+class TensionReport:
+    """What `tension_report` wrote: the table, the selected rows per kind, the output folder."""
+
+    table: TensionTable
+    selections: dict[str, np.ndarray]
+    out: Path
+    files: list[str]
+
+
+CAPTIONS = {"mei": "MEIs: largest f", "mii": "MIIs: smallest f",
+            "mti": "MTIs: largest tension T = min(E⁺/mean E⁺, E⁻/mean E⁻)"}
+
+
+def tension_report(model: nn.Module, source: str | os.PathLike, target: Target, layers: Sequence[str],
+                   out: str | os.PathLike, n: int = 8, batch_size: int = 16, num_workers: int = 2,
+                   size: int | None = None, progress: bool | None = None) -> TensionReport:
+    """Run `compute_tension` and write scatter.png, completeness.csv/.png, mei.png, mii.png, mti.png,
+    tension.parquet and tension.json into ``out``. φ maps are those of the first attribution layer."""
+    from . import tension_plots as plots
+
+    if n < 1:
+        raise PhospheneError("--n must be at least 1")
+    table = compute_tension(model, source, target, layers, batch_size, num_workers, size, progress)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n = min(n, len(table.f))
+    selections = {kind: table.select(kind, n) for kind in SELECTIONS}
+    save_table(table, out, selections)
+    rows = table.completeness()
+    save_completeness(rows, out / "completeness.csv")
+    title = f"{table.target} ({table.target.position}), {len(table.f)} images"
+    plots.scatter_plot({la: table.values[la]["e_plus"] for la in table.layers},
+                       {la: table.values[la]["e_minus"] for la in table.layers}, table.f, selections,
+                       title, out / "scatter.png")
+    plots.completeness_plot(rows, f"completeness: {title}", out / "completeness.png")
+    device = next(model.parameters()).device
+    tension = table.tension()
+    with Attributor(model, target, [table.primary]) as attributor:
+        for kind, chosen in selections.items():
+            images = load_selected([table.root / table.paths[i] for i in chosen], table.preprocessing)
+            maps = attributor(images.to(device), maps=True).layers[table.primary]
+            captions = [f"f {table.f[i]:.2f}  T {tension[i]:.2f}\n"
+                        f"E⁺ {table.values[table.primary]['e_plus'][i]:.1f} "
+                        f"E⁻ {table.values[table.primary]['e_minus'][i]:.1f}" for i in chosen]
+            plots.example_grid(images, maps.phi_plus, maps.phi_minus, captions,
+                               f"{CAPTIONS[kind]} — {title}; maps through {table.primary}",
+                               out / f"{kind}.png")
+    files = ["scatter.png", "completeness.csv", "completeness.png", "mei.png", "mii.png", "mti.png",
+             "tension.parquet", "tension.json"]
+    return TensionReport(table, selections, out, files)
+
+
+def load_selected(paths: Sequence[Path], prep: Preprocessing) -> torch.Tensor:
+    """(N, 3, S, S) images in [0, 1] for ``paths`` (already known to decode)."""
+    from .mining.dataset import decode_image
+
+    return torch.stack([torch.from_numpy(decode_image(p, prep)).float() / 255 for p in paths])
