@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -11,9 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from phosphene.psychophysics.server import create_app
+from phosphene.psychophysics.server import background_server, create_app
 from phosphene.psychophysics.stimuli import demo_stimuli
 from phosphene.psychophysics.storage import ExperimentDB
 
@@ -22,24 +19,9 @@ ADMIN = "admin-token-for-tests-0123456789"
 
 @contextmanager
 def running_server(stimuli, db_path: Path, **design):
-    """Serve the experiment on a free loopback port in a thread; yields the base URL."""
-    app = create_app(stimuli, db_path, ADMIN, **design)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", limit_concurrency=200, backlog=256))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    """The experiment on a free loopback port, in a thread; yields the base URL."""
+    with background_server(create_app(stimuli, db_path, ADMIN, **design)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
