@@ -21,6 +21,15 @@ from phosphene.psychophysics.storage import RESPONSE_COLUMNS, ExperimentDB, rows
 from phosphene.psychophysics.trials import design
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One thread is several times faster than two on this shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> st.StimulusSet:
     return st.demo_stimuli(tmp_path_factory.mktemp("demo"), units_per_depth=4)
@@ -134,6 +143,10 @@ def test_wilson_interval_has_the_closed_form_at_the_extremes():
     z2 = 1.96 ** 2
     assert analysis.wilson(0, 10) == pytest.approx((0.0, z2 / (10 + z2)))
     assert analysis.wilson(10, 10) == pytest.approx((10 / (10 + z2), 1.0))
+    for total in range(1, 60):  # the interval always contains the estimate (no float slip at 0 or 1)
+        for correct in (0, total):
+            low, high = analysis.wilson(correct, total)
+            assert low <= correct / total <= high
     low, high = analysis.wilson(30, 60)
     assert low < 0.5 < high and high - low < analysis.wilson(5, 10)[1] - analysis.wilson(5, 10)[0]
 

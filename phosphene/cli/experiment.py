@@ -94,7 +94,7 @@ def stimuli_command(model_name, weights, device, run_dir, images, layers, units_
         layer_units = st.pick_units(model, depths, units_per_layer, seed)
     progress = False if quiet else None
     if run_dir:
-        exemplars = st.exemplars_from_run(run_dir, layer_units, naturals)
+        exemplars = st.exemplars_from_run(run_dir, layer_units, naturals, model.name)
     else:
         paths = list_images(images)
         exemplars = st.exemplars_from_images(model, paths, layer_units, naturals, image_size,

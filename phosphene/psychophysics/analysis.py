@@ -35,7 +35,8 @@ def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # clamp: in floating point centre + half can fall a hair below p = 1 (and centre - half above 0)
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 @dataclass
@@ -153,8 +154,8 @@ def plot(conditions: Sequence[Condition], path: str | Path, title: str | None = 
                 if not xs:
                     continue
                 ys = [cells[d].accuracy for d in depths if d in cells]
-                err = [[cells[d].accuracy - cells[d].low for d in depths if d in cells],
-                       [cells[d].high - cells[d].accuracy for d in depths if d in cells]]
+                err = [[max(0.0, cells[d].accuracy - cells[d].low) for d in depths if d in cells],
+                       [max(0.0, cells[d].high - cells[d].accuracy) for d in depths if d in cells]]
                 label = f"{names[kind]}" + (f" ({source})" if len(sources) > 1 else "")
                 ax.errorbar(xs, ys, yerr=err, color=colours[kind], linestyle=styles[si % 4],
                             marker=markers[si % 4], capsize=3, label=label)

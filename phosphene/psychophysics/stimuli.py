@@ -216,12 +216,16 @@ def distinct_exemplars(ranked: Exemplars, layer_units: dict[str, list[int]], k: 
     return chosen
 
 
-def exemplars_from_run(run: str | Path, layer_units: dict[str, list[int]], k: int) -> Exemplars:
+def exemplars_from_run(run: str | Path, layer_units: dict[str, list[int]], k: int,
+                       model_name: str | None = None) -> Exemplars:
     """Top natural exemplars (by channel mean) from a mining run, via
-    ``phosphene.mining.open(run).top(layer, unit, k)``; each image used by one unit per layer."""
+    ``phosphene.mining.open(run).top(layer, unit, k)``; each image used by one unit per layer.
+    With ``model_name``, the run must have been mined with that model."""
     from .. import mining
 
     mined = mining.open(run)
+    if model_name is not None and mined.model_name != model_name:
+        raise PhospheneError(f"the mining run {run} was made with {mined.model_name}, not {model_name}")
     missing = [layer for layer in layer_units if layer not in mined.layers]
     if missing:
         raise PhospheneError(f"the mining run {run} has no layer {missing[0]} "
