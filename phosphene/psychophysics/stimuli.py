@@ -367,14 +367,12 @@ def demo_stimuli(out: str | Path, units_per_depth: int = 3, naturals: int = 10, 
 
 
 def overview(stimuli: StimulusSet, cell: int = 64, per_row: int = 5):
-    """A PIL image: per unit, one row of natural exemplars then one row of visualizations."""
+    """A PIL image: one line per unit, its natural exemplars then its visualizations."""
     tiles, labels = [], []
+    blank = torch.ones(3, cell, cell)
     for u in stimuli.units:
         for kind, paths in (("nat", u.natural[:per_row]), ("viz", u.visualizations[:per_row])):
             for i in range(per_row):
-                if i < len(paths):
-                    tiles.append(load_image(stimuli.root / paths[i], cell))
-                else:
-                    tiles.append(torch.ones(3, cell, cell))
-                labels.append(f"{u.depth[0]} {u.layer.split('.')[-1]}:{u.unit} {kind}" if i == 0 else "")
-    return image_grid(torch.stack(tiles), labels, columns=per_row)
+                tiles.append(load_image(stimuli.root / paths[i], cell) if i < len(paths) else blank)
+                labels.append(f"{u.layer.split('.')[-1]}:{u.unit} {kind}" if i == 0 else "")
+    return image_grid(torch.stack(tiles), labels, columns=2 * per_row)
