@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -100,6 +101,23 @@ def test_stimulus_paths_cannot_escape_or_reveal_the_manifest(site, path):
         assert response.status_code == 403
     assert b"root:" not in response.content and b'"units"' not in response.content
     assert db.counts() == before
+
+
+@pytest.mark.parametrize("raw, status", [
+    ("/stimuli/../manifest.json", 403), ("/stimuli/images/../../../../etc/passwd", 403),
+    ("/stimuli/images/../manifest.json", 404),  # inside the folder but not a stimulus
+])
+def test_unnormalized_dot_dot_paths_are_refused(site, raw, status):
+    """Sent byte for byte (HTTP clients would normalize the ``..`` away)."""
+    client, db = site
+    host, port = client.base_url.host, client.base_url.port
+    with socket.create_connection((host, port), timeout=10) as conn:
+        conn.sendall(f"GET {raw} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    assert reply.startswith(f"HTTP/1.1 {status}".encode())
+    assert b"root:" not in reply and b'"units"' not in reply
 
 
 def test_another_participants_token_is_refused(site):

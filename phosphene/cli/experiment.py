@@ -144,6 +144,7 @@ def serve_command(stimuli, host, port, db_path, admin_token, trials_per_conditio
         from ..psychophysics.server import create_app, serve
     except ImportError as exc:
         raise PhospheneError("the web experiment needs `pip install phosphene[psychophysics]`") from exc
+    generated = admin_token is None
     admin_token = admin_token or secrets.token_urlsafe(24)
     if len(admin_token) < 16:
         raise PhospheneError("--admin-token must have at least 16 characters")
@@ -151,8 +152,8 @@ def serve_command(stimuli, host, port, db_path, admin_token, trials_per_conditio
     app = create_app(stimuli, db_path, admin_token, trials_per_condition,
                      _parse_counts(images_per_unit), catch_trials, seed)
     click.echo(f"experiment on http://{host}:{port}/  (responses -> {db_path})")
-    click.echo(f"admin: curl -H 'Authorization: Bearer {admin_token}' "
-               f"http://{host}:{port}/api/admin/export.csv")
+    shown = admin_token if generated else "<your --admin-token>"
+    click.echo(f"admin: curl -H 'Authorization: Bearer {shown}' http://{host}:{port}/api/admin/export.csv")
     serve(app, host, port)
 
 
