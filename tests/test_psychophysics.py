@@ -260,3 +260,12 @@ def test_cli_rejects_bad_input_in_one_line(demo, tmp_path):
 
 def test_response_columns_are_the_export_header():
     assert rows_to_csv([]).strip().split(",") == list(RESPONSE_COLUMNS)
+
+
+def test_gap_table_gives_exemplar_minus_visualization_accuracy():
+    rows = [{**_row("s", i), "kind": kind, "depth": "late", "images_per_unit": 3, "correct": correct}
+            for i, (kind, correct) in enumerate([("exemplar", 3), ("exemplar", 2), ("visualization", 1),
+                                                 ("visualization", 1)])]
+    table = analysis.gap_table(analysis.summarize(rows))
+    assert "| human | late | +0.500 | +0.500 |" in table  # 5/6 - 2/6
+    assert "early" not in table

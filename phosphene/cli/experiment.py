@@ -177,10 +177,11 @@ def export_command(db_path, out) -> None:
 @click.option("--title", default=None)
 def analyze_command(results, out, title) -> None:
     """Accuracy per condition (Wilson 95%) from databases or CSVs: summary.csv and accuracy.png."""
-    from ..psychophysics.analysis import analyze, summary_table
+    from ..psychophysics.analysis import analyze, gap_table, summary_table
 
     conditions = analyze(results, out, title)
     click.echo(summary_table(conditions))
+    click.echo("\nnatural exemplars minus visualizations (accuracy):\n" + gap_table(conditions))
     click.echo(f"-> {out}/summary.csv, {out}/accuracy.png")
 
 
@@ -200,7 +201,14 @@ def analyze_command(results, out, title) -> None:
 def simulate_command(stimuli, observer, feature_layer, size, participants, trials_per_condition,
                      images_per_unit, catch_trials, seed, device, quiet, out) -> None:
     """Solve the trials with a machine observer; writes responses.csv, summary.csv, accuracy.png."""
-    from ..psychophysics.analysis import plot, summarize, summary_table, write_responses, write_summary
+    from ..psychophysics.analysis import (
+        gap_table,
+        plot,
+        summarize,
+        summary_table,
+        write_responses,
+        write_summary,
+    )
     from ..psychophysics.observer import MachineObserver, simulate
     from ..psychophysics.stimuli import StimulusSet
     from .common import pick_device
@@ -219,6 +227,7 @@ def simulate_command(stimuli, observer, feature_layer, size, participants, trial
     write_summary(conditions, out_dir / "summary.csv")
     plot(conditions, out_dir / "accuracy.png", f"{machine.name} on {stimulus_set.model} units")
     click.echo(summary_table(conditions))
+    click.echo("\nnatural exemplars minus visualizations (accuracy):\n" + gap_table(conditions))
     click.echo(f"-> {out_dir}/responses.csv, summary.csv, accuracy.png")
 
 

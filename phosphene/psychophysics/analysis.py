@@ -125,6 +125,30 @@ def summary_table(conditions: Sequence[Condition]) -> str:
     return "\n".join(lines)
 
 
+def gap_table(conditions: Sequence[Condition]) -> str:
+    """A Markdown table of exemplar minus visualization accuracy per source and depth, for each
+    images-per-unit count and pooled over them (items pooled)."""
+    cells = {(c.source, c.kind, c.depth, c.images_per_unit): c for c in conditions}
+    counts = sorted({c.images_per_unit for c in conditions if c.kind in KINDS})
+    lines = ["| source | layer | " + " | ".join(f"gap n={n}" for n in counts) + " | gap pooled |",
+             "|---|---|" + "---|" * (len(counts) + 1)]
+    for source in sorted({c.source for c in conditions}):
+        for depth in DEPTHS:
+            gaps, pooled = [], {kind: [0, 0] for kind in KINDS}
+            for n in counts:
+                pair = [cells.get((source, kind, depth, n)) for kind in KINDS]
+                gaps.append(f"{pair[0].accuracy - pair[1].accuracy:+.3f}" if all(pair) else "")
+                for kind, c in zip(KINDS, pair):
+                    if c is not None:
+                        pooled[kind][0] += c.correct
+                        pooled[kind][1] += c.items
+            if not any(gaps):
+                continue
+            rates = [k / n if n else 0.0 for k, n in pooled.values()]
+            lines.append(f"| {source} | {depth} | " + " | ".join(gaps) + f" | {rates[0] - rates[1]:+.3f} |")
+    return "\n".join(lines)
+
+
 def plot(conditions: Sequence[Condition], path: str | Path, title: str | None = None) -> None:
     """The poster's figure: accuracy vs layer depth, one panel per images-per-unit, natural exemplars
     vs visualizations as colours, sources (human, machine...) as line styles; chance dashed."""
@@ -192,5 +216,5 @@ def analyze(inputs: Sequence[str | Path], out: str | Path, title: str | None = N
     return conditions
 
 
-__all__ = ["CHANCE", "Condition", "RESPONSE_COLUMNS", "analyze", "load_responses", "plot",
+__all__ = ["CHANCE", "Condition", "RESPONSE_COLUMNS", "analyze", "gap_table", "load_responses", "plot",
            "summarize", "summary_table", "wilson", "write_responses", "write_summary"]
