@@ -44,7 +44,9 @@ class MachineObserver:
         self.layer = layer
         self.size = size or getattr(self.model, "input_size", 224)
         self.batch = batch
-        self.name = f"machine:{getattr(self.model, 'name', type(self.model).__name__)}"
+        model_name = getattr(self.model, "name", type(self.model).__name__)
+        # the source label of its responses; names the feature layer unless it is the default
+        self.name = f"machine:{model_name}" + ("" if layer == DEFAULT_FEATURE_LAYER else f"@{layer}")
         self._cache: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
