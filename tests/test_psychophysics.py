@@ -269,3 +269,18 @@ def test_gap_table_gives_exemplar_minus_visualization_accuracy():
     table = analysis.gap_table(analysis.summarize(rows))
     assert "| human | late | +0.500 | +0.500 |" in table  # 5/6 - 2/6
     assert "early" not in table
+
+
+def test_cli_export_writes_the_database_as_csv(tmp_path):
+    db = ExperimentDB(tmp_path / "e.sqlite")
+    session, _, _ = db.create_session(lambda p: (p, []))
+    for row in _rows("human"):
+        db.add_response({**row, "session": session})
+    out = tmp_path / "e.csv"
+    result = CliRunner().invoke(main, ["experiment", "export", str(tmp_path / "e.sqlite"), "--out", str(out)])
+    assert result.exit_code == 0 and "4 responses" in result.output
+    exported = list(csv.DictReader(out.open()))
+    assert [r["kind"] for r in exported] == ["exemplar", "exemplar", "visualization", "catch"]
+    assert all(r["session"] == session for r in exported)
+    missing = CliRunner().invoke(main, ["experiment", "export", str(tmp_path / "no.db"), "--out", "x.csv"])
+    assert missing.exit_code == 2 and "no such database" in missing.output

@@ -215,3 +215,36 @@ def test_fifty_concurrent_participants_lose_and_duplicate_nothing(stimuli, tmp_p
     participants = {r["participant"] for r in db.responses()}
     assert participants == set(range(PARTICIPANTS))  # numbers handed out once each
     assert elapsed < 120, f"load test took {elapsed:.0f}s"
+
+
+def test_cli_serve_runs_the_experiment_until_stopped(stimuli, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    db_path = tmp_path / "cli.sqlite"
+    command = [sys.executable, "-c", "from phosphene.cli import main; main()", "experiment", "serve",
+               str(stimuli.root), "--port", str(port), "--db", str(db_path), "--admin-token", ADMIN]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        assert page.status_code == 200
+        session, headers = new_session(httpx.Client(base_url=f"http://127.0.0.1:{port}"))
+        export = httpx.get(f"http://127.0.0.1:{port}/api/admin/export.csv",
+                           headers={"Authorization": f"Bearer {ADMIN}"})
+        assert export.status_code == 200 and ExperimentDB(db_path).counts()["sessions"] == 1
+    finally:
+        os.kill(process.pid, signal.SIGINT)
+        output = process.communicate(timeout=20)[0]
+    assert f"experiment on http://127.0.0.1:{port}/" in output and ADMIN not in output
