@@ -23,7 +23,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -65,8 +65,9 @@ def _bearer(authorization: str | None) -> str | None:
 
 
 def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_token: str,
-               trials_per_condition: int = 2, images_per_unit=IMAGES_PER_UNIT, catch_trials: int = 2,
-               seed: int = 0, title: str = "Which images belong together?") -> FastAPI:
+               trials_per_condition: int = 2, images_per_unit: Sequence[int] = IMAGES_PER_UNIT,
+               catch_trials: int = 2, seed: int = 0, title: str = "Which images belong together?"
+               ) -> FastAPI:
     """The experiment app for a stimulus folder, storing into the SQLite file ``db_path``."""
     if not admin_token or len(admin_token) < 16:
         raise ValueError("the admin token must have at least 16 characters")

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .. import objectives as obj
 from ..errors import PhospheneError
-from ..hooks import check_layers, layer_shapes
+from ..hooks import LayerTap, check_layers, layer_shapes
 from ..images import atomic_write_bytes, image_grid, load_image, save_image
 from ..models.wrapper import layer_root
 from ..render import progress_enabled, render
@@ -161,8 +161,6 @@ def unit_means(model: nn.Module, images: list[Path], layer_units: dict[str, list
 
     A minimal stand-in for a mining run (`phosphene.mining`), for small image folders.
     """
-    from ..hooks import LayerTap
-
     device = _device(model)
     out: dict[str, list[torch.Tensor]] = {layer: [] for layer in layer_units}
     with LayerTap(model, list(layer_units)) as tap:
@@ -264,11 +262,8 @@ def render_unit(model: nn.Module, layer: str, unit: int, n: int, steps: int, siz
     result = render(model, objective, param=param, steps=steps, size=size, batch=n, seed=seed,
                     progress=progress)
     # The value reported is the unit's own activation, without the diversity term.
-    with torch.no_grad():
-        from ..hooks import LayerTap
-
-        with LayerTap(model, [layer]) as tap:
-            act = tap(result.images.to(_device(model)))[layer]
+    with torch.no_grad(), LayerTap(model, [layer]) as tap:
+        act = tap(result.images.to(_device(model)))[layer]
         values = act[:, unit].float().mean((-2, -1)).cpu()
     return result.images, values
 

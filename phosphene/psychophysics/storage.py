@@ -140,7 +140,7 @@ class ExperimentDB:
         ``response_id`` and assignment (a retry), a conflict otherwise; neither writes anything.
         """
         row = {**row, "created": time.time()}
-        columns = [c for c in RESPONSE_COLUMNS]
+        columns = list(RESPONSE_COLUMNS)
         with self.connect() as db:
             try:
                 db.execute(f"INSERT INTO responses ({', '.join(columns)}) "
