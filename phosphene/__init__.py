@@ -1,6 +1,7 @@
 """phosphene: what the features of a vision model respond to, where, and what suppresses them."""
 
 from . import objectives, param, transforms
+from .accentuate import AccentuationResult, accentuate
 from .errors import LayerNotFoundError, ModelLoadError, PhospheneError, UnitOutOfRangeError
 from .hooks import LayerTap, layer_names, layer_shapes, resolve_layer
 from .images import image_grid, load_image, save_image
@@ -10,6 +11,7 @@ from .render import RenderResult, render
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccentuationResult", "accentuate",
     "ImageModel", "LayerNotFoundError", "LayerTap", "ModelLoadError", "PhospheneError",
     "RenderResult", "UnitOutOfRangeError", "image_grid", "imagenet_class_names", "layer_names",
     "layer_shapes", "list_models", "load_image", "load_model", "objectives", "param", "render",

@@ -33,6 +33,7 @@ def main() -> None:
     """phosphene: what vision-model features respond to, where, and what suppresses them."""
 
 
+from . import accentuate as _accentuate  # noqa: E402,F401
 from . import experiment as _experiment  # noqa: E402,F401
 from . import models as _models  # noqa: E402,F401  (registers verbs)
 from . import render as _render  # noqa: E402,F401

@@ -1,0 +1,105 @@
+"""``phosphene accentuate``: feature accentuation of a channel or a class in the user's images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from .. import objectives as obj
+from ..accentuate import accentuate
+from ..errors import PhospheneError
+from ..hooks import check_layers
+from ..images import load_image
+from ..seeded import SEEDED_PARAMETERIZATIONS
+from . import main
+from .common import model_options, open_model
+
+
+def parse_lams(text: str) -> list[float]:
+    """``"0,0.5,1,2"`` -> [0.0, 0.5, 1.0, 2.0]."""
+    try:
+        lams = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise PhospheneError(f"cannot read lambda list {text!r}; use e.g. 0,0.5,1,2") from None
+    if not lams:
+        raise PhospheneError(f"empty lambda list {text!r}")
+    return lams
+
+
+def load_seeds(paths, size: int):
+    """Readable images as a list of ((3, size, size) tensor, stem); unreadable ones as (path, reason)."""
+    seeds, skipped = [], []
+    for path in paths:
+        try:
+            seeds.append((load_image(path, size), Path(path).name))
+        except Exception as exc:  # any unreadable file is skipped and reported
+            skipped.append((path, type(exc).__name__))
+    return seeds, skipped
+
+
+@main.command("accentuate")
+@model_options
+@click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--image", "image_opts", multiple=True, type=click.Path(dir_okay=False),
+              help="A seed image (repeatable; positional paths work too). All go in one batch.")
+@click.option("--layer", default=None, help="Layer of the channel to accentuate.")
+@click.option("--channel", type=int, default=None, help="Channel of --layer.")
+@click.option("--class", "class_index", type=int, default=None, help="Class logit to accentuate.")
+@click.option("--reg-layer", default="_blocks.8", show_default=True,
+              help="Layer of the latent regularization ('input' for pixel space).")
+@click.option("--lam", type=float, default=1.0, show_default=True, help="Regularization weight.")
+@click.option("--lam-sweep", default=None, help="Several weights, e.g. 0,0.5,1,2 (one batch).")
+@click.option("--steps", type=int, default=100, show_default=True)
+@click.option("--crops", type=int, default=16, show_default=True, help="Crops per step.")
+@click.option("--size", type=int, default=None, help="Canvas side (default: the model's input).")
+@click.option("--input-size", type=int, default=None,
+              help="Side the crops are resized to (default: the model's input).")
+@click.option("--param", type=click.Choice(SEEDED_PARAMETERIZATIONS), default="phase",
+              show_default=True)
+@click.option("--mask", type=click.Choice(["none", "attribution"]), default="none", show_default=True,
+              help="'attribution' confines changes to where the objective is attributed.")
+@click.option("--lr", type=float, default=0.05, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random draws.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+def accentuate_command(model_name, weights, device, images, image_opts, layer, channel, class_index,
+                       reg_layer, lam, lam_sweep, steps, crops, size, input_size, param, mask, lr,
+                       seed, quiet, out) -> None:
+    """Accentuate a channel or class in images; writes PNGs, figure.png and accentuate.json."""
+    paths = list(image_opts) + list(images)
+    if not paths:
+        raise PhospheneError("give at least one image (--image PATH or positional paths)")
+    if (class_index is None) == (layer is None or channel is None):
+        raise PhospheneError("give either --layer and --channel, or --class")
+    model = open_model(model_name, weights, device)
+    if class_index is not None:
+        objective = obj.class_logit(class_index)
+    else:
+        check_layers(model, [layer])
+        objective = obj.channel(layer, channel)
+    check_layers(model, [reg_layer])
+    size = size or getattr(model, "input_size", 224)
+    seeds, skipped = load_seeds(paths, size)
+    for path, reason in skipped:
+        click.echo(f"skipped {path}: unreadable ({reason})", err=True)
+    if not seeds:
+        raise PhospheneError(f"none of the {len(paths)} images could be read")
+    lams = parse_lams(lam_sweep) if lam_sweep else [lam]
+    result = accentuate(model, objective, torch.stack([s for s, _ in seeds]), reg_layer, lam=lams,
+                        steps=steps, crops=crops, input_size=input_size, param=param, mask=mask,
+                        lr=lr, seed_rng=seed, progress=False if quiet else None)
+    result.settings["skipped"] = [str(p) for p, _ in skipped]
+    result.save(out, names=[_stem(name) for _, name in seeds])
+    click.echo(f"accentuated {len(seeds)} images x {len(lams)} lambdas in {result.seconds:.1f}s "
+               f"({len(skipped)} skipped) -> {out}")
+    for row in range(result.images.shape[0]):
+        click.echo(f"  {seeds[row // len(lams)][1]:<32} lam={result.lams[row % len(lams)]:<5g} "
+                   f"f {result.f_before[row]:8.3f} -> {result.f_after[row]:8.3f}   "
+                   f"R {result.r_after[row]:7.3f}")
+
+
+def _stem(name: str) -> str:
+    stem = name.rsplit(".", 1)[0]
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:40]
