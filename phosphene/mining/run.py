@@ -98,81 +98,85 @@ def run_mining(
     if not paths:
         raise PhospheneError(f"no images (jpg, png, webp, bmp) under {root}")
     prep = Preprocessing(size or getattr(model, "input_size", 224), crop_fraction, min_side, max_pixels)
-    tap = LayerTap(model, layers, truncate=True)
-    try:
-        return _mine(model, tap, layers, root, paths, prep, Path(out), k, batch_size, num_workers,
-                     checkpoint_every, checkpoint_seconds, device, progress)
-    finally:
-        tap.close()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise PhospheneError(f"--out {out} is a file, not a folder")
+    with LayerTap(model, layers, truncate=True) as tap:
+        shapes = _layer_shapes(tap, prep.size, device)
+        config = {
+            "model": getattr(model, "name", type(model).__name__), "layers": layers, "k": k,
+            "batch_size": batch_size, "stats": list(STATS), "preprocessing": prep.describe(),
+            "image_root": str(root.resolve()), "n_images": len(paths),
+            "image_list_sha256": list_hash(root, paths),
+        }
+        relative = [p.relative_to(root).as_posix() for p in paths]
+        if _open_or_create(out, config, shapes, relative) == "complete":
+            return MiningRun(out)
+        extremes, processed, skipped = _resume(out, layers, shapes, k, device)
+        start_time = time.perf_counter()
+        loader = batch_loader(paths, prep, batch_size, start=processed, num_workers=num_workers,
+                              pin_memory=device.type == "cuda")
+        bar = tqdm(total=-(-len(paths) // batch_size), initial=processed // batch_size, unit="batch",
+                   desc="mining", disable=not progress if progress is not None else None)
+        last_save, since_save = time.monotonic(), 0
+        with torch.inference_mode(), bar:
+            for batch in loader:
+                skipped.extend(batch.skipped)
+                if len(batch.indices):
+                    acts = tap(batch.images.to(device, non_blocking=True).float().div_(255))
+                    index = batch.indices.to(device, non_blocking=True)
+                    for name in layers:
+                        extremes[name].update(acts[name], index)
+                processed = min(processed + batch_size, len(paths))
+                since_save += 1
+                bar.update(1)
+                if since_save >= checkpoint_every or time.monotonic() - last_save >= checkpoint_seconds:
+                    store.save_checkpoint(out, processed, _states(extremes), skipped)
+                    last_save, since_save = time.monotonic(), 0
+    store.save_checkpoint(out, processed, _states(extremes), skipped)
+    _finish(out, extremes, shapes, relative, skipped, time.perf_counter() - start_time)
+    return MiningRun(out)
 
 
-def _mine(model, tap, layers, root, paths, prep, out, k, batch_size, num_workers, checkpoint_every,
-          checkpoint_seconds, device, progress) -> MiningRun:
-    relative = [p.relative_to(root).as_posix() for p in paths]
-    shapes = _layer_shapes(tap, prep.size, device)
-    config = {
-        "model": getattr(model, "name", type(model).__name__), "layers": layers, "k": k,
-        "batch_size": batch_size, "stats": list(STATS), "preprocessing": prep.describe(),
-        "image_root": str(root.resolve()), "n_images": len(paths),
-        "image_list_sha256": list_hash(root, paths),
-    }
+def _states(extremes: dict[str, LayerExtremes]) -> dict:
+    return {name: e.state() for name, e in extremes.items()}
+
+
+def _open_or_create(out: Path, config: dict, shapes: dict, relative: list[str]) -> str:
+    """Check the manifest of an existing run against ``config`` or start a new run; its status."""
     manifest_path = out / store.MANIFEST
     if manifest_path.is_file():
         old = store.read_json(manifest_path)
         _check_same_run(out, old, config)
-        if old.get("status") == "complete":
-            return MiningRun(out)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        store.write_image_list(out, relative)
-        store.write_json(manifest_path, {"format": 1, "status": "running", "config": config,
-                                         "layer_shapes": shapes, "versions": _versions()})
+        return old.get("status", "running")
+    out.mkdir(parents=True, exist_ok=True)
+    store.write_image_list(out, relative)
+    store.write_json(manifest_path, {"format": 1, "status": "running", "config": config,
+                                     "layer_shapes": shapes, "versions": _versions()})
+    return "running"
 
+
+def _resume(out: Path, layers: list[str], shapes: dict, k: int, device: torch.device):
+    """(running extremes per layer, files processed, skipped files) from the last checkpoint."""
     extremes = {name: LayerExtremes(shapes[name][0], k, device) for name in layers}
-    processed, skipped = 0, []
     checkpoint = store.load_checkpoint(out)
-    if checkpoint is not None:
-        processed, skipped = checkpoint["processed"], [tuple(s) for s in checkpoint["skipped"]]
-        for name in layers:
-            extremes[name].load(checkpoint["state"][name])
+    if checkpoint is None:
+        return extremes, 0, []
+    for name in layers:
+        extremes[name].load(checkpoint["state"][name])
+    return extremes, checkpoint["processed"], [tuple(s) for s in checkpoint["skipped"]]
 
-    def save(done: int) -> None:
-        store.save_checkpoint(out, done, {n: e.state() for n, e in extremes.items()}, skipped)
 
-    start_time = time.perf_counter()
-    loader = batch_loader(paths, prep, batch_size, start=processed, num_workers=num_workers,
-                          pin_memory=device.type == "cuda")
-    total_batches = -(-len(paths) // batch_size)
-    bar = tqdm(total=total_batches, initial=processed // batch_size, unit="batch", desc="mining",
-               disable=not progress if progress is not None else None)
-    last_save, since_save = time.monotonic(), 0
-    with torch.inference_mode():
-        for batch in loader:
-            skipped.extend(batch.skipped)
-            if len(batch.indices):
-                x = batch.images.to(device, non_blocking=True).float().div_(255)
-                acts = tap(x)
-                index = batch.indices.to(device, non_blocking=True)
-                for name in layers:
-                    extremes[name].update(acts[name], index)
-            processed = min(processed + batch_size, len(paths))
-            since_save += 1
-            bar.update(1)
-            if since_save >= checkpoint_every or time.monotonic() - last_save >= checkpoint_seconds:
-                save(processed)
-                last_save, since_save = time.monotonic(), 0
-    bar.close()
-    save(processed)
-    widths = {name: (shapes[name][2] if len(shapes[name]) == 3 else 1) for name in layers}
-    table = store.topk_table({n: e.state() for n, e in extremes.items()}, widths, relative)
-    store.write_parquet(out / store.TOPK, table)
+def _finish(out: Path, extremes: dict[str, LayerExtremes], shapes: dict, relative: list[str],
+            skipped: list[tuple[int, str]], seconds: float) -> None:
+    """Write the tables, then mark the manifest complete (last, so a kill before it only redoes this)."""
+    widths = {name: (shape[2] if len(shape) == 3 else 1) for name, shape in shapes.items()}
+    store.write_parquet(out / store.TOPK, store.topk_table(_states(extremes), widths, relative))
     store.write_skipped(out, skipped, relative)
     reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
-    manifest = store.read_json(manifest_path)
+    manifest = store.read_json(out / store.MANIFEST)
     manifest.update(status="complete", summary={
-        "n_images": len(paths), "n_used": len(paths) - len(skipped), "n_skipped": len(skipped),
-        "skipped_by_reason": dict(sorted(reasons.items())),
-        "seconds_last_session": round(time.perf_counter() - start_time, 2),
+        "n_images": len(relative), "n_used": len(relative) - len(skipped), "n_skipped": len(skipped),
+        "skipped_by_reason": dict(sorted(reasons.items())), "seconds_last_session": round(seconds, 2),
     })
-    store.write_json(manifest_path, manifest)
-    return MiningRun(out)
+    store.write_json(out / store.MANIFEST, manifest)
