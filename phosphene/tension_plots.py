@@ -102,8 +102,8 @@ def example_grid(images: torch.Tensor, phi_plus: torch.Tensor, phi_minus: torch.
     """Images (N, 3, S, S) (top row) and their φ⁺/φ⁻ overlays (bottom row), plus the scale legend."""
     n, size = len(images), images.shape[-1]
     plus, minus = smooth_maps(phi_plus, phi_minus, size)
-    fig, axes = plt.subplots(2, n + 1, figsize=(1.9 * (n + 1), 4.3), squeeze=False,
-                             gridspec_kw={"width_ratios": [1] * n + [0.9]})
+    fig, axes = plt.subplots(2, n + 1, figsize=(1.9 * (n + 1), 3.9), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * n + [0.9], "hspace": 0.05})
     for i in range(n):
         axes[0, i].imshow(images[i].detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
         axes[0, i].set_title(captions[i], fontsize=7)
@@ -121,22 +121,28 @@ def scatter_plot(e_plus: dict[str, np.ndarray], e_minus: dict[str, np.ndarray], 
     """E⁺ vs E⁻ per image, one panel per attribution layer, coloured by f (diverging, centred at 0);
     the selected MEIs / MIIs / MTIs (row positions per kind) circled."""
     layers = list(e_plus)
-    fig, axes = plt.subplots(1, len(layers), figsize=(5.2 * len(layers), 4.6), squeeze=False)
+    columns = min(3, len(layers))
+    rows = -(-len(layers) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns + 1.2, 4.5 * rows), squeeze=False,
+                             gridspec_kw={"hspace": 0.4})
     bound = max(float(np.abs(f).max()), 1e-6)
     norm = TwoSlopeNorm(vmin=min(float(f.min()), -1e-6 * bound), vcenter=0.0,
                         vmax=max(float(f.max()), 1e-6 * bound))
-    for ax, layer in zip(axes[0], layers):
+    for ax, layer in zip(axes.flat, layers):
         points = ax.scatter(e_plus[layer], e_minus[layer], c=f, cmap="RdBu_r", norm=norm, s=12,
                             edgecolors="none")
-        for kind, rows in marks.items():
+        for kind, chosen in marks.items():
             label, colour, marker = MARKS[kind]
-            ax.scatter(e_plus[layer][rows], e_minus[layer][rows], s=70, facecolors="none",
-                       edgecolors=colour, marker=marker, linewidths=1.4, label=label)
+            ax.scatter(e_plus[layer][chosen], e_minus[layer][chosen], s=70, facecolors="none",
+                       edgecolors=colour, marker=marker, linewidths=1.4, label=f"{label}s")
         ax.set_xlabel("E⁺ (excitation)")
         ax.set_ylabel("E⁻ (inhibition)")
         ax.set_title(f"through {layer}", fontsize=9)
-        ax.legend(fontsize=8, loc="upper right")
-    fig.colorbar(points, ax=list(axes[0]), label="f (target, pre-activation)", shrink=0.9)
+    for ax in axes.flat[len(layers):]:
+        ax.set_axis_off()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper left", ncols=len(labels), fontsize=8, frameon=False)
+    fig.colorbar(points, ax=list(axes.flat), label="f (target)", shrink=0.9)
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
 
