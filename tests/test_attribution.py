@@ -15,7 +15,7 @@ SIZE = 96
 
 @pytest.fixture(scope="module")
 def images(samples_dir) -> torch.Tensor:
-    return torch.stack([load_image(p, SIZE) for p in list_images(samples_dir)[::60][:8]])
+    return torch.stack([load_image(p, SIZE) for p in list_images(samples_dir)[::80][:6]])
 
 
 def reference_attribution(model, images, target_layer, channel, layer, read_input=False):
@@ -72,6 +72,7 @@ def test_attribution_through_a_bias_free_linear_map_is_complete(model, images):
 
 
 def test_target_is_the_pre_activation_of_an_activation_layer(model, images):
+    images = images[:4]
     pre = attribute(model, images, "_blocks.8._relu1:3", ["_blocks.7"]).f
     bn = attribute(model, images, "_blocks.8._bn1:3", ["_blocks.7"]).f
     post = attribute(model, images, Target("_blocks.8._relu1", 3, preactivation=False), ["_blocks.7"]).f
@@ -101,8 +102,8 @@ def test_maps_split_the_attribution_per_position(model, images):
 
 
 def test_batched_results_equal_one_image_at_a_time(model, images):
-    batched = attribute(model, images, "_blocks.8._relu1:3", ["_blocks.5"], batch_size=8)
-    single = attribute(model, images, "_blocks.8._relu1:3", ["_blocks.5"], batch_size=1)
+    batched = attribute(model, images[:4], "_blocks.8._relu1:3", ["_blocks.5"], batch_size=4)
+    single = attribute(model, images[:4], "_blocks.8._relu1:3", ["_blocks.5"], batch_size=1)
     torch.testing.assert_close(batched.f, single.f, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(batched.layers["_blocks.5"].e_minus, single.layers["_blocks.5"].e_minus,
                                rtol=1e-4, atol=1e-5)
