@@ -5,7 +5,7 @@
     run.top("_blocks.8", 3, k=8)             # [Example(index, path, value, y, x, ...)], best first
     run.bottom("_blocks.8", 3, by="min")     # smallest spatial minimum, with its position
     run.load(run.top("_blocks.8", 3))        # (8, 3, S, S) images preprocessed as in the run
-    run.table().to_pandas()                  # the whole Parquet table
+    run.table()                              # the whole Parquet table (pyarrow)
 
 Modules: `dataset` (decoding in worker processes, bad files skipped with a reason), `topk` (running
 top/bottom-k merged on the device), `store` (Parquet tables, manifest, atomic checkpoints), `run`

@@ -95,6 +95,8 @@ def decode_image(path: str | os.PathLike, prep: Preprocessing) -> np.ndarray:
         raise SkipImage(f"too large ({exc})") from None
     except UnidentifiedImageError:
         raise SkipImage("not an image (unidentified format)") from None
+    except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:
+        raise SkipImage(f"unreadable ({type(exc).__name__})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise SkipImage(f"truncated or corrupt ({type(exc).__name__}: {str(exc)[:80]})") from None
     crop = resize_center_crop(rgb, prep.size, prep.crop_fraction)
