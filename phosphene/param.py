@@ -27,14 +27,21 @@ _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.0
 COLOR_CORRELATION = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 
 
+def _mix_colors(t: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """out[n, d] = sum_c matrix[d, c] * t[n, c] on (N, 3, H, W), as one matmul over the pixels
+    (much faster on CPU than the equivalent einsum, which permutes and copies)."""
+    n, c, h, w = t.shape
+    return (matrix.to(t) @ t.reshape(n, c, h * w)).reshape(n, -1, h, w)
+
+
 def recorrelate(t: torch.Tensor) -> torch.Tensor:
     """Decorrelated colour space -> RGB logits, on (N, 3, H, W)."""
-    return torch.einsum("nchw,dc->ndhw", t, COLOR_CORRELATION.to(t))
+    return _mix_colors(t, COLOR_CORRELATION)
 
 
 def decorrelate(rgb: torch.Tensor) -> torch.Tensor:
     """RGB logits -> decorrelated colour space (inverse of `recorrelate`)."""
-    return torch.einsum("nchw,dc->ndhw", rgb, torch.linalg.inv(COLOR_CORRELATION).to(rgb))
+    return _mix_colors(rgb, torch.linalg.inv(COLOR_CORRELATION))
 
 
 def rfft2_freqs(h: int, w: int) -> torch.Tensor:
