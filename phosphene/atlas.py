@@ -1,0 +1,347 @@
+"""Attribution atlas (Hamblin et al. 2024) and activation atlas (Carter et al. 2019).
+
+Pipeline (METHODS §3, §5):
+
+1. vectors, one per image: the attribution A = a_l * df/da_l summed over positions (a C-vector), or
+   for the activation atlas one random spatial activation of layer l per image (whitened).
+2. `umap_layout` (cosine metric) -> `normalize_layout` (1st/99th percentiles + 10% margin, clipped).
+3. `bin_layout`: a grid x grid raster; cells with more than ``min_points`` points are kept.
+4. icons: each kept cell's mean vector is rendered with the alignment objective
+   ``(a . v) * cos(a, v)^p`` (`objectives.alignment`), all icons of the atlas in batches.
+5. each icon's border is coloured by f (the target unit) measured on the icon, on a diverging
+   scale centred at 0; `scatter_figure` shows the layout coloured by f and sized by vector norm;
+   `atlas_page` writes an HTML page where hovering a cell shows the dataset images in it.
+
+Attribution atlas selection (documented choice): from all images, the ``per_group`` with the
+largest f, the ``per_group`` with the smallest f, and the ``per_group`` with the largest
+attribution norm ||sum_positions A||, merged without duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import objectives as obj
+from .attribution import Attributor, Target, attribute, parse_target
+from .errors import PhospheneError
+from .hooks import LayerTap
+from .images import atomic_write_bytes, save_image, to_uint8
+from .render import model_device, progress_enabled, render
+from .transforms import Compose, Jitter, Noise, Pad, Rotate, Scale
+
+MODES = ("attribution", "activation")
+
+
+# -- layout ------------------------------------------------------------------------------------
+def umap_layout(vectors: np.ndarray, n_neighbors: int = 10, min_dist: float = 0.1, seed: int = 0
+                ) -> np.ndarray:
+    """(N, C) vectors -> (N, 2) UMAP embedding with the cosine metric."""
+    import umap
+
+    n_neighbors = max(2, min(n_neighbors, len(vectors) - 1))
+    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed,
+                        n_jobs=1)
+    return reducer.fit_transform(np.asarray(vectors, dtype=np.float32))
+
+
+def normalize_layout(xy: np.ndarray, low: float = 1.0, high: float = 99.0, margin: float = 0.1
+                     ) -> np.ndarray:
+    """Map (N, 2) points into [0, 1]^2: the ``low``..``high`` percentile box plus ``margin`` of its
+    size on each side spans the square; points beyond are clipped to its border."""
+    lo, hi = np.percentile(xy, low, axis=0), np.percentile(xy, high, axis=0)
+    span = np.maximum(hi - lo, 1e-12)
+    lo, span = lo - margin * span, span * (1 + 2 * margin)
+    return np.clip((xy - lo) / span, 0.0, 1.0)
+
+
+@dataclass
+class Cell:
+    """One kept grid cell: its row, column and the indices of the points in it."""
+
+    row: int
+    col: int
+    members: np.ndarray
+
+
+def bin_layout(xy01: np.ndarray, grid: int, min_points: int = 5) -> list[Cell]:
+    """Cells of a ``grid`` x ``grid`` raster over [0, 1]^2 holding more than ``min_points`` points,
+    in row-major order (row 0 at the top, i.e. large y)."""
+    cols = np.minimum((xy01[:, 0] * grid).astype(int), grid - 1)
+    rows = np.minimum(((1 - xy01[:, 1]) * grid).astype(int), grid - 1)
+    cells = []
+    for r in range(grid):
+        for c in range(grid):
+            members = np.flatnonzero((rows == r) & (cols == c))
+            if len(members) > min_points:
+                cells.append(Cell(r, c, members))
+    return cells
+
+
+def whitening(vectors: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """Carter et al.'s whitening S = inv(A^T A / N) (ridge ``eps`` times the mean eigenvalue)."""
+    cov = vectors.T @ vectors / len(vectors)
+    ridge = eps * np.trace(cov) / len(cov)
+    return np.linalg.inv(cov + ridge * np.eye(len(cov)))
+
+
+# -- vectors -----------------------------------------------------------------------------------
+def attribution_vectors(model: nn.Module, images: torch.Tensor, target: Target, layer: str,
+                        batch_size: int = 16, progress: bool | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(f (N,), attribution summed over positions (N, C)) for images (N, 3, H, W) in [0, 1]."""
+    device = model_device(model)
+    fs, vectors = [], []
+    with Attributor(model, target, [layer]) as attributor:
+        for start in tqdm(range(0, len(images), batch_size), desc="attribution", leave=False,
+                          disable=not progress_enabled(progress)):
+            result = attributor(images[start:start + batch_size].to(device), keep=True)
+            fs.append(result.f.cpu())
+            vectors.append(result.layers[layer].vector.cpu())
+    return torch.cat(fs).numpy(), torch.cat(vectors).numpy()
+
+
+def activation_vectors(model: nn.Module, images: torch.Tensor, layer: str, seed: int = 0,
+                       batch_size: int = 32) -> np.ndarray:
+    """One activation vector (C,) per image at a random spatial position of ``layer``."""
+    gen = torch.Generator().manual_seed(seed)
+    device = model_device(model)
+    out = []
+    with LayerTap(model, [layer]) as tap, torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            act = tap(images[start:start + batch_size].to(device))[layer].float().cpu()
+            n, _, h, w = act.shape
+            y = torch.randint(h, (n,), generator=gen)
+            x = torch.randint(w, (n,), generator=gen)
+            out.append(act[torch.arange(n), :, y, x])
+    return torch.cat(out).numpy()
+
+
+def select_images(f: np.ndarray, norms: np.ndarray, per_group: int) -> np.ndarray:
+    """Indices of the ``per_group`` largest f, smallest f and largest norms, without duplicates."""
+    order_f = np.argsort(-f, kind="stable")
+    groups = [order_f[:per_group], order_f[::-1][:per_group], np.argsort(-norms, kind="stable")[:per_group]]
+    return np.array(sorted(set(np.concatenate(groups).tolist())), dtype=int)
+
+
+@dataclass
+class ImageSource:
+    """Decoded images of a mining run or an image folder: (N, 3, S, S) in [0, 1] and their paths."""
+
+    images: torch.Tensor
+    paths: list[Path]
+    skipped: int
+
+
+def load_source(source: str | os.PathLike, model: nn.Module, size: int | None = None,
+                batch_size: int = 32, num_workers: int = 2) -> ImageSource:
+    """Decode every readable image of a mining run (with its preprocessing) or of an image folder;
+    unreadable files are skipped and counted."""
+    from .mining.dataset import Preprocessing, batch_loader
+    from .tension import image_source
+
+    paths, _root, prep, _model_name = image_source(source)
+    if prep is None or size is not None:
+        prep = Preprocessing(size or getattr(model, "input_size", 224))
+    images, kept, skipped = [], [], 0
+    for batch in batch_loader(paths, prep, batch_size, num_workers=num_workers):
+        skipped += len(batch.skipped)
+        if len(batch.indices):
+            images.append(batch.images.float().div_(255))
+            kept.extend(paths[i] for i in batch.indices.tolist())
+    if not images:
+        raise PhospheneError(f"none of the {len(paths)} files of {source} could be read")
+    return ImageSource(torch.cat(images), kept, skipped)
+
+
+# -- icons -------------------------------------------------------------------------------------
+def icon_transforms() -> Compose:
+    """Small-image robustness set for icons: pad 4, jitter 4, slight scale and rotation, noise."""
+    return Compose([Pad(4), Jitter(4), Scale([0.95, 1.0, 1.05]), Rotate((-5.0, 5.0)), Jitter(2),
+                    Noise(0.01)])
+
+
+def render_icons(model: nn.Module, layer: str, directions: np.ndarray, size: int = 64, steps: int = 128,
+                 batch: int = 64, cossim_pow: float = 2.0, lr: float = 0.05, seed: int = 0,
+                 param: str = "fourier", progress: bool | None = None) -> torch.Tensor:
+    """One icon per direction (K, C), rendered ``batch`` at a time: (K, 3, size, size)."""
+    icons = []
+    chunks = range(0, len(directions), batch)
+    for start in tqdm(chunks, desc="icons", disable=not progress_enabled(progress), leave=False):
+        part = torch.as_tensor(directions[start:start + batch], dtype=torch.float32)
+        if len(part) == 1:
+            part = part.expand(2, -1)  # a batch of one would be read as one direction for all
+        objective = obj.alignment(layer, part, cossim_pow)
+        result = render(model, objective, param=param, transforms=icon_transforms(), steps=steps, lr=lr,
+                        size=size, batch=len(part), seed=seed + start, progress=False)
+        icons.append(result.images[: len(directions[start:start + batch])])
+    return torch.cat(icons)
+
+
+def _diverging(values: np.ndarray) -> np.ndarray:
+    """(K,) values -> (K, 3) RGB in [0, 1] on a blue-white-red scale centred at 0."""
+    from matplotlib import colormaps
+    from matplotlib.colors import TwoSlopeNorm
+
+    bound = max(float(np.abs(values).max()), 1e-6)
+    norm = TwoSlopeNorm(vmin=-bound, vcenter=0.0, vmax=bound)
+    return colormaps["RdBu_r"](norm(values))[:, :3]
+
+
+def compose_atlas(icons: torch.Tensor, cells: Sequence[Cell], grid: int, f: np.ndarray,
+                  border: int = 3) -> Image.Image:
+    """Place icon k at its cell, framed in the colour of f[k]; empty cells stay white."""
+    size = icons.shape[-1]
+    step = size + 2 * border
+    canvas = Image.new("RGB", (grid * step, grid * step), "white")
+    colours = (_diverging(f) * 255).astype(np.uint8)
+    for icon, cell, colour in zip(icons, cells, colours):
+        frame = Image.new("RGB", (step, step), tuple(int(c) for c in colour))
+        frame.paste(Image.fromarray(to_uint8(icon)), (border, border))
+        canvas.paste(frame, (cell.col * step, cell.row * step))
+    return canvas
+
+
+def scatter_figure(xy01: np.ndarray, f: np.ndarray, norms: np.ndarray, grid: int, path: str | os.PathLike,
+                   title: str) -> None:
+    """The atlas' companion scatter: points coloured by f (diverging at 0), sized by vector norm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
+
+    bound = max(float(np.abs(f).max()), 1e-6)
+    sizes = 6 + 60 * norms / max(float(norms.max()), 1e-12)
+    fig, ax = plt.subplots(figsize=(6.4, 6))
+    points = ax.scatter(xy01[:, 0], xy01[:, 1], c=f, s=sizes, cmap="RdBu_r",
+                        norm=TwoSlopeNorm(vmin=-bound, vcenter=0, vmax=bound), edgecolors="k",
+                        linewidths=0.2)
+    ax.set_xticks(np.linspace(0, 1, grid + 1), minor=True)
+    ax.set_yticks(np.linspace(0, 1, grid + 1), minor=True)
+    ax.grid(which="minor", linewidth=0.2, alpha=0.5)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(points, ax=ax, label="f (target unit)")
+    fig.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# -- results -----------------------------------------------------------------------------------
+@dataclass
+class AtlasResult:
+    """Everything an atlas is made of; `save` writes atlas.png, scatter.png, index.html, atlas.json."""
+
+    mode: str
+    layer: str
+    target: Target | None
+    grid: int
+    xy: np.ndarray  # (N, 2) normalized layout of the selected images
+    vectors: np.ndarray  # (N, C)
+    f: np.ndarray  # (N,) target value of each selected image
+    paths: list[Path]  # the selected images
+    images: torch.Tensor  # (N, 3, S, S) the selected images, as the model saw them
+    cells: list[Cell]
+    icons: torch.Tensor  # (K, 3, s, s)
+    icon_f: np.ndarray  # (K,) target value on each icon
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def image(self) -> Image.Image:
+        return compose_atlas(self.icons, self.cells, self.grid, self.icon_f)
+
+    def save(self, out_dir: str | Path, thumb: int = 72) -> dict[str, Any]:
+        from .atlas_page import write_page
+
+        out = Path(out_dir)
+        (out / "thumbs").mkdir(parents=True, exist_ok=True)
+        save_image(self.image(), out / "atlas.png")
+        title = f"{self.mode} atlas of {self.target or self.layer} through {self.layer}"
+        scatter_figure(self.xy, self.f, np.linalg.norm(self.vectors, axis=1), self.grid,
+                       out / "scatter.png", title)
+        (out / "icons").mkdir(exist_ok=True)
+        for k, icon in enumerate(self.icons):
+            save_image(icon, out / "icons" / f"icon_{k:03d}.png")
+        thumbs = []
+        for i, image in enumerate(self.images):
+            small = Image.fromarray(to_uint8(image)).resize((thumb, thumb), Image.Resampling.BILINEAR)
+            name = f"thumbs/{i:04d}.jpg"
+            small.save(out / name, quality=85)
+            thumbs.append(name)
+        record = {
+            "mode": self.mode, "layer": self.layer, "target": str(self.target) if self.target else None,
+            "grid": self.grid, "settings": self.settings,
+            "cells": [{"row": c.row, "col": c.col, "icon": f"icons/icon_{k:03d}.png",
+                       "icon_f": float(self.icon_f[k]),
+                       "members": [{"path": str(self.paths[i]), "f": float(self.f[i]), "thumb": thumbs[i]}
+                                   for i in c.members]}
+                      for k, c in enumerate(self.cells)],
+        }
+        atomic_write_bytes(out / "atlas.json", json.dumps(record, indent=2).encode())
+        write_page(out / "index.html", record, title)
+        return record
+
+
+def _icon_f(model: nn.Module, icons: torch.Tensor, target: Target | None) -> np.ndarray:
+    if target is None:
+        return np.zeros(len(icons))
+    if len(icons) == 0:
+        return np.zeros(0)
+    return attribute(model, icons, target, ["input"]).f.cpu().numpy()
+
+
+def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], layer: str,
+                target: Target | str | None = None, mode: str = "attribution", grid: int = 20,
+                per_group: int = 100, min_points: int = 5, icon_size: int = 64, steps: int = 128,
+                batch: int = 64, cossim_pow: float | None = None, seed: int = 0,
+                progress: bool | None = None) -> AtlasResult:
+    """An attribution atlas (``target`` through ``layer``) or an activation atlas (of ``layer``;
+    ``target`` only colours the icon borders) of ``images`` (N, 3, S, S) in [0, 1]."""
+    if mode not in MODES:
+        raise PhospheneError(f"unknown atlas mode {mode!r}; choose from {', '.join(MODES)}")
+    target = parse_target(target) if isinstance(target, str) else target
+    if mode == "attribution":
+        if target is None:
+            raise PhospheneError("an attribution atlas needs a target unit (--target LAYER:CHANNEL)")
+        f_all, vectors_all = attribution_vectors(model, images, target, layer, progress=progress)
+        keep = select_images(f_all, np.linalg.norm(vectors_all, axis=1), per_group)
+        vectors, f = vectors_all[keep], f_all[keep]
+        directions_of = lambda members: vectors[members].mean(0)  # noqa: E731
+        n_neighbors, min_dist, power = 10, 0.1, 1.0
+    else:
+        keep = np.arange(len(images))
+        vectors = activation_vectors(model, images, layer, seed)
+        f = (attribute(model, images, target, ["input"]).f.cpu().numpy() if target is not None
+             else np.zeros(len(images)))
+        white = whitening(vectors)
+        directions_of = lambda members: white @ vectors[members].mean(0)  # noqa: E731
+        n_neighbors, min_dist, power = 20, 0.01, 2.0
+    if len(vectors) < 4:
+        raise PhospheneError(f"an atlas needs at least 4 images, got {len(vectors)}")
+    xy = normalize_layout(umap_layout(vectors, n_neighbors, min_dist, seed))
+    cells = bin_layout(xy, grid, min_points)
+    if not cells:
+        raise PhospheneError(f"no grid cell holds more than {min_points} images; use a smaller --grid "
+                             "or --min-points, or more images")
+    directions = np.stack([directions_of(c.members) for c in cells])
+    icons = render_icons(model, layer, directions, icon_size, steps, batch,
+                         cossim_pow if cossim_pow is not None else power, seed=seed, progress=progress)
+    settings = {"per_group": per_group, "min_points": min_points, "icon_size": icon_size, "steps": steps,
+                "batch": batch, "cossim_pow": cossim_pow if cossim_pow is not None else power,
+                "n_neighbors": n_neighbors, "min_dist": min_dist, "seed": seed, "images": len(images),
+                "selected": len(keep)}
+    return AtlasResult(mode, layer, target, grid, xy, vectors, f, [Path(paths[i]) for i in keep],
+                       images[keep], cells, icons, _icon_f(model, icons, target), settings)

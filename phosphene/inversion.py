@@ -1,0 +1,175 @@
+"""+/- attribution accentuation and inversion for one image (Hamblin et al. 2024, METHODS §3).
+
+For a seed image and a target unit f, the attribution through an earlier layer l is
+A = a_l * df/da_l (C, H, W). Its excitatory and inhibitory parts t+ = ReLU(A), t- = ReLU(-A) are
+targets for the objective ``(a_l(x) . t) * cos(a_l(x), t)^p`` over C*H*W (`objectives.alignment`):
+
+- + / - accentuation: x starts from the seed (`SeededPhaseImage`) and moves toward t+ / t-;
+- + / - inversion: x starts from random phase (`MacoImage`) and is made to produce t+ / t-;
+- the plain unit visualization (channel mean of the target layer, from random phase) for comparison.
+
+All five are rendered in one batch by one `render` call (a `stack` of objectives over a
+concatenation of the two parameterizations).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
+
+from . import objectives as obj
+from .attribution import Attributor, Target, attribute, parse_target
+from .images import atomic_write_bytes, save_image, to_uint8
+from .param import MacoImage
+from .render import model_device, render
+from .seeded import SeededPhaseImage
+from .transforms import Compose, Noise, RandomCrop
+
+PANELS = ("+ accentuation", "- accentuation", "+ inversion", "- inversion", "unit visualization")
+
+
+class ConcatImages(nn.Module):
+    """Concatenate the batches of several parameterizations into one."""
+
+    def __init__(self, *params: nn.Module):
+        super().__init__()
+        self.parts = nn.ModuleList(params)
+
+    def forward(self) -> torch.Tensor:
+        return torch.cat([part() for part in self.parts])
+
+
+@dataclass
+class SeedAttribution:
+    """Seed attribution through one layer: A, f, and the phi+/phi- maps (one seed or a batch)."""
+
+    attribution: torch.Tensor  # (C, h, w), or (N, C, h, w) for a batch of seeds
+    f: float | torch.Tensor  # a float, or (N,)
+    phi_plus: torch.Tensor  # (h, w) or (N, h, w)
+    phi_minus: torch.Tensor
+
+    @property
+    def plus(self) -> torch.Tensor:
+        return self.attribution.clamp(min=0)
+
+    @property
+    def minus(self) -> torch.Tensor:
+        return (-self.attribution).clamp(min=0)
+
+
+def seed_attribution(model: nn.Module, seeds: torch.Tensor, target: Target, layer: str) -> SeedAttribution:
+    """Attribution of ``target`` through ``layer`` for one (3, H, W) image or a batch (N, 3, H, W)."""
+    batch = seeds if seeds.dim() == 4 else seeds[None]
+    with Attributor(model, target, [layer]) as attributor:
+        result = attributor(batch.to(model_device(model)), maps=True, keep=True)
+    part = result.layers[layer]
+    if seeds.dim() == 3:
+        return SeedAttribution(part.attribution[0].cpu(), float(result.f[0]), part.phi_plus[0].cpu(),
+                               part.phi_minus[0].cpu())
+    return SeedAttribution(part.attribution.cpu(), result.f.cpu(), part.phi_plus.cpu(), part.phi_minus.cpu())
+
+
+@dataclass
+class InversionResult:
+    """Seed, its attribution, and the five images of `PANELS` with f on each."""
+
+    seed: torch.Tensor  # (3, H, W)
+    attribution: SeedAttribution
+    images: torch.Tensor  # (5, 3, H, W) in [0, 1], in the order of PANELS
+    f: torch.Tensor  # (5,) target unit on each image
+    alignment: torch.Tensor  # (5,) the optimized objective on the clean images
+    target: Target
+    layer: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def f_of(self, panel: str) -> float:
+        return float(self.f[PANELS.index(panel)])
+
+    def figure(self) -> Image.Image:
+        """The paper's layout: seed with its phi+/phi- map, then the five panels, f under each."""
+        from .tension_plots import overlay, smooth_maps
+
+        size = self.seed.shape[-1]
+        plus, minus = smooth_maps(self.attribution.phi_plus[None], self.attribution.phi_minus[None], size)
+        seed_map = torch.from_numpy(overlay(self.seed, plus[0], minus[0])).permute(2, 0, 1).float()
+        pictures = [self.seed, seed_map, *self.images]
+        captions = [f"seed f={self.attribution.f:.2f}", "phi+ / phi-",
+                    *(f"{p} f={v:.2f}" for p, v in zip(PANELS, self.f.tolist()))]
+        pad, text = 6, 26
+        canvas = Image.new("RGB", (len(pictures) * (size + pad) + pad, size + text + 2 * pad), "white")
+        draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+        for i, (picture, caption) in enumerate(zip(pictures, captions)):
+            x = pad + i * (size + pad)
+            canvas.paste(Image.fromarray(to_uint8(picture)), (x, pad))
+            words = caption.split(" f=")
+            draw.text((x + 2, pad + size + 2), words[0], fill="black", font=font)
+            if len(words) > 1:
+                draw.text((x + 2, pad + size + 13), "f=" + words[1], fill="black", font=font)
+        return canvas
+
+    def save(self, out_dir: str | Path) -> dict[str, Any]:
+        """Write figure.png, one PNG per panel and inversion.json."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_image(self.figure(), out / "figure.png")
+        files = []
+        for panel, image in zip(PANELS, self.images):
+            name = panel.replace("+ ", "plus_").replace("- ", "minus_").replace(" ", "_") + ".png"
+            save_image(image, out / name)
+            files.append(name)
+        record = {"target": str(self.target), "attr_layer": self.layer, "f_seed": self.attribution.f,
+                  "panels": [{"panel": p, "file": n, "f": float(v), "alignment": float(a)}
+                             for p, n, v, a in zip(PANELS, files, self.f, self.alignment)],
+                  "settings": self.settings}
+        atomic_write_bytes(out / "inversion.json", json.dumps(record, indent=2).encode())
+        return record
+
+
+def invert(model: nn.Module, seed: torch.Tensor, target: Target | str, attr_layer: str,
+           steps: int = 256, lr: float = 0.02, crops: int = 4, crop_side: tuple[float, float] = (0.9, 0.99),
+           noise: float = 0.02, cossim_pow: float = 1.0, seed_rng: int = 0,
+           progress: bool | None = None) -> InversionResult:
+    """+/- accentuations and inversions of ``seed`` (3, H, W) in [0, 1] and the unit visualization,
+    rendered as one batch; f is measured on each result (see `PANELS`)."""
+    return invert_many(model, seed[None], target, attr_layer, steps, lr, crops, crop_side, noise, cossim_pow,
+                       seed_rng, progress)[0]
+
+
+def invert_many(model: nn.Module, seeds: torch.Tensor, target: Target | str, attr_layer: str,
+                steps: int = 256, lr: float = 0.02, crops: int = 4,
+                crop_side: tuple[float, float] = (0.9, 0.99), noise: float = 0.02, cossim_pow: float = 1.0,
+                seed_rng: int = 0, progress: bool | None = None) -> list[InversionResult]:
+    """`invert` for N seeds (N, 3, H, W) at once: all 5N images are one batch of one `render` call.
+
+    Batch layout: [+acc, -acc] for every seed (seeded phase), then [+inv, -inv] for every seed and
+    one unit visualization per seed (random phase).
+    """
+    target = parse_target(target) if isinstance(target, str) else target
+    n, size = len(seeds), seeds.shape[-1]
+    att = seed_attribution(model, seeds, target, attr_layer)
+    plus, minus = att.attribution.clamp(min=0), (-att.attribution).clamp(min=0)
+    pairs = torch.stack([plus, minus], 1).flatten(0, 1)  # (2N, C, h, w): +, - per seed
+    unit = (obj.neuron(target.layer, [target.channel] * n) if target.position == "centre"
+            else obj.channel(target.layer, [target.channel] * n))
+    objective = obj.stack([obj.alignment(attr_layer, pairs, cossim_pow),
+                           obj.alignment(attr_layer, pairs, cossim_pow), unit])
+    param = ConcatImages(SeededPhaseImage(seeds.float().repeat_interleave(2, 0)),
+                         MacoImage(3 * n, size, generator=torch.Generator().manual_seed(seed_rng)))
+    transforms = Compose([RandomCrop(crop_side, size), Noise(noise, noise)])
+    result = render(model, objective, param=param, transforms=transforms, steps=steps, lr=lr, size=size,
+                    batch=5 * n, copies=crops, seed=seed_rng, progress=progress)
+    f = attribute(model, result.images, target, [attr_layer], batch_size=16).f.cpu()
+    settings = {**result.settings, "crop_side": list(crop_side), "noise": noise, "cossim_pow": cossim_pow}
+    results = []
+    for i in range(n):
+        rows = [2 * i, 2 * i + 1, 2 * n + 2 * i, 2 * n + 2 * i + 1, 4 * n + i]  # order of PANELS
+        single = SeedAttribution(att.attribution[i], float(att.f[i]), att.phi_plus[i], att.phi_minus[i])
+        results.append(InversionResult(seeds[i].cpu(), single, result.images[rows], f[rows],
+                                       result.final[rows], target, attr_layer, settings))
+    return results
