@@ -211,6 +211,7 @@ def test_accentuation_shares_the_seeds_circuit_more_than_a_visualization(model, 
                             {"seed": seeds, "accent": sweep.images[[1, 4]], "vis": visualization},
                             k=20)
     summary = check.summary()
+    print(f"circuit IoU at _blocks.10, k=20: {summary}")
     assert set(summary) == {"seed~accent", "seed~vis", "accent~vis", "chance"}
     assert summary["seed~accent"] > summary["seed~vis"] + 0.2, summary
     assert check.units["seed"].shape == (2, 20)
