@@ -2,7 +2,8 @@
 
 Pipeline (METHODS §3, §5):
 
-1. vectors, one per image: the attribution A = a_l * df/da_l summed over positions (a C-vector), or
+1. vectors, one per image: the attribution A = a_l * df/da_l summed over positions (a C-vector;
+   signed like the activation in layers that can be negative, see `attribution_vectors`), or
    for the activation atlas one random spatial activation of layer l per image (whitened).
 2. `umap_layout` (cosine metric) -> `normalize_layout` (1st/99th percentiles + 10% margin, clipped).
 3. `bin_layout`: a grid x grid raster; cells with more than ``min_points`` points are kept.
@@ -99,15 +100,20 @@ def whitening(vectors: np.ndarray, eps: float = 1e-3) -> np.ndarray:
 def attribution_vectors(model: nn.Module, images: torch.Tensor, target: Target, layer: str,
                         batch_size: int = 16, progress: bool | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
-    """(f (N,), attribution summed over positions (N, C)) for images (N, 3, H, W) in [0, 1]."""
+    """(f (N,), attribution vectors (N, C)) for images (N, 3, H, W) in [0, 1].
+
+    The vector is ``sum_positions sign(a) * A``: the paper's sum of A for a non-negative (post-ReLU)
+    layer; in a layer that can be negative it points where the activation must move to reproduce the
+    attribution (as the signed inversion targets of `inversion.signed_targets`)."""
     device = model_device(model)
     fs, vectors = [], []
     with Attributor(model, target, [layer]) as attributor:
         for start in tqdm(range(0, len(images), batch_size), desc="attribution", leave=False,
                           disable=not progress_enabled(progress)):
             result = attributor(images[start:start + batch_size].to(device), keep=True)
+            part = result.layers[layer]
             fs.append(result.f.cpu())
-            vectors.append(result.layers[layer].vector.cpu())
+            vectors.append((torch.sign(part.activation) * part.attribution).sum((2, 3)).cpu())
     return torch.cat(fs).numpy(), torch.cat(vectors).numpy()
 
 

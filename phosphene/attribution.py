@@ -63,6 +63,7 @@ class LayerAttribution:
     phi_minus: torch.Tensor | None = None
     vector: torch.Tensor | None = None  # (N, C) A summed over positions, with keep=True
     attribution: torch.Tensor | None = None  # (N, C, H, W) A itself, with keep=True
+    activation: torch.Tensor | None = None  # (N, C, H, W) a, with keep=True
 
 
 @dataclass
@@ -111,6 +112,7 @@ def layer_sums(a: torch.Tensor, g: torch.Tensor, maps: bool = False, keep: bool 
         total=attribution.sum(dim=(1, 2, 3)))
     if keep:
         result.attribution = attribution
+        result.activation = a
         result.vector = attribution.sum(dim=(2, 3))
     if maps:
         result.phi_plus = (a * g.clamp(min=0)).sum(dim=1)
@@ -177,7 +179,7 @@ def concat(results: Sequence[AttributionResult]) -> AttributionResult:
         parts = [r.layers[name] for r in results]
         fields = {}
         for key in ("e_plus", "e_minus", "e_plus_l2", "e_minus_l2", "total", "phi_plus", "phi_minus",
-                    "vector", "attribution"):
+                    "vector", "attribution", "activation"):
             values = [getattr(p, key) for p in parts]
             fields[key] = None if values[0] is None else torch.cat(values)
         out.layers[name] = LayerAttribution(**fields)
@@ -185,15 +187,15 @@ def concat(results: Sequence[AttributionResult]) -> AttributionResult:
 
 
 def attribute(model: nn.Module, images: torch.Tensor, target: Target | str, layers: Sequence[str],
-              batch_size: int = 16, maps: bool = False) -> AttributionResult:
+              batch_size: int = 16, maps: bool = False, keep: bool = False) -> AttributionResult:
     """E⁺/E⁻ attribution of ``target`` through ``layers`` for ``images`` (N, 3, H, W) in [0, 1].
 
     Returns f (N,) and per layer E⁺, E⁻, their L2 variants and ΣA (each (N,)); with ``maps`` also
-    φ⁺, φ⁻ (N, H_ℓ, W_ℓ).
+    φ⁺, φ⁻ (N, H_ℓ, W_ℓ); with ``keep`` also A and a (N, C, H_ℓ, W_ℓ) and A summed over positions.
     """
     target = parse_target(target) if isinstance(target, str) else target
     device = next(model.parameters()).device
     with Attributor(model, target, layers) as attributor:
-        results = [attributor(images[i:i + batch_size].to(device), maps)
+        results = [attributor(images[i:i + batch_size].to(device), maps, keep)
                    for i in range(0, len(images), batch_size)]
     return concat(results)

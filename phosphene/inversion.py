@@ -50,17 +50,32 @@ class SeedAttribution:
     """Seed attribution through one layer: A, f, and the phi+/phi- maps (one seed or a batch)."""
 
     attribution: torch.Tensor  # (C, h, w), or (N, C, h, w) for a batch of seeds
+    activation: torch.Tensor  # a, same shape
     f: float | torch.Tensor  # a float, or (N,)
     phi_plus: torch.Tensor  # (h, w) or (N, h, w)
     phi_minus: torch.Tensor
 
     @property
     def plus(self) -> torch.Tensor:
-        return self.attribution.clamp(min=0)
+        """The excitatory target t+ = ReLU(A), signed like the activation (see `signed_targets`)."""
+        return signed_targets(self.attribution, self.activation)[0]
 
     @property
     def minus(self) -> torch.Tensor:
-        return (-self.attribution).clamp(min=0)
+        """The inhibitory target t- = ReLU(-A), signed like the activation."""
+        return signed_targets(self.attribution, self.activation)[1]
+
+
+def signed_targets(attribution: torch.Tensor, activation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """t+ = sign(a) ReLU(A), t- = sign(a) ReLU(-A).
+
+    For a non-negative layer (after a ReLU, the paper's setting) this is ReLU(+-A). In a layer that
+    can be negative (e.g. a block output without activation), an excitatory contribution may come from
+    a negative activation with a negative gradient; matching it means making a *more negative*, so the
+    target keeps the activation's sign.
+    """
+    sign = torch.sign(activation)
+    return sign * attribution.clamp(min=0), sign * (-attribution).clamp(min=0)
 
 
 def seed_attribution(model: nn.Module, seeds: torch.Tensor, target: Target, layer: str) -> SeedAttribution:
@@ -70,9 +85,10 @@ def seed_attribution(model: nn.Module, seeds: torch.Tensor, target: Target, laye
         result = attributor(batch.to(model_device(model)), maps=True, keep=True)
     part = result.layers[layer]
     if seeds.dim() == 3:
-        return SeedAttribution(part.attribution[0].cpu(), float(result.f[0]), part.phi_plus[0].cpu(),
-                               part.phi_minus[0].cpu())
-    return SeedAttribution(part.attribution.cpu(), result.f.cpu(), part.phi_plus.cpu(), part.phi_minus.cpu())
+        return SeedAttribution(part.attribution[0].cpu(), part.activation[0].cpu(), float(result.f[0]),
+                               part.phi_plus[0].cpu(), part.phi_minus[0].cpu())
+    return SeedAttribution(part.attribution.cpu(), part.activation.cpu(), result.f.cpu(), part.phi_plus.cpu(),
+                           part.phi_minus.cpu())
 
 
 @dataclass
@@ -153,7 +169,7 @@ def invert_many(model: nn.Module, seeds: torch.Tensor, target: Target | str, att
     target = parse_target(target) if isinstance(target, str) else target
     n, size = len(seeds), seeds.shape[-1]
     att = seed_attribution(model, seeds, target, attr_layer)
-    plus, minus = att.attribution.clamp(min=0), (-att.attribution).clamp(min=0)
+    plus, minus = signed_targets(att.attribution, att.activation)
     pairs = torch.stack([plus, minus], 1).flatten(0, 1)  # (2N, C, h, w): +, - per seed
     unit = (obj.neuron(target.layer, [target.channel] * n) if target.position == "centre"
             else obj.channel(target.layer, [target.channel] * n))
@@ -169,7 +185,8 @@ def invert_many(model: nn.Module, seeds: torch.Tensor, target: Target | str, att
     results = []
     for i in range(n):
         rows = [2 * i, 2 * i + 1, 2 * n + 2 * i, 2 * n + 2 * i + 1, 4 * n + i]  # order of PANELS
-        single = SeedAttribution(att.attribution[i], float(att.f[i]), att.phi_plus[i], att.phi_minus[i])
+        single = SeedAttribution(att.attribution[i], att.activation[i], float(att.f[i]), att.phi_plus[i],
+                                 att.phi_minus[i])
         results.append(InversionResult(seeds[i].cpu(), single, result.images[rows], f[rows],
                                        result.final[rows], target, attr_layer, settings))
     return results

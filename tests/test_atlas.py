@@ -65,12 +65,16 @@ def test_icon_borders_are_coloured_by_f_on_a_diverging_scale():
     assert tuple(picture[0, -1]) == (255, 255, 255)  # empty cell
 
 
-def test_attribution_vectors_sum_to_f_minus_nothing(model, sample_batch):
+def test_attribution_vectors_are_the_summed_attribution_signed_like_the_activation(model, sample_batch):
     images = sample_batch[0][:6, :, ::2, ::2].contiguous()
-    f, vectors = attribution_vectors(model, images, TARGET, LAYER)
-    reference = attribute(model, images, TARGET, [LAYER])
+    post_relu = "_blocks.7._relu0"  # non-negative: the vector sums to sum(A) = E+ - E-
+    f, vectors = attribution_vectors(model, images, TARGET, post_relu)
+    reference = attribute(model, images, TARGET, [post_relu, LAYER], keep=True)
     assert np.allclose(f, reference.f.numpy(), atol=1e-4)
-    assert np.allclose(vectors.sum(1), reference.layers[LAYER].total.numpy(), rtol=1e-4, atol=1e-3)
+    assert np.allclose(vectors.sum(1), reference.layers[post_relu].total.numpy(), rtol=1e-4, atol=1e-3)
+    _, signed = attribution_vectors(model, images, TARGET, LAYER)
+    part = reference.layers[LAYER]
+    assert np.allclose(signed, (part.attribution * part.activation.sign()).sum((2, 3)).numpy(), atol=1e-4)
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,9 @@ def test_seed_attribution_splits_into_plus_and_minus(model, samples_dir):
 
     seed = load_image(samples_dir / "n01440764_tench.JPEG", SIZE)
     att = seed_attribution(model, seed, TARGET, LAYER)
-    assert torch.allclose(att.plus - att.minus, att.attribution)
-    assert att.plus.min() >= 0 and att.minus.min() >= 0
+    assert torch.allclose(att.plus - att.minus, torch.sign(att.activation) * att.attribution)
+    assert (att.plus * att.activation >= 0).all() and (att.minus * att.activation >= 0).all()
+    assert torch.allclose(att.plus.abs() - att.minus.abs(), att.attribution * (att.activation != 0))
     assert att.attribution.shape[0] == 80  # _blocks.6 has 80 channels
 
 
