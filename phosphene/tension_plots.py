@@ -22,6 +22,7 @@ import torch.nn.functional as F  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm, hsv_to_rgb  # noqa: E402
 
 from .images import atomic_write_bytes  # noqa: E402
+from .masks import gaussian_blur  # noqa: E402
 
 MARKS = {"mei": ("MEI", "#d62728", "o"), "mii": ("MII", "#1f77b4", "s"), "mti": ("MTI", "#9400d3", "D")}
 
@@ -41,20 +42,6 @@ def threshold_map(phi: torch.Tensor) -> torch.Tensor:
     return ((phi - low) / (high - low).clamp(min=1e-12)).clamp(0, 1)
 
 
-def _blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of (N, H, W) maps (separable, reflect padding)."""
-    if sigma <= 0:
-        return maps
-    radius = max(1, int(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=maps.dtype)
-    kernel = torch.exp(-t**2 / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    x = maps[:, None]
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
-    return x[:, 0]
-
-
 def smooth_maps(phi_plus: torch.Tensor, phi_minus: torch.Tensor,
                 size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Thresholded, upsampled (to ``size``) and blurred φ⁺, φ⁻: two (N, size, size) in [0, 1]."""
@@ -62,7 +49,7 @@ def smooth_maps(phi_plus: torch.Tensor, phi_minus: torch.Tensor,
     for phi in (phi_plus, phi_minus):
         m = threshold_map(phi.detach().cpu().float())
         m = F.interpolate(m[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
-        out.append(_blur(m, 0.5 * size / phi.shape[-1]).clamp(0, 1))
+        out.append(gaussian_blur(m[:, None], 0.5 * size / phi.shape[-1])[:, 0].clamp(0, 1))
     return out[0], out[1]
 
 
