@@ -185,12 +185,10 @@ def render_icons(model: nn.Module, layer: str, directions: np.ndarray, size: int
     chunks = range(0, len(directions), batch)
     for start in tqdm(chunks, desc="icons", disable=not progress_enabled(progress), leave=False):
         part = torch.as_tensor(directions[start:start + batch], dtype=torch.float32)
-        if len(part) == 1:
-            part = part.expand(2, -1)  # a batch of one would be read as one direction for all
         objective = obj.alignment(layer, part, cossim_pow)
         result = render(model, objective, param=param, transforms=icon_transforms(), steps=steps, lr=lr,
                         size=size, batch=len(part), seed=seed + start, progress=False)
-        icons.append(result.images[: len(directions[start:start + batch])])
+        icons.append(result.images)
     return torch.cat(icons)
 
 
