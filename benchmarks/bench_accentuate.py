@@ -30,13 +30,14 @@ import argparse
 import json
 import platform
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import Timer  # noqa: E402  (benchmarks/timing.py)
 
 import phosphene  # noqa: E402
 from phosphene import objectives  # noqa: E402
@@ -45,16 +46,6 @@ from phosphene.accentuate import accentuate, measure  # noqa: E402
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
 
 
-class Timer:
-    """Wall and process-CPU seconds of a block."""
-
-    def __enter__(self):
-        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.wall0
-        self.cpu = time.process_time() - self.cpu0
 
 
 def faccent_name(layer: str) -> str:

@@ -42,6 +42,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import Timer  # noqa: E402  (benchmarks/timing.py)
+
 import phosphene  # noqa: E402
 from phosphene import objectives  # noqa: E402
 from phosphene.hooks import LayerTap  # noqa: E402
@@ -54,16 +56,6 @@ DISTILL_SCALES = [1.0, 0.975, 1.025, 0.95, 1.05]
 DISTILL_DEGREES = list(range(-5, 6))
 
 
-class Timer:
-    """Wall and process-CPU seconds of a block."""
-
-    def __enter__(self):
-        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.wall0
-        self.cpu = time.process_time() - self.cpu0
 
 
 class StepClock:

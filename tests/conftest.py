@@ -59,3 +59,12 @@ def sample_forward(model, sample_batch) -> dict[str, torch.Tensor]:
             logits.append(acts["logits"])
             means.append(acts["_blocks.8"].mean((2, 3)))
     return {"logits": torch.cat(logits), "_blocks.8": torch.cat(means)}
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module (faster for small models on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

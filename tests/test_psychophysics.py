@@ -20,14 +20,7 @@ from phosphene.psychophysics.observer import best_assignment
 from phosphene.psychophysics.storage import RESPONSE_COLUMNS, ExperimentDB, rows_to_csv
 from phosphene.psychophysics.trials import design
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread is several times faster than two on this shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,7 @@ from phosphene.psychophysics.storage import RESPONSE_COLUMNS
 DESIGN = {"trials_per_condition": 2, "images_per_unit": (1, 3), "catch_trials": 2}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread is several times faster than two on this shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
