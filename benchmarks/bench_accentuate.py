@@ -18,7 +18,7 @@ and faccent's defaults: 16 crops of side 5-99 % per step, Gaussian + uniform noi
 
 faccent sees phosphene's `ImageModel` (it takes [0,1] images and normalizes them itself), with
 ``model_input_range=(0, 1)`` so that faccent's range normalization is the identity. Both results are
-measured by the same code, `phosphene.accentuate.measure`: f is the class logit of the whole image,
+measured by the same code, `phosphene.accentuation.measure`: f is the class logit of the whole image,
 R the channel-L2 latent distance to the seed at the regularization layer over one fixed draw of 16
 noise-free crops. The machine may be shared with other processes: wall and process CPU time are
 both reported, and the ratio is of times taken in the same run.
@@ -41,7 +41,7 @@ from timing import Timer  # noqa: E402  (benchmarks/timing.py)
 
 import phosphene  # noqa: E402
 from phosphene import objectives  # noqa: E402
-from phosphene.accentuate import accentuate, measure  # noqa: E402
+from phosphene.accentuation.accentuate import accentuate, measure  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
 

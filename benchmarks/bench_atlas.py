@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import phosphene
-from phosphene.atlas import (
+from phosphene.inhibition.atlas import (
     attribution_vectors,
     bin_layout,
     normalize_layout,
@@ -24,7 +24,7 @@ from phosphene.atlas import (
     select_images,
     umap_layout,
 )
-from phosphene.attribution import parse_target
+from phosphene.inhibition.attribution import parse_target
 
 
 def main() -> None:

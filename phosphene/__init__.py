@@ -1,7 +1,9 @@
 """phosphene: what the features of a vision model respond to, where, and what suppresses them."""
 
-from . import objectives, param, transforms
-from .accentuate import AccentuationResult, accentuate
+import sys
+
+from . import _compat, objectives, param, transforms
+from .accentuation import AccentuationResult, accentuate
 from .errors import LayerNotFoundError, ModelLoadError, PhospheneError, UnitOutOfRangeError
 from .hooks import LayerTap, layer_names, layer_shapes, resolve_layer
 from .images import image_grid, load_image, save_image
@@ -9,6 +11,10 @@ from .models import ImageModel, imagenet_class_names, list_models, load_model
 from .render import RenderResult, render
 
 __version__ = "0.1.0"
+
+_compat.install()
+# ``phosphene.accentuate`` is the function; the old module path still imports the module
+sys.modules.setdefault("phosphene.accentuate", sys.modules["phosphene.accentuation.accentuate"])
 
 __all__ = [
     "AccentuationResult", "accentuate",

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from phosphene.images import list_images, pil_to_tensor, resize_center_crop
-from phosphene.param import _logit, decorrelate
+from phosphene.param.core import _logit, decorrelate
 
 OUT = Path(__file__).resolve().parents[1] / "phosphene" / "data" / "maco_spectrum.npy"
 

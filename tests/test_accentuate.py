@@ -9,17 +9,17 @@ import torch
 
 import phosphene
 from phosphene import objectives as obj
-from phosphene.accentuate import (
+from phosphene.accentuation.accentuate import (
     SharedCrops,
     accentuate,
     channel_distance,
     measure,
 )
-from phosphene.circuits import circuit_overlap, iou
+from phosphene.accentuation.circuits import circuit_overlap, iou
+from phosphene.accentuation.masks import attribution_mask, gaussian_blur, transparency_mask
 from phosphene.errors import LayerNotFoundError, PhospheneError
-from phosphene.masks import attribution_mask, gaussian_blur, transparency_mask
+from phosphene.param.seeded import SEEDED_PARAMETERIZATIONS, ConfinedImage, seeded_param
 from phosphene.render import render
-from phosphene.seeded import SEEDED_PARAMETERIZATIONS, ConfinedImage, seeded_param
 
 SIZE = 64
 STEPS = 20

@@ -10,7 +10,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from phosphene.atlas import (
+from phosphene.cli import main
+from phosphene.inhibition.atlas import (
     attribution_vectors,
     bin_layout,
     build_atlas,
@@ -19,8 +20,7 @@ from phosphene.atlas import (
     select_images,
     whitening,
 )
-from phosphene.attribution import Target, attribute
-from phosphene.cli import main
+from phosphene.inhibition.attribution import Target, attribute
 
 TARGET = Target("_blocks.9", 5)
 LAYER = "_blocks.6"

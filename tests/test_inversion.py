@@ -9,11 +9,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from phosphene.attribution import Target
 from phosphene.cli import main
-from phosphene.inversion import PANELS, ConcatImages, invert_many, seed_attribution
+from phosphene.inhibition.attribution import Target
+from phosphene.inhibition.inversion import PANELS, ConcatImages, invert_many, seed_attribution
+from phosphene.inhibition.tension import compute_tension
 from phosphene.param import PixelImage
-from phosphene.tension import compute_tension
 
 TARGET = Target("_blocks.9", 5)
 LAYER = "_blocks.6"

@@ -14,12 +14,12 @@ from PIL import Image
 from test_mining import sample_subset
 
 from phosphene import mining
-from phosphene.attribution import Target, attribute
 from phosphene.cli import main
 from phosphene.errors import PhospheneError
+from phosphene.inhibition.attribution import Target, attribute
+from phosphene.inhibition.tension import compute_tension, correlations, tension_report, tension_score
+from phosphene.inhibition.tension_plots import scale_colour, threshold_map
 from phosphene.mining.dataset import Preprocessing, decode_image
-from phosphene.tension import compute_tension, correlations, tension_report, tension_score
-from phosphene.tension_plots import scale_colour, threshold_map
 
 TARGET = Target("_blocks.8._relu1", 3)
 LAYERS = ["_blocks.7", "_blocks.4", "input"]

@@ -8,11 +8,11 @@ import click
 import torch
 
 from .. import objectives as obj
-from ..accentuate import accentuate
+from ..accentuation import accentuate
 from ..errors import PhospheneError
 from ..hooks import check_layers
 from ..images import load_image
-from ..seeded import SEEDED_PARAMETERIZATIONS
+from ..param.seeded import SEEDED_PARAMETERIZATIONS
 from . import main
 from .common import model_options, open_model
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ..atlas import MODES, build_atlas, load_source
-from ..attribution import parse_target
 from ..errors import PhospheneError
 from ..images import load_image
-from ..inversion import invert
+from ..inhibition.atlas import MODES, build_atlas, load_source
+from ..inhibition.attribution import parse_target
+from ..inhibition.inversion import invert
 from . import main
 from .common import model_options, open_model
 

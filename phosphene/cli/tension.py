@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..attribution import parse_target
 from ..errors import PhospheneError
-from ..tension import tension_report
+from ..inhibition.attribution import parse_target
+from ..inhibition.tension import tension_report
 from . import main
 from .common import model_options, open_model
 

@@ -33,13 +33,13 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import objectives as obj
+from .. import objectives as obj
+from ..errors import PhospheneError
+from ..hooks import LayerTap
+from ..images import atomic_write_bytes, save_image, to_uint8
+from ..render import model_device, progress_enabled, render
+from ..transforms import Compose, Jitter, Noise, Pad, Rotate, Scale
 from .attribution import Attributor, Target, attribute, parse_target
-from .errors import PhospheneError
-from .hooks import LayerTap
-from .images import atomic_write_bytes, save_image, to_uint8
-from .render import model_device, progress_enabled, render
-from .transforms import Compose, Jitter, Noise, Pad, Rotate, Scale
 
 MODES = ("attribution", "activation")
 
@@ -153,7 +153,7 @@ def load_source(source: str | os.PathLike, model: nn.Module, size: int | None = 
                 batch_size: int = 32, num_workers: int = 2) -> ImageSource:
     """Decode every readable image of a mining run (with its preprocessing) or of an image folder;
     unreadable files are skipped and counted."""
-    from .mining.dataset import Preprocessing, batch_loader
+    from ..mining.dataset import Preprocessing, batch_loader
     from .tension import image_source
 
     paths, _root, prep, _model_name = image_source(source)

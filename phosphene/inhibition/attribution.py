@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .errors import PhospheneError, UnitOutOfRangeError
-from .hooks import INPUT, LOGITS, LayerTap, check_layers, resolve_layer
+from ..errors import PhospheneError, UnitOutOfRangeError
+from ..hooks import INPUT, LOGITS, LayerTap, check_layers, resolve_layer
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish,
                nn.Mish, nn.Softplus, nn.Sigmoid, nn.Tanh, nn.PReLU)

@@ -30,15 +30,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .errors import PhospheneError
-from .hooks import INPUT, LayerTap, check_layers
-from .images import atomic_write_bytes, image_grid, save_image
+from ..errors import PhospheneError
+from ..hooks import INPUT, LayerTap, check_layers
+from ..images import atomic_write_bytes, image_grid, save_image
+from ..objectives import Acts, Objective, evaluate
+from ..param.core import _logit
+from ..param.seeded import ConfinedImage, seeded_param
+from ..render import frozen, model_device, render
+from ..transforms import Compose, RandomCrop
 from .masks import attribution_mask, transparency_mask
-from .objectives import Acts, Objective, evaluate
-from .param import _logit
-from .render import frozen, model_device, render
-from .seeded import ConfinedImage, seeded_param
-from .transforms import Compose, RandomCrop
 
 GATE_INIT = 5.0  # faccent's magnitude-gate start; beta is measured at the image this gate gives
 

@@ -23,13 +23,13 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
-from . import objectives as obj
+from .. import objectives as obj
+from ..images import atomic_write_bytes, save_image, to_uint8
+from ..param.core import MacoImage
+from ..param.seeded import SeededPhaseImage
+from ..render import model_device, render
+from ..transforms import Compose, Noise, RandomCrop
 from .attribution import Attributor, Target, attribute, parse_target
-from .images import atomic_write_bytes, save_image, to_uint8
-from .param import MacoImage
-from .render import model_device, render
-from .seeded import SeededPhaseImage
-from .transforms import Compose, Noise, RandomCrop
 
 PANELS = ("+ accentuation", "- accentuation", "+ inversion", "- inversion", "unit visualization")
 

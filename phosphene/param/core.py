@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import PhospheneError
+from ..errors import PhospheneError
 
 # lucid's square root of the ImageNet colour covariance, normalised by its largest column norm.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])

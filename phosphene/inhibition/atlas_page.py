@@ -10,7 +10,7 @@ import matplotlib.colors
 import numpy as np
 from jinja2 import Environment, select_autoescape
 
-from .images import atomic_write_bytes
+from ..images import atomic_write_bytes
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>

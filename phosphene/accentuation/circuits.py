@@ -18,10 +18,10 @@ from itertools import combinations
 import torch
 from torch import nn
 
-from .errors import PhospheneError
-from .hooks import LayerTap, check_layers
-from .objectives import Acts, Objective, evaluate
-from .render import frozen
+from ..errors import PhospheneError
+from ..hooks import LayerTap, check_layers
+from ..objectives import Acts, Objective, evaluate
+from ..render import frozen
 
 
 def unit_attribution(model: nn.Module, objective: Objective, layer: str, images: torch.Tensor

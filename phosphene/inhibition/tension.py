@@ -31,11 +31,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import PhospheneError
+from ..images import atomic_write_bytes, list_images
+from ..mining.dataset import Preprocessing, batch_loader
+from ..mining.store import write_parquet
 from .attribution import AttributionResult, Attributor, Target, concat
-from .errors import PhospheneError
-from .images import atomic_write_bytes, list_images
-from .mining.dataset import Preprocessing, batch_loader
-from .mining.store import write_parquet
 
 SELECTIONS = ("mei", "mii", "mti")
 QUANTITIES = ("e_plus", "e_minus", "e_plus_l2", "e_minus_l2", "total")
@@ -137,8 +137,8 @@ class TensionTable:
 def image_source(source: str | os.PathLike) -> tuple[list[Path], Path, Preprocessing | None, str | None]:
     """(paths, root, preprocessing of a run or None, model name of a run or None) for a mining run
     folder or an image folder."""
-    from . import mining
-    from .mining import store
+    from .. import mining
+    from ..mining import store
 
     source = Path(source)
     if (source / store.MANIFEST).is_file():
@@ -259,6 +259,6 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Target, 
 
 def load_selected(paths: Sequence[Path], prep: Preprocessing) -> torch.Tensor:
     """(N, 3, S, S) images in [0, 1] for ``paths`` (already known to decode)."""
-    from .mining.dataset import decode_image
+    from ..mining.dataset import decode_image
 
     return torch.stack([torch.from_numpy(decode_image(p, prep)).float() / 255 for p in paths])

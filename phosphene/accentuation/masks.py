@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hooks import LayerTap
-from .objectives import Acts, Objective, evaluate
-from .render import frozen
+from ..hooks import LayerTap
+from ..objectives import Acts, Objective, evaluate
+from ..render import frozen
 
 
 def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:

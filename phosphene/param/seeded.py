@@ -19,8 +19,8 @@ import math
 import torch
 from torch import nn
 
-from .errors import PhospheneError
-from .param import FourierImage, PixelImage, _logit, decorrelate, recorrelate
+from ..errors import PhospheneError
+from .core import FourierImage, PixelImage, _logit, decorrelate, recorrelate
 
 SEEDED_PARAMETERIZATIONS = ("phase", "fourier", "pixel")
 
