@@ -41,7 +41,7 @@ from timing import Timer  # noqa: E402  (benchmarks/timing.py)
 
 import phosphene  # noqa: E402
 from phosphene import objectives  # noqa: E402
-from phosphene.accentuation.accentuate import accentuate, measure  # noqa: E402
+from phosphene.accentuation import accentuate, measure  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
 

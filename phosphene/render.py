@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,10 @@ from .hooks import LayerTap
 from .images import atomic_write_bytes, image_grid, save_image
 from .objectives import Acts, Objective, evaluate
 from .param import make_param
+from .torch_utils import frozen, model_device, progress_enabled
 from .transforms import Compose, make_transforms
+
+__all__ = ["RenderResult", "frozen", "model_device", "progress_enabled", "render"]
 
 
 @dataclass
@@ -67,34 +69,6 @@ class RenderResult:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:40]
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a model without any)."""
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def frozen(model: nn.Module):
-    """Eval mode and no parameter gradients for the duration; restores the caller's settings."""
-    training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        model.train(training)
-        for p, flag in flags:
-            p.requires_grad_(flag)
-
-
-def progress_enabled(progress: bool | None) -> bool:
-    """Show a bar when asked, or by default when stderr is a terminal."""
-    return sys.stderr.isatty() if progress is None else progress
 
 
 def render(

@@ -9,7 +9,7 @@ import torch
 
 import phosphene
 from phosphene import objectives as obj
-from phosphene.accentuation.accentuate import (
+from phosphene.accentuation import (
     SharedCrops,
     accentuate,
     channel_distance,
@@ -18,7 +18,7 @@ from phosphene.accentuation.accentuate import (
 from phosphene.accentuation.circuits import circuit_overlap, iou
 from phosphene.accentuation.masks import attribution_mask, gaussian_blur, transparency_mask
 from phosphene.errors import LayerNotFoundError, PhospheneError
-from phosphene.param.seeded import SEEDED_PARAMETERIZATIONS, ConfinedImage, seeded_param
+from phosphene.param import SEEDED_PARAMETERIZATIONS, ConfinedImage, seeded_param
 from phosphene.render import render
 
 SIZE = 64

@@ -11,9 +11,9 @@ from PIL import Image
 
 from phosphene.cli import main
 from phosphene.inhibition.attribution import Target
-from phosphene.inhibition.inversion import PANELS, ConcatImages, invert_many, seed_attribution
+from phosphene.inhibition.inversion import PANELS, invert_many, seed_attribution
 from phosphene.inhibition.tension import compute_tension
-from phosphene.param import PixelImage
+from phosphene.param import ConcatImages, PixelImage
 
 TARGET = Target("_blocks.9", 5)
 LAYER = "_blocks.6"

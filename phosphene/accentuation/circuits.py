@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import PhospheneError
 from ..hooks import LayerTap, check_layers
 from ..objectives import Acts, Objective, evaluate
-from ..render import frozen
+from ..torch_utils import frozen
 
 
 def unit_attribution(model: nn.Module, objective: Objective, layer: str, images: torch.Tensor

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..hooks import LayerTap
 from ..objectives import Acts, Objective, evaluate
-from ..render import frozen
+from ..torch_utils import frozen
 
 
 def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -36,6 +36,7 @@ def main() -> None:
 from . import accentuate as _accentuate  # noqa: E402,F401
 from . import atlas as _atlas  # noqa: E402,F401
 from . import experiment as _experiment  # noqa: E402,F401
+from . import invert as _invert  # noqa: E402,F401
 from . import mine as _mine  # noqa: E402,F401
 from . import models as _models  # noqa: E402,F401  (registers verbs)
 from . import render as _render  # noqa: E402,F401

@@ -12,7 +12,7 @@ from ..accentuation import accentuate
 from ..errors import PhospheneError
 from ..hooks import check_layers
 from ..images import load_image
-from ..param.seeded import SEEDED_PARAMETERIZATIONS
+from ..param import SEEDED_PARAMETERIZATIONS
 from . import main
 from .common import model_options, open_model
 
@@ -56,7 +56,7 @@ def load_seeds(paths, size: int):
 @click.option("--size", type=int, default=None, help="Canvas side (default: the model's input).")
 @click.option("--input-size", type=int, default=None,
               help="Side the crops are resized to (default: the model's input).")
-@click.option("--param", type=click.Choice(SEEDED_PARAMETERIZATIONS), default="phase",
+@click.option("--param", type=click.Choice(tuple(SEEDED_PARAMETERIZATIONS)), default="phase",
               show_default=True)
 @click.option("--mask", type=click.Choice(["none", "attribution"]), default="none", show_default=True,
               help="'attribution' confines changes to where the objective is attributed.")

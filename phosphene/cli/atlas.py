@@ -1,55 +1,15 @@
-"""``phosphene invert`` (+/- attribution accentuation and inversion) and ``phosphene atlas``."""
+"""``phosphene atlas``: attribution or activation atlas of a mining run or an image folder."""
 
 from __future__ import annotations
 
 import click
 
 from ..errors import PhospheneError
-from ..images import load_image
-from ..inhibition.atlas import MODES, build_atlas, load_source
+from ..inhibition.atlas import MODES, build_atlas
 from ..inhibition.attribution import parse_target
-from ..inhibition.inversion import invert
+from ..mining.source import load_source
 from . import main
-from .common import model_options, open_model
-
-
-def _target_options(func):
-    func = click.option("--post-activation", is_flag=True,
-                        help="Read the target after its activation function.")(func)
-    func = click.option("--position", type=click.Choice(["mean", "centre"]), default="mean",
-                        show_default=True, help="Target: channel mean or the centre position.")(func)
-    func = click.option("--attr-layer", required=True, help="Earlier layer to attribute through.")(func)
-    return click.option("--target", required=True, help="Target unit LAYER:CHANNEL, e.g. _blocks.8:3.")(func)
-
-
-@main.command("invert")
-@model_options
-@click.option("--image", "image_path", required=True, type=click.Path(), help="Seed image.")
-@_target_options
-@click.option("--steps", type=int, default=256, show_default=True)
-@click.option("--lr", type=float, default=0.02, show_default=True)
-@click.option("--size", type=int, default=None, help="Image side (default: the model's input).")
-@click.option("--crops", type=int, default=4, show_default=True, help="Random crops per image per step.")
-@click.option("--cossim-pow", type=float, default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
-def invert_command(model_name, weights, device, image_path, target, attr_layer, position, post_activation,
-                   steps, lr, size, crops, cossim_pow, seed, quiet, out) -> None:
-    """+ and - attribution accentuations and inversions of one image, and the unit visualization."""
-    model = open_model(model_name, weights, device)
-    try:
-        image = load_image(image_path, size or model.input_size)
-    except Exception as exc:
-        raise PhospheneError(f"cannot read image {image_path}: {type(exc).__name__}") from None
-    result = invert(model, image, parse_target(target, position, not post_activation), attr_layer,
-                    steps=steps, lr=lr, crops=crops, cossim_pow=cossim_pow, seed_rng=seed,
-                    progress=False if quiet else None)
-    result.save(out)
-    click.echo(f"{result.target} through {attr_layer}: seed f {result.attribution.f:.3f} -> {out}/figure.png")
-    for panel, value in zip(("+ accentuation", "- accentuation", "+ inversion", "- inversion",
-                             "unit visualization"), result.f.tolist()):
-        click.echo(f"  {panel:<20} f {value:9.3f}")
+from .common import model_options, open_model, target_options
 
 
 @main.command("atlas")
@@ -57,11 +17,9 @@ def invert_command(model_name, weights, device, image_path, target, attr_layer, 
 @model_options
 @click.option("--images", "images_dir", type=click.Path(), default=None,
               help="Image folder (instead of a mining RUN).")
-@click.option("--target", default=None, help="Target unit LAYER:CHANNEL (needed for attribution mode).")
+@target_options(required=False, help="Target unit LAYER:CHANNEL (needed for attribution mode).")
 @click.option("--attr-layer", "layer", required=True,
               help="Layer whose attribution (or activation) vectors are laid out.")
-@click.option("--position", type=click.Choice(["mean", "centre"]), default="mean", show_default=True)
-@click.option("--post-activation", is_flag=True)
 @click.option("--mode", type=click.Choice(MODES), default="attribution", show_default=True)
 @click.option("--grid", type=int, default=20, show_default=True)
 @click.option("--per-group", type=int, default=100, show_default=True,

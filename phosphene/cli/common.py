@@ -25,6 +25,20 @@ def model_options(func):
     return wrapper
 
 
+def target_options(required: bool = True, help: str = "Target unit LAYER:CHANNEL (or LAYER:CHANNEL@Y,X), "
+                   "e.g. _blocks.8._relu1:3 (pre-activation when LAYER is an activation)."):
+    """``--target``, ``--position`` and ``--post-activation``: one unit, read as `parse_target` reads it."""
+
+    def decorate(func):
+        func = click.option("--post-activation", is_flag=True,
+                            help="Read the target after its activation function.")(func)
+        func = click.option("--position", type=click.Choice(["mean", "centre"]), default="mean",
+                            show_default=True, help="Target: channel mean or the centre position.")(func)
+        return click.option("--target", required=required, default=None, help=help)(func)
+
+    return decorate
+
+
 def pick_device(device: str | None) -> str:
     """The requested device, or CUDA when there is one, else CPU."""
     if device:

@@ -9,6 +9,7 @@ from ..errors import PhospheneError
 from ..hooks import layer_shapes
 from ..images import load_image
 from ..models import list_models
+from ..torch_utils import model_device
 from . import main
 from .common import model_options, open_model
 
@@ -45,7 +46,7 @@ def classify_command(images, model_name, weights, device, top) -> None:
     failures = 0
     for path in images:
         try:
-            x = load_image(path, model.input_size)[None].to(next(model.parameters()).device)
+            x = load_image(path, model.input_size)[None].to(model_device(model))
         except Exception as exc:  # unreadable images are reported and skipped
             click.echo(f"{path}: cannot read image ({type(exc).__name__})", err=True)
             failures += 1

@@ -29,7 +29,7 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @click.option("--steps", type=int, default=256, show_default=True)
 @click.option("--lr", type=float, default=0.05, show_default=True)
 @click.option("--size", type=int, default=None, help="Image side (default: the model's input).")
-@click.option("--param", type=click.Choice(PARAMETERIZATIONS), default="fourier", show_default=True)
+@click.option("--param", type=click.Choice(tuple(PARAMETERIZATIONS)), default="fourier", show_default=True)
 @click.option("--transforms", type=click.Choice(TRANSFORM_SETS), default="standard",
               show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

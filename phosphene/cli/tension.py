@@ -8,7 +8,7 @@ from ..errors import PhospheneError
 from ..inhibition.attribution import parse_target
 from ..inhibition.tension import tension_report
 from . import main
-from .common import model_options, open_model
+from .common import model_options, open_model, target_options
 
 
 @main.command("tension")
@@ -16,13 +16,9 @@ from .common import model_options, open_model
 @model_options
 @click.option("--images", "images", type=click.Path(), default=None,
               help="Image folder (instead of a mining RUN).")
-@click.option("--target", required=True, help="Target unit LAYER:CHANNEL, e.g. _blocks.8._relu1:3 "
-              "(pre-activation when LAYER is an activation).")
+@target_options()
 @click.option("--attr-layer", "attr_layers", multiple=True, required=True,
               help="Earlier layer to attribute through (repeat for several; the first one draws maps).")
-@click.option("--position", type=click.Choice(["mean", "centre"]), default="mean", show_default=True,
-              help="Target: channel mean or the centre position.")
-@click.option("--post-activation", is_flag=True, help="Read the target after its activation function.")
 @click.option("--n", "count", type=int, default=8, show_default=True, help="Images per MEI/MII/MTI grid.")
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (0: inline).")

@@ -37,8 +37,11 @@ from .. import objectives as obj
 from ..errors import PhospheneError
 from ..hooks import LayerTap
 from ..images import atomic_write_bytes, save_image, to_uint8
-from ..render import model_device, progress_enabled, render
+from ..mining.source import ImageSource, load_source  # noqa: F401  (re-exported)
+from ..render import render
+from ..torch_utils import model_device, progress_enabled
 from ..transforms import Compose, Jitter, Noise, Pad, Rotate, Scale
+from .atlas_page import diverging_colours, write_page
 from .attribution import Attributor, Target, attribute, parse_target
 
 MODES = ("attribution", "activation")
@@ -140,36 +143,6 @@ def select_images(f: np.ndarray, norms: np.ndarray, per_group: int) -> np.ndarra
     return np.array(sorted(set(np.concatenate(groups).tolist())), dtype=int)
 
 
-@dataclass
-class ImageSource:
-    """Decoded images of a mining run or an image folder: (N, 3, S, S) in [0, 1] and their paths."""
-
-    images: torch.Tensor
-    paths: list[Path]
-    skipped: int
-
-
-def load_source(source: str | os.PathLike, model: nn.Module, size: int | None = None,
-                batch_size: int = 32, num_workers: int = 2) -> ImageSource:
-    """Decode every readable image of a mining run (with its preprocessing) or of an image folder;
-    unreadable files are skipped and counted."""
-    from ..mining.dataset import Preprocessing, batch_loader
-    from .tension import image_source
-
-    paths, _root, prep, _model_name = image_source(source)
-    if prep is None or size is not None:
-        prep = Preprocessing(size or getattr(model, "input_size", 224))
-    images, kept, skipped = [], [], 0
-    for batch in batch_loader(paths, prep, batch_size, num_workers=num_workers):
-        skipped += len(batch.skipped)
-        if len(batch.indices):
-            images.append(batch.images.float().div_(255))
-            kept.extend(paths[i] for i in batch.indices.tolist())
-    if not images:
-        raise PhospheneError(f"none of the {len(paths)} files of {source} could be read")
-    return ImageSource(torch.cat(images), kept, skipped)
-
-
 # -- icons -------------------------------------------------------------------------------------
 def icon_transforms() -> Compose:
     """Small-image robustness set for icons: pad 4, jitter 4, slight scale and rotation, noise."""
@@ -192,23 +165,13 @@ def render_icons(model: nn.Module, layer: str, directions: np.ndarray, size: int
     return torch.cat(icons)
 
 
-def _diverging(values: np.ndarray) -> np.ndarray:
-    """(K,) values -> (K, 3) RGB in [0, 1] on a blue-white-red scale centred at 0."""
-    from matplotlib import colormaps
-    from matplotlib.colors import TwoSlopeNorm
-
-    bound = max(float(np.abs(values).max()), 1e-6)
-    norm = TwoSlopeNorm(vmin=-bound, vcenter=0.0, vmax=bound)
-    return colormaps["RdBu_r"](norm(values))[:, :3]
-
-
 def compose_atlas(icons: torch.Tensor, cells: Sequence[Cell], grid: int, f: np.ndarray,
                   border: int = 3) -> Image.Image:
     """Place icon k at its cell, framed in the colour of f[k]; empty cells stay white."""
     size = icons.shape[-1]
     step = size + 2 * border
     canvas = Image.new("RGB", (grid * step, grid * step), "white")
-    colours = (_diverging(f) * 255).astype(np.uint8)
+    colours = (diverging_colours(f) * 255).astype(np.uint8)
     for icon, cell, colour in zip(icons, cells, colours):
         frame = Image.new("RGB", (step, step), tuple(int(c) for c in colour))
         frame.paste(Image.fromarray(to_uint8(icon)), (border, border))
@@ -268,8 +231,6 @@ class AtlasResult:
         return compose_atlas(self.icons, self.cells, self.grid, self.icon_f)
 
     def save(self, out_dir: str | Path, thumb: int = 72) -> dict[str, Any]:
-        from .atlas_page import write_page
-
         out = Path(out_dir)
         (out / "thumbs").mkdir(parents=True, exist_ok=True)
         save_image(self.image(), out / "atlas.png")

@@ -8,7 +8,6 @@ from typing import Any
 
 import matplotlib.colors
 import numpy as np
-from jinja2 import Environment, select_autoescape
 
 from ..images import atomic_write_bytes
 
@@ -57,13 +56,23 @@ document.querySelectorAll(".icon").forEach(el => el.addEventListener("mouseenter
 """
 
 
+def diverging_colours(values: np.ndarray) -> np.ndarray:
+    """(K,) values -> (K, 3) RGB in [0, 1] on a blue-white-red scale centred at 0."""
+    from matplotlib import colormaps
+    from matplotlib.colors import TwoSlopeNorm
+
+    bound = max(float(np.abs(values).max()), 1e-6)
+    norm = TwoSlopeNorm(vmin=-bound, vcenter=0.0, vmax=bound)
+    return colormaps["RdBu_r"](norm(values))[:, :3]
+
+
 def write_page(path: Path, record: dict[str, Any], title: str, cell: int = 64) -> None:
     """Render the page for an atlas ``record`` (as written to atlas.json) to ``path``."""
-    from .atlas import _diverging
+    from jinja2 import Environment, select_autoescape  # the ``atlas`` extra
 
     cells = record["cells"]
     values = np.array([c["icon_f"] for c in cells])
-    colours = [matplotlib.colors.to_hex(rgb) for rgb in _diverging(values)] if cells else []
+    colours = [matplotlib.colors.to_hex(rgb) for rgb in diverging_colours(values)] if cells else []
     env = Environment(autoescape=select_autoescape(default=True))
     html = env.from_string(_TEMPLATE).render(
         title=title, grid=record["grid"], cell=cell, cells=cells, colours=colours,

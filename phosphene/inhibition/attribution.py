@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import PhospheneError, UnitOutOfRangeError
 from ..hooks import INPUT, LOGITS, LayerTap, check_layers, resolve_layer
+from ..torch_utils import model_device
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish,
                nn.Mish, nn.Softplus, nn.Sigmoid, nn.Tanh, nn.PReLU)
@@ -194,7 +195,7 @@ def attribute(model: nn.Module, images: torch.Tensor, target: Target | str, laye
     φ⁺, φ⁻ (N, H_ℓ, W_ℓ); with ``keep`` also A and a (N, C, H_ℓ, W_ℓ) and A summed over positions.
     """
     target = parse_target(target) if isinstance(target, str) else target
-    device = next(model.parameters()).device
+    device = model_device(model)
     with Attributor(model, target, layers) as attributor:
         results = [attributor(images[i:i + batch_size].to(device), maps, keep)
                    for i in range(0, len(images), batch_size)]

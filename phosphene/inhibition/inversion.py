@@ -25,24 +25,14 @@ from torch import nn
 
 from .. import objectives as obj
 from ..images import atomic_write_bytes, save_image, to_uint8
-from ..param.core import MacoImage
+from ..param import ConcatImages, MacoImage
 from ..param.seeded import SeededPhaseImage
-from ..render import model_device, render
+from ..render import render
+from ..torch_utils import model_device
 from ..transforms import Compose, Noise, RandomCrop
 from .attribution import Attributor, Target, attribute, parse_target
 
 PANELS = ("+ accentuation", "- accentuation", "+ inversion", "- inversion", "unit visualization")
-
-
-class ConcatImages(nn.Module):
-    """Concatenate the batches of several parameterizations into one."""
-
-    def __init__(self, *params: nn.Module):
-        super().__init__()
-        self.parts = nn.ModuleList(params)
-
-    def forward(self) -> torch.Tensor:
-        return torch.cat([part() for part in self.parts])
 
 
 @dataclass

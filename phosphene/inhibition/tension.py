@@ -32,9 +32,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import PhospheneError
-from ..images import atomic_write_bytes, list_images
+from ..images import atomic_write_bytes
 from ..mining.dataset import Preprocessing, batch_loader
+from ..mining.source import image_source
 from ..mining.store import write_parquet
+from ..torch_utils import model_device, progress_enabled
 from .attribution import AttributionResult, Attributor, Target, concat
 
 SELECTIONS = ("mei", "mii", "mti")
@@ -134,24 +136,6 @@ class TensionTable:
         return self.to_arrow().to_pylist()
 
 
-def image_source(source: str | os.PathLike) -> tuple[list[Path], Path, Preprocessing | None, str | None]:
-    """(paths, root, preprocessing of a run or None, model name of a run or None) for a mining run
-    folder or an image folder."""
-    from .. import mining
-    from ..mining import store
-
-    source = Path(source)
-    if (source / store.MANIFEST).is_file():
-        run = mining.open(source)
-        return run.image_paths(), run.image_root, run.preprocessing, run.model_name
-    if not source.is_dir():
-        raise PhospheneError(f"not a mining run or image folder: {source}")
-    paths = list_images(source)
-    if not paths:
-        raise PhospheneError(f"no images (jpg, png, webp, bmp) under {source}")
-    return paths, source, None, None
-
-
 def compute_tension(model: nn.Module, source: str | os.PathLike, target: Target, layers: Sequence[str],
                     batch_size: int = 16, num_workers: int = 2, size: int | None = None,
                     progress: bool | None = None) -> TensionTable:
@@ -163,12 +147,12 @@ def compute_tension(model: nn.Module, source: str | os.PathLike, target: Target,
         raise PhospheneError(f"{source} was mined with {run_model}, not {name}; pass --model {run_model}")
     if prep is None or size is not None:
         prep = Preprocessing(size or getattr(model, "input_size", 224))
-    device = next(model.parameters()).device
+    device = model_device(model)
     results, index = [], []
     with Attributor(model, target, layers) as attributor:
         loader = batch_loader(paths, prep, batch_size, num_workers=num_workers)
         for batch in tqdm(loader, desc="attribution", unit="batch",
-                          disable=not progress if progress is not None else None):
+                          disable=not progress_enabled(progress)):
             if len(batch.indices):
                 results.append(attributor(batch.images.to(device).float().div_(255)))
                 index.extend(batch.indices.tolist())
@@ -240,7 +224,7 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Target, 
                        {la: table.values[la]["e_minus"] for la in table.layers}, table.f, selections,
                        title, out / "scatter.png")
     plots.completeness_plot(rows, f"completeness: {title}", out / "completeness.png")
-    device = next(model.parameters()).device
+    device = model_device(model)
     tension = table.tension()
     with Attributor(model, target, [table.primary]) as attributor:
         for kind, chosen in selections.items():

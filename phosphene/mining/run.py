@@ -24,6 +24,7 @@ from ..errors import PhospheneError
 from ..hooks import LayerTap, check_layers
 from ..images import list_images
 from ..models import load_model
+from ..torch_utils import model_device, progress_enabled
 from . import store
 from .dataset import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, Preprocessing, batch_loader, list_hash
 from .reader import MiningRun
@@ -83,7 +84,7 @@ def run_mining(
     """
     if isinstance(model, str):
         model = load_model(model, device=device)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = torch.device(device) if device is not None else model_device(model)
     model.to(device)
     layers = list(dict.fromkeys(layers))
     if not layers:
@@ -117,7 +118,7 @@ def run_mining(
         loader = batch_loader(paths, prep, batch_size, start=processed, num_workers=num_workers,
                               pin_memory=device.type == "cuda")
         bar = tqdm(total=-(-len(paths) // batch_size), initial=processed // batch_size, unit="batch",
-                   desc="mining", disable=not progress if progress is not None else None)
+                   desc="mining", disable=not progress_enabled(progress))
         last_save, since_save = time.monotonic(), 0
         with torch.inference_mode(), bar:
             for batch in loader:

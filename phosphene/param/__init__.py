@@ -1,9 +1,11 @@
 """Image parameterizations: ``param()`` returns (N, 3, H, W) images in [0, 1] from its tensors.
 
 `core` holds the ones that start from noise (pixel, Fourier, MaCo), `seeded` those that start from
-given images (feature accentuation's seeds).
+given images (feature accentuation's seeds), `combine` masks and concatenations of others, and
+`registry` the name -> factory registries (`PARAMETERIZATIONS`, `SEEDED_PARAMETERIZATIONS`).
 """
 
+from .combine import ConcatImages, ConfinedImage
 from .core import (
     COLOR_CORRELATION,
     PARAMETERIZATIONS,
@@ -17,10 +19,10 @@ from .core import (
     recorrelate,
     rfft2_freqs,
 )
-from .seeded import SEEDED_PARAMETERIZATIONS, ConfinedImage, SeededPhaseImage, seed_logits, seeded_param
+from .seeded import SEEDED_PARAMETERIZATIONS, SeededPhaseImage, seed_logits, seeded_param
 
 __all__ = [
-    "COLOR_CORRELATION", "PARAMETERIZATIONS", "SEEDED_PARAMETERIZATIONS", "ConfinedImage", "FourierImage",
-    "MacoImage", "PixelImage", "SeededPhaseImage", "_logit", "decorrelate", "make_param", "natural_spectrum",
-    "recorrelate", "rfft2_freqs", "seed_logits", "seeded_param",
+    "COLOR_CORRELATION", "PARAMETERIZATIONS", "SEEDED_PARAMETERIZATIONS", "ConcatImages", "ConfinedImage",
+    "FourierImage", "MacoImage", "PixelImage", "SeededPhaseImage", "_logit", "decorrelate", "make_param",
+    "natural_spectrum", "recorrelate", "rfft2_freqs", "seed_logits", "seeded_param",
 ]

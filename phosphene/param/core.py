@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import PhospheneError
+from .registry import Registry
 
 # lucid's square root of the ImageNet colour covariance, normalised by its largest column norm.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -137,16 +137,13 @@ class MacoImage(nn.Module):
         return torch.sigmoid(self.contrast * recorrelate(t))
 
 
-PARAMETERIZATIONS = ("fourier", "pixel", "maco")
+PARAMETERIZATIONS = Registry("parameterization")  # name -> factory(batch, size, generator, **options)
+PARAMETERIZATIONS.register("fourier")(FourierImage)
+PARAMETERIZATIONS.register("pixel")(PixelImage)
+PARAMETERIZATIONS.register("maco")(MacoImage)
 
 
 def make_param(name: str, batch: int, size: int, generator: torch.Generator | None = None,
                **options) -> nn.Module:
     """Build the parameterization called ``name`` (one of `PARAMETERIZATIONS`)."""
-    if name == "fourier":
-        return FourierImage(batch, size, generator=generator, **options)
-    if name == "pixel":
-        return PixelImage(batch, size, generator=generator, **options)
-    if name == "maco":
-        return MacoImage(batch, size, generator=generator, **options)
-    raise PhospheneError(f"unknown parameterization {name!r}; choose from {', '.join(PARAMETERIZATIONS)}")
+    return PARAMETERIZATIONS.build(name, batch, size, generator=generator, **options)

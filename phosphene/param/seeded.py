@@ -8,8 +8,8 @@ Each returns the seed exactly at step 0 (up to the logit clamp, far below 1/255)
   its initial value so that step 0 reproduces the seed itself rather than a 0.7 % lower-contrast copy.
 - ``seeded_param("fourier" | "pixel", seeds)``: the core's `FourierImage` / `PixelImage` with their
   tensors set from the seeds.
-- `ConfinedImage`: wraps any of them; with a spatial mask m it returns ``x0 + m * (x - x0)``, so the
-  image changes only where m > 0. It keeps its last output in ``.last`` (for gradients w.r.t. x).
+
+`ConfinedImage` (in `combine`) restricts any of them to a spatial mask.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from torch import nn
 
 from ..errors import PhospheneError
 from .core import FourierImage, PixelImage, _logit, decorrelate, recorrelate
+from .registry import Registry
 
-SEEDED_PARAMETERIZATIONS = ("phase", "fourier", "pixel")
+SEEDED_PARAMETERIZATIONS = Registry("seeded parameterization")  # name -> factory(seeds, **options)
 
 
 def seed_logits(seeds: torch.Tensor) -> torch.Tensor:
@@ -30,6 +31,7 @@ def seed_logits(seeds: torch.Tensor) -> torch.Tensor:
     return decorrelate(_logit(seeds.float()))
 
 
+@SEEDED_PARAMETERIZATIONS.register("phase")
 class SeededPhaseImage(nn.Module):
     """Phase of the seeds' spectrum, optimized; magnitude fixed up to a learnable sigmoid gate.
 
@@ -52,6 +54,7 @@ class SeededPhaseImage(nn.Module):
         return torch.sigmoid(recorrelate(t))
 
 
+@SEEDED_PARAMETERIZATIONS.register("fourier")
 def _seeded_fourier(seeds: torch.Tensor) -> FourierImage:
     n, _, h, w = seeds.shape
     if h != w:
@@ -67,34 +70,9 @@ def seeded_param(name: str, seeds: torch.Tensor, **options) -> nn.Module:
     """A parameterization called ``name`` (`SEEDED_PARAMETERIZATIONS`) whose output starts at ``seeds``."""
     if seeds.dim() != 4 or seeds.shape[1] != 3:
         raise PhospheneError(f"seeds must be (N, 3, H, W) images, got shape {tuple(seeds.shape)}")
-    if name == "phase":
-        return SeededPhaseImage(seeds, **options)
-    if name == "fourier":
-        return _seeded_fourier(seeds)
-    if name == "pixel":
-        return PixelImage(seeds.shape[0], seeds.shape[-1], init=seeds, **options)
-    raise PhospheneError(f"unknown seeded parameterization {name!r}; choose from "
-                         f"{', '.join(SEEDED_PARAMETERIZATIONS)}")
+    return SEEDED_PARAMETERIZATIONS.build(name, seeds, **options)
 
 
-class ConfinedImage(nn.Module):
-    """``inner()`` blended into the seeds by a spatial mask: x0 + m (x - x0); m (N, 1, H, W) in [0, 1].
-
-    Without a mask it returns ``inner()`` unchanged. ``repeat`` > 1 repeats each seed and mask that
-    many times (adjacent), for an inner parameterization over several copies of each seed.
-    """
-
-    def __init__(self, inner: nn.Module, seeds: torch.Tensor, mask: torch.Tensor | None = None,
-                 repeat: int = 1):
-        super().__init__()
-        self.inner = inner
-        self.register_buffer("seeds", seeds.float().repeat_interleave(repeat, 0))
-        self.register_buffer("mask", None if mask is None else mask.float().repeat_interleave(repeat, 0))
-        self.last: torch.Tensor | None = None
-
-    def forward(self) -> torch.Tensor:
-        x = self.inner()
-        if self.mask is not None:
-            x = self.seeds + self.mask * (x - self.seeds)
-        self.last = x
-        return x
+@SEEDED_PARAMETERIZATIONS.register("pixel")
+def _seeded_pixel(seeds: torch.Tensor, **options) -> PixelImage:
+    return PixelImage(seeds.shape[0], seeds.shape[-1], init=seeds, **options)

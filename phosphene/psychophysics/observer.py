@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..hooks import LayerTap, check_layers
 from ..images import load_image
 from ..models import load_model
-from ..render import progress_enabled
+from ..torch_utils import model_device, progress_enabled
 from .stimuli import StimulusSet
 from .storage import encode_list
 from .trials import UNITS_PER_TRIAL, Trial, design, participant_seed
@@ -53,7 +53,7 @@ class MachineObserver:
     def embed(self, paths: Sequence[str | Path], progress: bool | None = False) -> torch.Tensor:
         """(N, D) L2-normalized pooled features of the images (cached per path)."""
         todo = [str(p) for p in dict.fromkeys(map(str, paths)) if str(p) not in self._cache]
-        device = next(self.model.parameters()).device
+        device = model_device(self.model)
         with LayerTap(self.model, [self.layer]) as tap:
             for start in tqdm(range(0, len(todo), self.batch), disable=not progress_enabled(progress),
                               desc="embed", unit="batch", leave=False):

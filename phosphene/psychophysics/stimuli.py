@@ -26,7 +26,8 @@ from ..errors import PhospheneError
 from ..hooks import LayerTap, check_layers, layer_shapes
 from ..images import atomic_write_bytes, image_grid, load_image, save_image
 from ..models.wrapper import layer_root
-from ..render import progress_enabled, render
+from ..render import render
+from ..torch_utils import progress_enabled
 
 DEPTHS = ("early", "middle", "late")
 MANIFEST = "manifest.json"

@@ -1,0 +1,162 @@
+"""The crops an accentuation shares with its seed, and the latent distance R measured on them.
+
+- `SharedCrops`: faccent's augmentation (random square crops + noise), each draw reusable on the seeds.
+- `channel_distance` / `LatentDistance`: R = mean over crops and positions of the channel L2 distance
+  ||a_l(T x) - a_l(T x0)||_2 between an image's and its seed's activations under the same crop T.
+- `measure`: f and R of any images against their seeds, on one fixed seeded draw (for comparisons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..hooks import INPUT, LayerTap
+from ..objectives import Acts, Objective, evaluate
+from ..torch_utils import frozen, model_device
+from ..transforms import Compose, RandomCrop
+
+
+# -- crops shared by the image and its seed ---------------------------------------------------
+@dataclass
+class CropDraw:
+    """One draw of crops: (n*k, 3, 3) maps (output -> input pixels) and (n*k, 3, s, s) noise."""
+
+    maps: torch.Tensor
+    noise: torch.Tensor | None
+
+
+class SharedCrops(Compose):
+    """faccent's augmentation, with each draw reusable on the seeds.
+
+    Square crops with side a uniform fraction in ``side`` of the canvas, uniform position, resized to
+    ``size``; plus Gaussian noise (std ``noise``) and uniform noise (+-``noise``/2). The images are
+    ``group`` adjacent copies of each seed (one per lambda); the copies of a seed share their crops.
+    A call keeps its draw in ``pending``; `take` hands it (once) to whoever replays it on the seeds.
+    """
+
+    def __init__(self, side: tuple[float, float] = (0.05, 0.99), size: int = 224,
+                 noise: float = 0.02, group: int = 1):
+        super().__init__([RandomCrop(tuple(side), size)])
+        self.size, self.noise_std, self.group = size, noise, group
+        self.pending: CropDraw | None = None
+
+    def draw(self, n: int, copies: int, canvas: int, gen: torch.Generator | None,
+             device: torch.device | str) -> CropDraw:
+        """Crops and noise for ``copies`` views of each of ``n`` seeds."""
+        maps = self.sample(n * copies, canvas, gen, device)
+        noise = None
+        if self.noise_std:
+            shape = (n * copies, 3, self.size, self.size)
+            noise = torch.randn(shape, generator=gen, device=device) * self.noise_std
+            noise += (torch.rand(shape, generator=gen, device=device) - 0.5) * self.noise_std
+        return CropDraw(maps, noise)
+
+    def apply_draw(self, images: torch.Tensor, draw: CropDraw, group: int = 1) -> torch.Tensor:
+        """Views (n*group*k, 3, size, size) of ``images`` (n*group rows) under ``draw`` (n*k rows)."""
+        n = images.shape[0] // group
+        k = draw.maps.shape[0] // n
+        maps = draw.maps.view(n, 1, k, 3, 3).expand(n, group, k, 3, 3).reshape(-1, 3, 3)
+        views = self.apply(images.repeat_interleave(k, 0), maps.to(images.dtype))
+        if draw.noise is not None:
+            noise = draw.noise.view(n, 1, k, *draw.noise.shape[1:]).expand(n, group, k, -1, -1, -1)
+            views = views + noise.reshape(views.shape).to(views.dtype)
+        return views
+
+    def __call__(self, images: torch.Tensor, gen: torch.Generator | None = None,
+                 copies: int = 1) -> torch.Tensor:
+        n = images.shape[0] // self.group
+        self.pending = self.draw(n, copies, images.shape[-1], gen, images.device)
+        return self.apply_draw(images, self.pending, self.group)
+
+    def take(self) -> CropDraw | None:
+        """The last draw, once (None when it was taken or there was none: un-transformed images)."""
+        draw, self.pending = self.pending, None
+        return draw
+
+
+# -- the latent regularization ----------------------------------------------------------------
+def channel_distance(acts: torch.Tensor, seed_acts: torch.Tensor, n: int, eps: float = 1e-3
+                     ) -> torch.Tensor:
+    """Per row of ``acts``: mean over positions of the channel L2 distance to the seed's row.
+
+    acts: (n*g*k, C, ...) rows ordered (seed, copy, view); seed_acts: (n*k, C, ...). Returns (n*g*k,).
+    The norm is smoothed, sqrt(d^2 + eps^2) - eps, so that its gradient is 0 (not a random direction
+    from round-off) where x equals x0.
+    """
+    k = seed_acts.shape[0] // n
+    g = acts.shape[0] // seed_acts.shape[0]
+    a = acts.float().reshape(n, g, k, acts.shape[1], -1)
+    a0 = seed_acts.float().reshape(n, 1, k, seed_acts.shape[1], -1)
+    dist = ((a - a0).pow(2).sum(3) + eps * eps).sqrt() - eps
+    return dist.mean(-1).reshape(-1)
+
+
+class LatentDistance:
+    """R for each view of the accentuations: `channel_distance` at ``layer`` to the seeds' views.
+
+    Reads the images' activations from ``acts``, replays the crops' last draw on the seeds and runs
+    them (no gradient) through its own truncated `LayerTap`, created and run once here so that its
+    hook fires before any later tap's.
+    """
+
+    def __init__(self, model: nn.Module, layer: str, seeds: torch.Tensor, crops: SharedCrops):
+        self.layer, self.seeds, self.crops = layer, seeds, crops
+        self.tap = None if layer == INPUT else LayerTap(model, [layer])
+        self.seed_acts(seeds[:1])
+
+    def seed_acts(self, views: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return views if self.tap is None else self.tap(views)[self.layer]
+
+    def __call__(self, acts: Acts) -> torch.Tensor:
+        draw = self.crops.take()
+        views = self.seeds if draw is None else self.crops.apply_draw(self.seeds, draw)
+        return channel_distance(acts[self.layer], self.seed_acts(views), self.seeds.shape[0])
+
+    def close(self) -> None:
+        if self.tap is not None:
+            self.tap.close()
+
+
+# -- measuring ----------------------------------------------------------------------------------
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Antialiased bilinear resize of (N, 3, H, W) to (N, 3, size, size); a no-op at that size."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+@torch.no_grad()
+def measure(model: nn.Module, objective: Objective, reg_layer: str, images: torch.Tensor,
+            seeds: torch.Tensor, crops: int = 16, input_size: int | None = None,
+            side: tuple[float, float] = (0.05, 0.99), seed: int = 1234, chunk: int = 64
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """f and R of ``images`` (M = N*g rows, g copies per seed) against ``seeds`` (N), measured the
+    same way for any method: f on the whole image resized to ``input_size``; R over one fixed,
+    seeded draw of ``crops`` noise-free crops shared by image and seed. Returns (f (M,), R (M,))."""
+    device = model_device(model)
+    images, seeds = images.to(device).float(), seeds.to(device).float()
+    size = input_size or getattr(model, "input_size", images.shape[-1])
+    n, group = seeds.shape[0], images.shape[0] // seeds.shape[0]
+    with frozen(model):
+        with LayerTap(model, objective.layers) as tap:
+            f = evaluate(objective, Acts(tap(resize(images, size))))
+        if crops == 0:
+            return f.float().cpu(), torch.zeros(images.shape[0])
+        shared = SharedCrops(side, size, noise=0.0)
+        draw = shared.draw(n, crops, seeds.shape[-1], torch.Generator().manual_seed(seed), "cpu")
+        draw = CropDraw(draw.maps.to(device), None)
+        with LayerTap(model, [] if reg_layer == INPUT else [reg_layer]) as reg_tap:
+            def acts(views: torch.Tensor) -> torch.Tensor:
+                if reg_layer == INPUT:
+                    return views
+                reg_tap(views[:1])  # learn where to stop before the big batches
+                return torch.cat([reg_tap(part)[reg_layer] for part in views.split(chunk)])
+
+            r = channel_distance(acts(shared.apply_draw(images, draw, group)),
+                                 acts(shared.apply_draw(seeds, draw)), n)
+    return f.float().cpu(), r.view(-1, crops).mean(1).cpu()
