@@ -2,13 +2,14 @@
 
 import sys
 
-from . import _compat, objectives, param, transforms
+from . import _compat, objectives, param, transforms, units
 from .accentuation import AccentuationResult, accentuate
 from .errors import LayerNotFoundError, ModelLoadError, PhospheneError, UnitOutOfRangeError
 from .hooks import LayerTap, layer_names, layer_shapes, resolve_layer
 from .images import image_grid, load_image, save_image
 from .models import ImageModel, imagenet_class_names, list_models, load_model
-from .render import RenderResult, render
+from .render import RenderConfig, Renderer, RenderResult, render
+from .units import Unit, parse_unit, unit
 
 __version__ = "0.1.0"
 
@@ -19,7 +20,8 @@ sys.modules.setdefault("phosphene.accentuate", sys.modules["phosphene.accentuati
 __all__ = [
     "AccentuationResult", "accentuate",
     "ImageModel", "LayerNotFoundError", "LayerTap", "ModelLoadError", "PhospheneError",
-    "RenderResult", "UnitOutOfRangeError", "image_grid", "imagenet_class_names", "layer_names",
-    "layer_shapes", "list_models", "load_image", "load_model", "objectives", "param", "render",
-    "resolve_layer", "save_image", "transforms",
+    "RenderConfig", "RenderResult", "Renderer", "Unit", "UnitOutOfRangeError", "image_grid",
+    "imagenet_class_names", "layer_names", "layer_shapes", "list_models", "load_image", "load_model",
+    "objectives", "param", "parse_unit", "render", "resolve_layer", "save_image", "transforms", "unit",
+    "units",
 ]

@@ -45,6 +45,7 @@ class Objective:
         self.name = name
         self.batch_size = batch_size
         self.labels = list(labels) if labels is not None else None
+        self.unit = None  # (layer, channel, position) or a `units.Unit` when it reads one unit
 
     def __call__(self, acts: Acts) -> torch.Tensor:
         return self.fn(acts)
@@ -169,8 +170,11 @@ def channel(layer: str, units: Units) -> Objective:
         rows = index.rows(act.shape[0], act.shape[1], act.device)
         return _pick_channels(act, rows).mean((-2, -1))
 
-    return Objective(fn, [layer], f"channel({layer}, {_short(index.units)})", index.batch_size,
-                     _labels(layer, index.units))
+    objective = Objective(fn, [layer], f"channel({layer}, {_short(index.units)})", index.batch_size,
+                          _labels(layer, index.units))
+    if len(set(index.units)) == 1:
+        objective.unit = (layer, index.units[0], "mean")
+    return objective
 
 
 def neuron(layer: str, units: Units, x: int | None = None, y: int | None = None) -> Objective:
@@ -186,8 +190,11 @@ def neuron(layer: str, units: Units, x: int | None = None, y: int | None = None)
         rows = index.rows(act.shape[0], act.shape[1], act.device)
         return act[torch.arange(act.shape[0], device=act.device), rows, yy, xx]
 
-    return Objective(fn, [layer], f"neuron({layer}, {_short(index.units)})", index.batch_size,
-                     _labels(layer, index.units))
+    objective = Objective(fn, [layer], f"neuron({layer}, {_short(index.units)})", index.batch_size,
+                          _labels(layer, index.units))
+    if len(set(index.units)) == 1 and (x is None) == (y is None):
+        objective.unit = (layer, index.units[0], "centre" if x is None else (y, x))
+    return objective
 
 
 def deepdream(layer: str) -> Objective:

@@ -2,8 +2,15 @@
 
 One step: the parameterization makes the images, each is repeated ``copies`` times and randomly
 transformed in one warp, the model runs only as deep as the objective reads (`LayerTap`), the
-objective gives one value per image, and Adam ascends their sum. The loop does no host-device
-synchronisation: the objective history stays on the device until the end.
+objective gives one value per image, and the optimizer (Adam by default) ascends their sum. The loop
+does no host-device synchronisation: the objective history stays on the device until the end.
+
+`render` is the one-call API; `Renderer` is the same loop driven step by step::
+
+    with Renderer(model, obj.channel("_blocks.8", 3), config=RenderConfig(steps=64)) as r:
+        for _ in range(64):
+            values = r.step()  # (N,) objective per image, on the device
+        result = r.result()
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +27,37 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .hooks import LayerTap
+from .errors import PhospheneError
+from .hooks import INPUT, LayerTap
 from .images import atomic_write_bytes, image_grid, save_image
 from .objectives import Acts, Objective, evaluate
 from .param import make_param
 from .torch_utils import frozen, model_device, progress_enabled
 from .transforms import Compose, make_transforms
 
-__all__ = ["RenderResult", "frozen", "model_device", "progress_enabled", "render"]
+__all__ = ["RenderConfig", "RenderResult", "Renderer", "frozen", "model_device", "progress_enabled",
+           "render"]
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+@dataclass
+class RenderConfig:
+    """The loop's settings (all recorded in ``RenderResult.settings`` and ``render.json``)."""
+
+    steps: int = 256
+    lr: float = 0.05
+    size: int | None = None  # image side (default: the model's input size)
+    batch: int | None = None  # images (default: the objective's unit count, else 1)
+    seed: int = 0  # RNG seed of the initial image and every random draw
+    copies: int = 1  # transformed views of each image per step
+    amp: bool = False
+    truncate: bool = True
+    channels_last: bool = False
+    thresholds: tuple[int, ...] = ()  # steps after which the images are kept
+
+    def record(self) -> dict[str, Any]:
+        return {**asdict(self), "thresholds": list(self.thresholds)}
 
 
 @dataclass
@@ -40,10 +71,11 @@ class RenderResult:
     labels: list[str]
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> (N, 3, H, W)
 
     def save(self, out_dir: str | Path, prefix: str = "unit", grid_name: str = "grid.png",
              columns: int | None = None) -> dict[str, Any]:
-        """Write one PNG per image, a labelled grid PNG and ``render.json``; returns the JSON."""
+        """Write one PNG per image (and per threshold), a labelled grid PNG and ``render.json``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         files = []
@@ -51,6 +83,11 @@ class RenderResult:
             name = f"{prefix}_{i:03d}_{_slug(self.labels[i])}.png"
             save_image(image, out / name)
             files.append(name)
+        snapshots = {}
+        for step, images in self.snapshots.items():
+            snapshots[str(step)] = [f"{prefix}_{i:03d}_step{step}.png" for i in range(len(images))]
+            for image, name in zip(images, snapshots[str(step)]):
+                save_image(image, out / name)
         captions = [f"{lab} {val:.2f}" for lab, val in zip(self.labels, self.final.tolist())]
         save_image(image_grid(self.images, captions, columns=columns), out / grid_name)
         record = {
@@ -63,6 +100,8 @@ class RenderResult:
             ],
             "grid": grid_name,
         }
+        if snapshots:
+            record["thresholds"] = snapshots
         atomic_write_bytes(out / "render.json", json.dumps(record, indent=2).encode())
         return record
 
@@ -71,9 +110,137 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:40]
 
 
+def as_objective(objective: Objective | str | Callable[[torch.Tensor], torch.Tensor]) -> Objective:
+    """An `Objective`, a unit string ``"layer:channel"`` (see `units.unit`), or a plain callable
+    ``f(images (N, 3, H, W)) -> (N,)`` (it reads the images, so the model is not truncated for it)."""
+    if isinstance(objective, Objective):
+        return objective
+    if isinstance(objective, str):
+        from .units import unit
+
+        return unit(objective)
+    if callable(objective):
+        name = getattr(objective, "__name__", type(objective).__name__)
+        return Objective(lambda acts: objective(acts[INPUT]), [INPUT], name)
+    raise PhospheneError(f"cannot use {objective!r} as an objective")
+
+
+class Renderer:
+    """The render loop as an object: set up in ``__init__``, one optimizer step per `step`,
+    `result` evaluates the clean images. Use as a context manager (or call `close`): it freezes
+    the model and hooks its layers until closed."""
+
+    def __init__(self, model: nn.Module, objective: Objective | str | Callable,
+                 param: str | nn.Module = "fourier", transforms: str | Compose | None = "standard",
+                 config: RenderConfig | None = None, optimizer: OptimizerFactory | None = None,
+                 device: str | torch.device | None = None, param_options: dict[str, Any] | None = None):
+        self.started = time.perf_counter()
+        self.model, self.objective = model, as_objective(objective)
+        self.config = config = config or RenderConfig()
+        self.device = torch.device(device) if device is not None else model_device(model)
+        self.size = config.size or getattr(model, "input_size", 224)
+        self.batch = config.batch or self.objective.batch_size or 1
+        if any(not 1 <= t <= config.steps for t in config.thresholds):
+            raise PhospheneError(f"thresholds must be steps in 1..{config.steps}, got {config.thresholds}")
+        cpu_gen = torch.Generator().manual_seed(config.seed)
+        if isinstance(param, str):
+            self.param_name = param
+            param = make_param(param, self.batch, self.size, generator=cpu_gen, **(param_options or {}))
+        else:
+            self.param_name = type(param).__name__
+        self.param = param.to(self.device)
+        self.transforms_name = transforms
+        self.transform = make_transforms(transforms, self.size)
+        self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
+        factory = optimizer or (lambda params: torch.optim.Adam(params, lr=config.lr))
+        self.optimizer = factory(self.param.parameters())
+        self.history: list[torch.Tensor] = []
+        self.snapshots: dict[int, torch.Tensor] = {}
+        self.saliency = torch.zeros(self.batch, 1, self.size, self.size, device=self.device)
+        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if config.amp
+                         else contextlib.nullcontext())
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(frozen(model))
+        self.tap = self._stack.enter_context(LayerTap(model, self.objective.layers, truncate=config.truncate))
+
+    def _accumulate(self, grad: torch.Tensor) -> None:
+        self.saliency.add_(grad.detach().abs().sum(1, keepdim=True))
+
+    def step(self) -> torch.Tensor:
+        """One optimizer step; returns the objective per image (N,) on the transformed views."""
+        copies = self.config.copies
+        self.optimizer.zero_grad(set_to_none=True)
+        images = self.param()
+        if images.requires_grad:
+            images.register_hook(self._accumulate)
+        views = self.transform(images, self.gen, copies=copies).contiguous(memory_format=self.memory_format)
+        with self.autocast:
+            values = evaluate(self.objective, Acts(self.tap(views), copies), copies).float()
+        (-values.sum()).backward()
+        self.optimizer.step()
+        values = values.detach()
+        self.history.append(values)
+        if len(self.history) in self.config.thresholds:
+            with torch.no_grad():
+                self.snapshots[len(self.history)] = self.param().float().detach().cpu()
+        return values
+
+    def images(self) -> torch.Tensor:
+        """The current images (N, 3, H, W), without gradient."""
+        with torch.no_grad():
+            return self.param().float()
+
+    def result(self) -> RenderResult:
+        """Evaluate the clean images and gather everything into a `RenderResult`."""
+        images = self.images()
+        clean = images.contiguous(memory_format=self.memory_format)
+        with torch.no_grad(), self.autocast:
+            final = evaluate(self.objective, Acts(self.tap(clean)))
+        peak = self.saliency.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
+        history = (torch.stack(self.history) if self.history
+                   else torch.zeros(0, self.batch, device=self.device))
+        labels = [self.objective.label(i) for i in range(self.batch)]
+        return RenderResult(images.detach().cpu(), history.cpu(), final.float().cpu(),
+                            (self.saliency / peak).cpu(), labels, self.settings(),
+                            time.perf_counter() - self.started, dict(self.snapshots))
+
+    def settings(self) -> dict[str, Any]:
+        """The config plus what the loop resolved (size, batch, names), as recorded in JSON."""
+        transforms = self.transforms_name
+        return {
+            **self.config.record(), "size": self.size, "batch": self.batch,
+            "objective": self.objective.name, "param": self.param_name,
+            "optimizer": type(self.optimizer).__name__,
+            "transforms": transforms if isinstance(transforms, str) or transforms is None
+            else repr(transforms.transforms),
+            "model": getattr(self.model, "name", type(self.model).__name__),
+            "stop_layer": self.tap.stop_layer,
+        }
+
+    def run(self, progress: bool | None = None) -> RenderResult:
+        """All ``config.steps`` steps, then `result`; closes the renderer."""
+        with self:
+            for _ in tqdm(range(self.config.steps), disable=not progress_enabled(progress), desc="render",
+                          unit="step", leave=False):
+                self.step()
+            return self.result()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def render(
     model: nn.Module,
-    objective: Objective,
+    objective: Objective | str | Callable[[torch.Tensor], torch.Tensor],
     param: str | nn.Module = "fourier",
     transforms: str | Compose | None = "standard",
     steps: int = 256,
@@ -88,75 +255,32 @@ def render(
     truncate: bool = True,
     channels_last: bool = False,
     param_options: dict[str, Any] | None = None,
+    optimizer: OptimizerFactory | None = None,
+    thresholds: Sequence[int] = (),
 ) -> RenderResult:
     """Optimize images to maximize ``objective`` on ``model``; one image per batch element.
 
     Args:
         model: takes (N, 3, H, W) images in [0, 1] (see `load_model`).
-        objective: an `Objective`; its unit lists set the batch size unless ``batch`` is given.
+        objective: an `Objective` (its unit lists set the batch size unless ``batch`` is given), a
+            unit string ``"layer:channel"`` / ``"layer:channel@y,x"``, or a callable
+            ``f(images) -> (N,)``.
         param: "fourier", "pixel", "maco", or a module whose ``forward()`` returns the images.
         transforms: "standard" (lucid's), "crops" (faccent's), "none", or a `Compose`.
-        steps, lr: Adam steps and learning rate.
+        steps, lr: optimizer steps and learning rate.
         size: image side in pixels (default: the model's input size).
         copies: transformed views of each image per step (averaged in the objective).
         seed: seeds the initial image and every random draw; CPU renders are deterministic.
         amp: run the model under bfloat16 autocast (useful on GPUs).
         truncate: stop the forward pass after the deepest layer the objective reads.
+        optimizer: ``factory(parameters) -> torch.optim.Optimizer`` (default: Adam with ``lr``).
+        thresholds: steps after which the images are kept (``result.snapshots``).
     Returns:
         a `RenderResult` with images, objective history, final objective on the clean images,
-        and a transparency map.
+        a transparency map, and the snapshots at ``thresholds``.
     """
-    started = time.perf_counter()
-    device = torch.device(device) if device is not None else model_device(model)
-    size = size or getattr(model, "input_size", 224)
-    batch = batch or objective.batch_size or 1
-    cpu_gen = torch.Generator().manual_seed(seed)
-    if isinstance(param, str):
-        param_name = param
-        image_param = make_param(param, batch, size, generator=cpu_gen, **(param_options or {}))
-    else:
-        param_name, image_param = type(param).__name__, param
-    image_param = image_param.to(device)
-    transform = make_transforms(transforms, size)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    optimizer = torch.optim.Adam(image_param.parameters(), lr=lr)
-    history = torch.zeros(steps, batch, device=device)
-    saliency = torch.zeros(batch, 1, size, size, device=device)
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if amp
-                else contextlib.nullcontext())
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-
-    def accumulate(grad: torch.Tensor) -> None:
-        saliency.add_(grad.detach().abs().sum(1, keepdim=True))
-
-    with frozen(model), LayerTap(model, objective.layers, truncate=truncate) as tap:
-        for step in tqdm(range(steps), disable=not progress_enabled(progress), desc="render",
-                         unit="step", leave=False):
-            optimizer.zero_grad(set_to_none=True)
-            images = image_param()
-            if images.requires_grad:
-                images.register_hook(accumulate)
-            views = transform(images, gen, copies=copies).contiguous(memory_format=memory_format)
-            with autocast:
-                acts = Acts(tap(views), copies)
-                values = evaluate(objective, acts, copies).float()
-            (-values.sum()).backward()
-            optimizer.step()
-            history[step] = values.detach()
-        with torch.no_grad():
-            images = image_param().float()
-            with autocast:
-                final = evaluate(objective, Acts(tap(images.contiguous(memory_format=memory_format))))
-    peak = saliency.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
-    labels = [objective.label(i) for i in range(batch)]
-    settings = {
-        "objective": objective.name, "param": param_name, "steps": steps, "lr": lr, "size": size,
-        "batch": batch, "copies": copies, "seed": seed, "amp": amp, "truncate": truncate,
-        "transforms": transforms if isinstance(transforms, str) or transforms is None
-        else repr(transforms.transforms),
-        "model": getattr(model, "name", type(model).__name__), "stop_layer": tap.stop_layer,
-    }
-    return RenderResult(images.detach().cpu(), history.cpu(), final.float().cpu(),
-                        (saliency / peak).cpu(), labels, settings, time.perf_counter() - started)
+    config = RenderConfig(steps=steps, lr=lr, size=size, batch=batch, seed=seed, copies=copies, amp=amp,
+                          truncate=truncate, channels_last=channels_last,
+                          thresholds=tuple(int(t) for t in thresholds))
+    renderer = Renderer(model, objective, param, transforms, config, optimizer, device, param_options)
+    return renderer.run(progress)

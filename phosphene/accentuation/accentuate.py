@@ -29,13 +29,14 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .._deprecated import old_seed_keywords
 from ..errors import PhospheneError
 from ..hooks import LayerTap, check_layers
 from ..images import atomic_write_bytes, image_grid, save_image
 from ..objectives import Acts, Objective
 from ..param import ConfinedImage, seeded_param
 from ..param.core import _logit
-from ..render import render
+from ..render import RenderConfig, Renderer, as_objective
 from ..torch_utils import frozen, model_device
 from .crops import LatentDistance, SharedCrops, measure, resize
 from .masks import attribution_mask, transparency_mask
@@ -175,19 +176,29 @@ class AccentuationResult:
 
 
 # -- the method ---------------------------------------------------------------------------------
-def _as_seeds(seed: torch.Tensor, canvas: int | None) -> torch.Tensor:
-    seeds = seed.unsqueeze(0) if seed.dim() == 3 else seed
+def _as_seeds(images: torch.Tensor, canvas: int | None) -> torch.Tensor:
+    seeds = images.unsqueeze(0) if images.dim() == 3 else images
     if seeds.dim() != 4 or seeds.shape[1] != 3:
-        raise PhospheneError(f"seed images must be (N, 3, H, W), got shape {tuple(seed.shape)}")
+        raise PhospheneError(f"seed images must be (N, 3, H, W), got shape {tuple(images.shape)}")
     if seeds.shape[-1] != seeds.shape[-2] and canvas is None:
         raise PhospheneError("seed images must be square (load them with load_image(path, size))")
     return resize(seeds.float().clamp(0, 1), canvas) if canvas else seeds.float().clamp(0, 1)
 
 
+def _lambdas(lam: float | Sequence[float], steps: int, crops: int) -> list[float]:
+    lams = [float(lam)] if isinstance(lam, (int, float)) else [float(v) for v in lam]
+    if not lams or any(v < 0 or not math.isfinite(v) for v in lams):
+        raise PhospheneError(f"lambdas must be finite and >= 0, got {lams}")
+    if steps < 1 or crops < 1:
+        raise PhospheneError("steps and crops must be at least 1")
+    return lams
+
+
+@old_seed_keywords(image="images")
 def accentuate(
     model: nn.Module,
-    objective: Objective,
-    seed: torch.Tensor,
+    objective: Objective | str,
+    images: torch.Tensor,
     reg_layer: str,
     lam: float | Sequence[float] = 1.0,
     steps: int = 100,
@@ -199,18 +210,18 @@ def accentuate(
     param: str = "phase",
     mask: str | torch.Tensor | None = None,
     lr: float = 0.05,
-    seed_rng: int = 0,
+    seed: int = 0,
     transparency_every: int = 4,
     measure_crops: int = 16,
     device: str | torch.device | None = None,
     progress: bool | None = None,
 ) -> AccentuationResult:
-    """Accentuate ``objective`` in the seed images: maximize f(x) - lam * beta * R(x) from x = x0.
+    """Accentuate ``objective`` in the seed ``images``: maximize f(x) - lam * beta * R(x) from x = x0.
 
     Args:
         model: takes (N, 3, H, W) images in [0, 1].
-        objective: f, one value per image (per-image units: one per seed).
-        seed: (N, 3, H, W) or (3, H, W) images in [0, 1].
+        objective: f, one value per image (per-image units: one per seed), or a unit "layer:channel".
+        images: the seed images x0, (N, 3, H, W) or (3, H, W) in [0, 1] (formerly ``seed=``).
         reg_layer: layer of the latent regularization R ("input" for pixel space).
         lam: the regularization weight, or a sequence of weights (one accentuation each, one batch).
         steps, lr: Adam steps and learning rate (faccent: 100, 0.05).
@@ -220,7 +231,7 @@ def accentuate(
         param: "phase" (faccent's seeded magnitude-gated phase), "fourier" or "pixel".
         mask: None, "attribution" (confine changes to where f is attributed, `attribution_mask`), or
             an (N, 1, H, W) tensor in [0, 1].
-        seed_rng: seeds every random draw.
+        seed: RNG seed of every random draw (formerly ``seed_rng=``).
         transparency_every: accumulate |df/dx| for the mask every this many steps (0: use |dL/dx|).
         measure_crops: crops of the fixed draw on which R before/after is measured.
     Returns:
@@ -228,13 +239,10 @@ def accentuate(
     """
     started = time.perf_counter()
     device = torch.device(device) if device is not None else model_device(model)
-    lams = [float(lam)] if isinstance(lam, (int, float)) else [float(v) for v in lam]
-    if not lams or any(v < 0 or not math.isfinite(v) for v in lams):
-        raise PhospheneError(f"lambdas must be finite and >= 0, got {lams}")
-    if steps < 1 or crops < 1:
-        raise PhospheneError("steps and crops must be at least 1")
+    objective = as_objective(objective)
+    lams = _lambdas(lam, steps, crops)
     check_layers(model, set(objective.layers) | {reg_layer})
-    seeds = _as_seeds(seed, canvas).to(device)
+    seeds = _as_seeds(images, canvas).to(device)
     n, group = seeds.shape[0], len(lams)
     if objective.batch_size not in (None, 1, n):
         raise PhospheneError(f"the objective has {objective.batch_size} units for {n} seed images")
@@ -247,35 +255,32 @@ def accentuate(
         shared = SharedCrops(crop_side, input_size, noise, group)
         distance = LatentDistance(model, reg_layer, seeds, shared)
         try:
-            gen = torch.Generator(device=device).manual_seed(seed_rng + 1)
+            gen = torch.Generator(device=device).manual_seed(seed + 1)
             beta = balance(model, objective, distance, shared, crops, gen)
             weights = (beta[:, None] * torch.tensor(lams, device=device)[None, :]).reshape(-1)
             state = _Accentuation(objective, distance, weights, image, transparency_every)
             labels = [f"{objective.label(i)} lam={lams[i % group]:g}" for i in range(n * group)]
             total = Objective(state, set(objective.layers) | {reg_layer},
                               f"{objective.name} - lam*beta*R({reg_layer})", labels=labels)
-            rendered = render(model, total, param=image, transforms=shared, steps=steps, lr=lr,
-                              size=canvas, batch=n * group, seed=seed_rng, copies=crops,
-                              device=device, progress=progress)
+            config = RenderConfig(steps=steps, lr=lr, size=canvas, batch=n * group, seed=seed, copies=crops)
+            rendered = Renderer(model, total, image, shared, config, device=device).run(progress)
         finally:
             distance.close()
-    images = rendered.images
-    f_after, r_after = measure(model, objective, reg_layer, images, seeds, measure_crops, input_size,
-                               crop_side)
+    f_after, r_after = measure(model, objective, reg_layer, rendered.images, seeds, measure_crops,
+                               input_size, crop_side)
     f_seed, _ = measure(model, objective, reg_layer, seeds, seeds, 0, input_size)
     saliency = state.saliency if state.saliency is not None else rendered.transparency
     settings = {
-        "objective": objective.name, "reg_layer": reg_layer, "lams": lams, "steps": steps,
+        **config.record(), "objective": objective.name, "reg_layer": reg_layer, "lams": lams,
         "crops": crops, "crop_side": list(crop_side), "noise": noise, "canvas": canvas,
-        "input_size": input_size, "param": param, "lr": lr, "seed_rng": seed_rng,
-        "mask": mask if isinstance(mask, str) or mask is None else "tensor",
-        "transparency_every": transparency_every, "measure_crops": measure_crops,
+        "input_size": input_size, "param": param, "mask": mask if isinstance(mask, str) or mask is None
+        else "tensor", "transparency_every": transparency_every, "measure_crops": measure_crops,
         "model": getattr(model, "name", type(model).__name__),
     }
     return AccentuationResult(
-        images=images, seeds=seeds.cpu(), lams=lams, labels=[objective.label(i) for i in range(n * group)],
-        f_before=f_seed.repeat_interleave(group), f_after=f_after,
-        r_before=torch.zeros(n * group), r_after=r_after, beta=beta.detach().cpu(),
+        images=rendered.images, seeds=seeds.cpu(), lams=lams,
+        labels=[objective.label(i) for i in range(n * group)], f_before=f_seed.repeat_interleave(group),
+        f_after=f_after, r_before=torch.zeros(n * group), r_after=r_after, beta=beta.detach().cpu(),
         mask=transparency_mask(saliency.cpu()), attribution=None if confine is None else confine.cpu(),
         f_history=torch.stack(state.f_history).cpu(), r_history=torch.stack(state.r_history).cpu(),
         settings=settings, seconds=time.perf_counter() - started)

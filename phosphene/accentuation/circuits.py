@@ -19,24 +19,18 @@ import torch
 from torch import nn
 
 from ..errors import PhospheneError
-from ..hooks import LayerTap, check_layers
-from ..objectives import Acts, Objective, evaluate
-from ..torch_utils import frozen
+from ..inhibition.attribution import Attributor
+from ..objectives import Objective
+from ..torch_utils import frozen, model_device
 
 
 def unit_attribution(model: nn.Module, objective: Objective, layer: str, images: torch.Tensor
                      ) -> torch.Tensor:
-    """A (N, C): activation x gradient of ``objective`` at ``layer``, summed over positions."""
-    check_layers(model, [layer])
-    x = images.detach().float().clone().requires_grad_(True)
-    with frozen(model), LayerTap(model, set(objective.layers) | {layer}) as tap:
-        acts = tap(x)
-        values = evaluate(objective, Acts(acts))
-        (grad,) = torch.autograd.grad(values.sum(), acts[layer], allow_unused=True)
-    if grad is None:
-        raise PhospheneError(f"layer {layer!r} is not upstream of the objective {objective.name}")
-    product = acts[layer].detach() * grad
-    return product.flatten(2).sum(2) if product.dim() > 2 else product
+    """A (N, C): activation x gradient of ``objective`` at ``layer``, summed over positions
+    (`inhibition.attribution`'s A, one implementation for both)."""
+    with frozen(model), Attributor(model, objective, [layer]) as attributor:
+        result = attributor(images.detach().float().to(model_device(model)), keep=True)
+    return result.layers[layer].vector
 
 
 def top_units(attribution: torch.Tensor, k: int) -> torch.Tensor:

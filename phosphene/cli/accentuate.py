@@ -89,7 +89,7 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     lams = parse_lams(lam_sweep) if lam_sweep else [lam]
     result = accentuate(model, objective, torch.stack([s for s, _ in seeds]), reg_layer, lam=lams,
                         steps=steps, crops=crops, input_size=input_size, param=param, mask=mask,
-                        lr=lr, seed_rng=seed, progress=False if quiet else None)
+                        lr=lr, seed=seed, progress=False if quiet else None)
     result.settings["skipped"] = [str(p) for p, _ in skipped]
     result.save(out, names=[_stem(name) for _, name in seeds])
     click.echo(f"accentuated {len(seeds)} images x {len(lams)} lambdas in {result.seconds:.1f}s "

@@ -6,8 +6,8 @@ import click
 
 from ..errors import PhospheneError
 from ..inhibition.atlas import MODES, build_atlas
-from ..inhibition.attribution import parse_target
 from ..mining.source import load_source
+from ..units import parse_unit
 from . import main
 from .common import model_options, open_model, target_options
 
@@ -40,7 +40,7 @@ def atlas_command(run, model_name, weights, device, images_dir, target, layer, p
         raise PhospheneError("give either a mining RUN folder or --images DIR (not both)")
     model = open_model(model_name, weights, device)
     source = load_source(run or images_dir, model, size)
-    parsed = parse_target(target, position, not post_activation) if target else None
+    parsed = parse_unit(target, position, not post_activation) if target else None
     result = build_atlas(model, source.images, source.paths, layer, parsed, mode=mode, grid=grid,
                          per_group=per_group, min_points=min_points, icon_size=icon_size, steps=steps,
                          batch=batch, seed=seed, progress=False if quiet else None)

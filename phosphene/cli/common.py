@@ -27,7 +27,7 @@ def model_options(func):
 
 def target_options(required: bool = True, help: str = "Target unit LAYER:CHANNEL (or LAYER:CHANNEL@Y,X), "
                    "e.g. _blocks.8._relu1:3 (pre-activation when LAYER is an activation)."):
-    """``--target``, ``--position`` and ``--post-activation``: one unit, read as `parse_target` reads it."""
+    """``--target``, ``--position`` and ``--post-activation``: one unit, read by `units.parse_unit`."""
 
     def decorate(func):
         func = click.option("--post-activation", is_flag=True,

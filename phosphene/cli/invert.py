@@ -6,8 +6,8 @@ import click
 
 from ..errors import PhospheneError
 from ..images import load_image
-from ..inhibition.attribution import parse_target
 from ..inhibition.inversion import invert
+from ..units import parse_unit
 from . import main
 from .common import model_options, open_model, target_options
 
@@ -33,8 +33,8 @@ def invert_command(model_name, weights, device, image_path, target, attr_layer, 
         image = load_image(image_path, size or model.input_size)
     except Exception as exc:
         raise PhospheneError(f"cannot read image {image_path}: {type(exc).__name__}") from None
-    result = invert(model, image, parse_target(target, position, not post_activation), attr_layer,
-                    steps=steps, lr=lr, crops=crops, cossim_pow=cossim_pow, seed_rng=seed,
+    result = invert(model, image, parse_unit(target, position, not post_activation), attr_layer,
+                    steps=steps, lr=lr, crops=crops, cossim_pow=cossim_pow, seed=seed,
                     progress=False if quiet else None)
     result.save(out)
     click.echo(f"{result.target} through {attr_layer}: seed f {result.attribution.f:.3f} -> {out}/figure.png")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ..errors import PhospheneError
-from ..inhibition.attribution import parse_target
 from ..inhibition.tension import tension_report
+from ..units import parse_unit
 from . import main
 from .common import model_options, open_model, target_options
 
@@ -35,7 +35,7 @@ def tension_command(run, model_name, weights, device, images, target, attr_layer
     if bool(run) == bool(images):
         raise PhospheneError("give either a mining RUN folder or --images DIR (not both)")
     model = open_model(model_name, weights, device)
-    report = tension_report(model, run or images, parse_target(target, position, not post_activation),
+    report = tension_report(model, run or images, parse_unit(target, position, not post_activation),
                             list(attr_layers), out, n=count, batch_size=batch_size, num_workers=workers,
                             size=size, progress=False if quiet else None)
     table = report.table

@@ -38,11 +38,13 @@ from ..errors import PhospheneError
 from ..hooks import LayerTap
 from ..images import atomic_write_bytes, save_image, to_uint8
 from ..mining.source import ImageSource, load_source  # noqa: F401  (re-exported)
-from ..render import render
+from ..objectives import Objective
+from ..render import RenderConfig, Renderer
 from ..torch_utils import model_device, progress_enabled
 from ..transforms import Compose, Jitter, Noise, Pad, Rotate, Scale
+from ..units import Unit, as_unit
 from .atlas_page import diverging_colours, write_page
-from .attribution import Attributor, Target, attribute, parse_target
+from .attribution import Attributor, attribute
 
 MODES = ("attribution", "activation")
 
@@ -100,7 +102,7 @@ def whitening(vectors: np.ndarray, eps: float = 1e-3) -> np.ndarray:
 
 
 # -- vectors -----------------------------------------------------------------------------------
-def attribution_vectors(model: nn.Module, images: torch.Tensor, target: Target, layer: str,
+def attribution_vectors(model: nn.Module, images: torch.Tensor, target: Unit | str, layer: str,
                         batch_size: int = 16, progress: bool | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
     """(f (N,), attribution vectors (N, C)) for images (N, 3, H, W) in [0, 1].
@@ -159,8 +161,8 @@ def render_icons(model: nn.Module, layer: str, directions: np.ndarray, size: int
     for start in tqdm(chunks, desc="icons", disable=not progress_enabled(progress), leave=False):
         part = torch.as_tensor(directions[start:start + batch], dtype=torch.float32)
         objective = obj.alignment(layer, part, cossim_pow)
-        result = render(model, objective, param=param, transforms=icon_transforms(), steps=steps, lr=lr,
-                        size=size, batch=len(part), seed=seed + start, progress=False)
+        config = RenderConfig(steps=steps, lr=lr, size=size, batch=len(part), seed=seed + start)
+        result = Renderer(model, objective, param, icon_transforms(), config).run(progress=False)
         icons.append(result.images)
     return torch.cat(icons)
 
@@ -215,7 +217,7 @@ class AtlasResult:
 
     mode: str
     layer: str
-    target: Target | None
+    target: Unit | None
     grid: int
     xy: np.ndarray  # (N, 2) normalized layout of the selected images
     vectors: np.ndarray  # (N, C)
@@ -260,7 +262,7 @@ class AtlasResult:
         return record
 
 
-def _icon_f(model: nn.Module, icons: torch.Tensor, target: Target | None) -> np.ndarray:
+def _icon_f(model: nn.Module, icons: torch.Tensor, target: Unit | None) -> np.ndarray:
     if target is None:
         return np.zeros(len(icons))
     if len(icons) == 0:
@@ -269,7 +271,7 @@ def _icon_f(model: nn.Module, icons: torch.Tensor, target: Target | None) -> np.
 
 
 def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], layer: str,
-                target: Target | str | None = None, mode: str = "attribution", grid: int = 20,
+                target: Unit | Objective | str | None = None, mode: str = "attribution", grid: int = 20,
                 per_group: int = 100, min_points: int = 5, icon_size: int = 64, steps: int = 128,
                 batch: int = 64, cossim_pow: float | None = None, seed: int = 0,
                 progress: bool | None = None) -> AtlasResult:
@@ -277,7 +279,7 @@ def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], l
     ``target`` only colours the icon borders) of ``images`` (N, 3, S, S) in [0, 1]."""
     if mode not in MODES:
         raise PhospheneError(f"unknown atlas mode {mode!r}; choose from {', '.join(MODES)}")
-    target = parse_target(target) if isinstance(target, str) else target
+    target = as_unit(target) if target is not None else None
     if mode == "attribution":
         if target is None:
             raise PhospheneError("an attribution atlas needs a target unit (--target LAYER:CHANNEL)")

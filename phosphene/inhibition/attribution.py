@@ -22,33 +22,17 @@ from torch import nn
 
 from ..errors import PhospheneError, UnitOutOfRangeError
 from ..hooks import INPUT, LOGITS, LayerTap, check_layers, resolve_layer
+from ..objectives import Acts, Objective, evaluate
 from ..torch_utils import model_device
+from ..units import Unit, as_unit, parse_unit
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish,
                nn.Mish, nn.Softplus, nn.Sigmoid, nn.Tanh, nn.PReLU)
 POSITIONS = ("mean", "centre")
 
 
-@dataclass(frozen=True)
-class Target:
-    """Channel ``channel`` of ``layer``, reduced by ``position`` (``mean``, ``centre`` or (y, x));
-    with ``preactivation`` the input of an activation module is read instead of its output."""
-
-    layer: str
-    channel: int
-    position: str | tuple[int, int] = "mean"
-    preactivation: bool = True
-
-    def __str__(self) -> str:
-        return f"{self.layer}:{self.channel}"
-
-
-def parse_target(text: str, position: str | tuple[int, int] = "mean", preactivation: bool = True) -> Target:
-    """``"_blocks.8._relu1:3"`` -> `Target`."""
-    layer, sep, channel = text.rpartition(":")
-    if not sep or not layer or not channel.strip().isdigit():
-        raise PhospheneError(f"target must look like LAYER:CHANNEL (e.g. _blocks.8:3), got {text!r}")
-    return Target(layer, int(channel), position, preactivation)
+Target = Unit  # the name before issue 9; a unit is `phosphene.units.Unit` (or "layer:channel")
+parse_target = parse_unit  # likewise: "layer:channel" or "layer:channel@y,x" -> `Unit`
 
 
 @dataclass
@@ -71,19 +55,19 @@ class LayerAttribution:
 class AttributionResult:
     """``f`` (N,) target values and one `LayerAttribution` per attribution layer."""
 
-    target: Target
+    target: Unit | Objective
     f: torch.Tensor
     layers: dict[str, LayerAttribution] = field(default_factory=dict)
 
 
-def uses_preactivation(model: nn.Module, target: Target) -> bool:
+def uses_preactivation(model: nn.Module, target: Unit) -> bool:
     """True when the target is read at the input of an activation module."""
     if not target.preactivation or target.layer in (INPUT, LOGITS):
         return False
     return isinstance(resolve_layer(model, target.layer), ACTIVATIONS)
 
 
-def _reduce(values: torch.Tensor, target: Target) -> torch.Tensor:
+def _reduce(values: torch.Tensor, target: Unit) -> torch.Tensor:
     """(N, C, H, W) or (N, C) -> (N,) value of the target channel."""
     if not 0 <= target.channel < values.shape[1]:
         raise UnitOutOfRangeError(f"channel {target.channel} out of range: {target.layer} has "
@@ -122,22 +106,26 @@ def layer_sums(a: torch.Tensor, g: torch.Tensor, maps: bool = False, keep: bool 
 
 
 class Attributor:
-    """Reusable hooks for attributing ``target`` through ``layers`` of ``model``; call with batches."""
+    """Reusable hooks for attributing ``target`` through ``layers`` of ``model``; call with batches.
 
-    def __init__(self, model: nn.Module, target: Target, layers: Sequence[str]):
-        self.model, self.target, self.layers = model, target, list(dict.fromkeys(layers))
+    ``target`` is a unit (`Unit` or "layer:channel", read before its activation function when
+    ``preactivation``) or any `Objective` (f is then the objective's value per image)."""
+
+    def __init__(self, model: nn.Module, target: Unit | Objective | str, layers: Sequence[str]):
+        self.model, self.layers = model, list(dict.fromkeys(layers))
+        self.target = target if isinstance(target, Objective) else as_unit(target)
         if not self.layers:
             raise PhospheneError("give at least one attribution layer")
-        if target.position not in POSITIONS and not isinstance(target.position, tuple):
-            raise PhospheneError(f"position must be one of {POSITIONS} or (y, x), got {target.position!r}")
-        check_layers(model, [target.layer, *self.layers])
-        if target.layer in self.layers:
-            raise PhospheneError(f"attribution layer {target.layer} is the target layer itself")
+        reads = sorted(self.target.layers) if isinstance(self.target, Objective) else [self.target.layer]
         self._pre: torch.Tensor | None = None
         self._handle = None
-        if uses_preactivation(model, target):
-            self._handle = resolve_layer(model, target.layer).register_forward_pre_hook(self._keep_input)
-        self.tap = LayerTap(model, [target.layer, *self.layers], truncate=True)
+        if isinstance(self.target, Unit):
+            _check_unit(model, self.target, self.layers)
+            if uses_preactivation(model, self.target):
+                module = resolve_layer(model, self.target.layer)
+                self._handle = module.register_forward_pre_hook(self._keep_input)
+        check_layers(model, [*reads, *self.layers])
+        self.tap = LayerTap(model, [*reads, *self.layers], truncate=True)
 
     def _keep_input(self, _module, inputs) -> None:
         self._pre = inputs[0]
@@ -148,16 +136,20 @@ class Attributor:
         with torch.enable_grad():
             self._pre = None
             acts = self.tap(x)
-            values = self._pre if self._handle is not None else acts[self.target.layer]
-            f = _reduce(values, self.target)
+            f = self._f(acts)
             grads = torch.autograd.grad(f.sum(), [acts[n] for n in self.layers], allow_unused=True)
         result = AttributionResult(self.target, f.detach())
         for name, a, g in zip(self.layers, (acts[n] for n in self.layers), grads):
             if g is None:
                 raise PhospheneError(f"attribution layer {name} does not come before the target "
-                                     f"{self.target.layer} in the forward pass")
+                                     f"{_name(self.target)} in the forward pass (it is not upstream of it)")
             result.layers[name] = layer_sums(a.detach(), g, maps, keep)
         return result
+
+    def _f(self, acts: dict[str, torch.Tensor]) -> torch.Tensor:
+        if isinstance(self.target, Objective):
+            return evaluate(self.target, Acts(acts)).float()
+        return _reduce(self._pre if self._handle is not None else acts[self.target.layer], self.target)
 
     def close(self) -> None:
         self.tap.close()
@@ -170,6 +162,18 @@ class Attributor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_unit(model: nn.Module, target: Unit, layers: Sequence[str]) -> None:
+    if target.position not in POSITIONS and not isinstance(target.position, tuple):
+        raise PhospheneError(f"position must be one of {POSITIONS} or (y, x), got {target.position!r}")
+    check_layers(model, [target.layer, *layers])
+    if target.layer in layers:
+        raise PhospheneError(f"attribution layer {target.layer} is the target layer itself")
+
+
+def _name(target: Unit | Objective) -> str:
+    return target.name if isinstance(target, Objective) else target.layer
 
 
 def concat(results: Sequence[AttributionResult]) -> AttributionResult:
@@ -187,14 +191,13 @@ def concat(results: Sequence[AttributionResult]) -> AttributionResult:
     return out
 
 
-def attribute(model: nn.Module, images: torch.Tensor, target: Target | str, layers: Sequence[str],
+def attribute(model: nn.Module, images: torch.Tensor, target: Unit | Objective | str, layers: Sequence[str],
               batch_size: int = 16, maps: bool = False, keep: bool = False) -> AttributionResult:
     """E⁺/E⁻ attribution of ``target`` through ``layers`` for ``images`` (N, 3, H, W) in [0, 1].
 
     Returns f (N,) and per layer E⁺, E⁻, their L2 variants and ΣA (each (N,)); with ``maps`` also
     φ⁺, φ⁻ (N, H_ℓ, W_ℓ); with ``keep`` also A and a (N, C, H_ℓ, W_ℓ) and A summed over positions.
     """
-    target = parse_target(target) if isinstance(target, str) else target
     device = model_device(model)
     with Attributor(model, target, layers) as attributor:
         results = [attributor(images[i:i + batch_size].to(device), maps, keep)

@@ -24,13 +24,16 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from .. import objectives as obj
+from .._deprecated import old_seed_keywords
 from ..images import atomic_write_bytes, save_image, to_uint8
+from ..objectives import Objective
 from ..param import ConcatImages, MacoImage
 from ..param.seeded import SeededPhaseImage
-from ..render import render
+from ..render import RenderConfig, Renderer
 from ..torch_utils import model_device
 from ..transforms import Compose, Noise, RandomCrop
-from .attribution import Attributor, Target, attribute, parse_target
+from ..units import Unit, as_unit
+from .attribution import Attributor, attribute
 
 PANELS = ("+ accentuation", "- accentuation", "+ inversion", "- inversion", "unit visualization")
 
@@ -68,7 +71,8 @@ def signed_targets(attribution: torch.Tensor, activation: torch.Tensor) -> tuple
     return sign * attribution.clamp(min=0), sign * (-attribution).clamp(min=0)
 
 
-def seed_attribution(model: nn.Module, seeds: torch.Tensor, target: Target, layer: str) -> SeedAttribution:
+def seed_attribution(model: nn.Module, seeds: torch.Tensor, target: Unit | Objective | str, layer: str
+                     ) -> SeedAttribution:
     """Attribution of ``target`` through ``layer`` for one (3, H, W) image or a batch (N, 3, H, W)."""
     batch = seeds if seeds.dim() == 4 else seeds[None]
     with Attributor(model, target, [layer]) as attributor:
@@ -90,7 +94,7 @@ class InversionResult:
     images: torch.Tensor  # (5, 3, H, W) in [0, 1], in the order of PANELS
     f: torch.Tensor  # (5,) target unit on each image
     alignment: torch.Tensor  # (5,) the optimized objective on the clean images
-    target: Target
+    target: Unit
     layer: str
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -137,39 +141,41 @@ class InversionResult:
         return record
 
 
-def invert(model: nn.Module, seed: torch.Tensor, target: Target | str, attr_layer: str,
+@old_seed_keywords(image="image")
+def invert(model: nn.Module, image: torch.Tensor, target: Unit | Objective | str, attr_layer: str,
            steps: int = 256, lr: float = 0.02, crops: int = 4, crop_side: tuple[float, float] = (0.9, 0.99),
-           noise: float = 0.02, cossim_pow: float = 1.0, seed_rng: int = 0,
+           noise: float = 0.02, cossim_pow: float = 1.0, seed: int = 0,
            progress: bool | None = None) -> InversionResult:
-    """+/- accentuations and inversions of ``seed`` (3, H, W) in [0, 1] and the unit visualization,
-    rendered as one batch; f is measured on each result (see `PANELS`)."""
-    return invert_many(model, seed[None], target, attr_layer, steps, lr, crops, crop_side, noise, cossim_pow,
-                       seed_rng, progress)[0]
+    """+/- accentuations and inversions of the seed ``image`` (3, H, W) in [0, 1] and the unit
+    visualization, rendered as one batch; f is measured on each result (see `PANELS`). ``seed`` is
+    the RNG seed (formerly ``seed_rng``; the image was ``seed``)."""
+    return invert_many(model, image[None], target, attr_layer, steps, lr, crops, crop_side, noise, cossim_pow,
+                       seed, progress)[0]
 
 
-def invert_many(model: nn.Module, seeds: torch.Tensor, target: Target | str, attr_layer: str,
+@old_seed_keywords(image="images")
+def invert_many(model: nn.Module, images: torch.Tensor, target: Unit | Objective | str, attr_layer: str,
                 steps: int = 256, lr: float = 0.02, crops: int = 4,
                 crop_side: tuple[float, float] = (0.9, 0.99), noise: float = 0.02, cossim_pow: float = 1.0,
-                seed_rng: int = 0, progress: bool | None = None) -> list[InversionResult]:
-    """`invert` for N seeds (N, 3, H, W) at once: all 5N images are one batch of one `render` call.
+                seed: int = 0, progress: bool | None = None) -> list[InversionResult]:
+    """`invert` for N seed images (N, 3, H, W) at once: all 5N images are one batch of one `Renderer`.
 
     Batch layout: [+acc, -acc] for every seed (seeded phase), then [+inv, -inv] for every seed and
     one unit visualization per seed (random phase).
     """
-    target = parse_target(target) if isinstance(target, str) else target
+    target = as_unit(target)
+    seeds = images
     n, size = len(seeds), seeds.shape[-1]
     att = seed_attribution(model, seeds, target, attr_layer)
     plus, minus = signed_targets(att.attribution, att.activation)
     pairs = torch.stack([plus, minus], 1).flatten(0, 1)  # (2N, C, h, w): +, - per seed
-    unit = (obj.neuron(target.layer, [target.channel] * n) if target.position == "centre"
-            else obj.channel(target.layer, [target.channel] * n))
     objective = obj.stack([obj.alignment(attr_layer, pairs, cossim_pow),
-                           obj.alignment(attr_layer, pairs, cossim_pow), unit])
+                           obj.alignment(attr_layer, pairs, cossim_pow), target.objective(batch=n)])
     param = ConcatImages(SeededPhaseImage(seeds.float().repeat_interleave(2, 0)),
-                         MacoImage(3 * n, size, generator=torch.Generator().manual_seed(seed_rng)))
+                         MacoImage(3 * n, size, generator=torch.Generator().manual_seed(seed)))
     transforms = Compose([RandomCrop(crop_side, size), Noise(noise, noise)])
-    result = render(model, objective, param=param, transforms=transforms, steps=steps, lr=lr, size=size,
-                    batch=5 * n, copies=crops, seed=seed_rng, progress=progress)
+    config = RenderConfig(steps=steps, lr=lr, size=size, batch=5 * n, seed=seed, copies=crops)
+    result = Renderer(model, objective, param, transforms, config).run(progress)
     f = attribute(model, result.images, target, [attr_layer], batch_size=16).f.cpu()
     settings = {**result.settings, "crop_side": list(crop_side), "noise": noise, "cossim_pow": cossim_pow}
     results = []
@@ -180,3 +186,4 @@ def invert_many(model: nn.Module, seeds: torch.Tensor, target: Target | str, att
         results.append(InversionResult(seeds[i].cpu(), single, result.images[rows], f[rows],
                                        result.final[rows], target, attr_layer, settings))
     return results
+

@@ -36,8 +36,10 @@ from ..images import atomic_write_bytes
 from ..mining.dataset import Preprocessing, batch_loader
 from ..mining.source import image_source
 from ..mining.store import write_parquet
+from ..objectives import Objective
 from ..torch_utils import model_device, progress_enabled
-from .attribution import AttributionResult, Attributor, Target, concat
+from ..units import Unit, as_unit
+from .attribution import AttributionResult, Attributor, concat
 
 SELECTIONS = ("mei", "mii", "mti")
 QUANTITIES = ("e_plus", "e_minus", "e_plus_l2", "e_minus_l2", "total")
@@ -75,7 +77,7 @@ class TensionTable:
     """Per-image results: ``index`` (N,) dataset indices, ``paths``, ``f`` (N,), and per layer
     ``values[layer][quantity]`` (N,) for quantity in `QUANTITIES`."""
 
-    target: Target
+    target: Unit
     layers: list[str]
     index: np.ndarray
     paths: list[str]
@@ -136,11 +138,12 @@ class TensionTable:
         return self.to_arrow().to_pylist()
 
 
-def compute_tension(model: nn.Module, source: str | os.PathLike, target: Target, layers: Sequence[str],
-                    batch_size: int = 16, num_workers: int = 2, size: int | None = None,
-                    progress: bool | None = None) -> TensionTable:
+def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | Objective | str,
+                    layers: Sequence[str], batch_size: int = 16, num_workers: int = 2,
+                    size: int | None = None, progress: bool | None = None) -> TensionTable:
     """Attribute ``target`` through ``layers`` for every usable image of ``source`` (an image folder
     or a mining run, whose image list and preprocessing are then used)."""
+    target = as_unit(target)
     paths, root, prep, run_model = image_source(source)
     name = getattr(model, "name", None)
     if run_model is not None and name is not None and run_model != name:
@@ -202,15 +205,17 @@ CAPTIONS = {"mei": "MEIs: largest f", "mii": "MIIs: smallest f",
             "mti": "MTIs: largest tension T = min(E⁺/mean E⁺, E⁻/mean E⁻)"}
 
 
-def tension_report(model: nn.Module, source: str | os.PathLike, target: Target, layers: Sequence[str],
-                   out: str | os.PathLike, n: int = 8, batch_size: int = 16, num_workers: int = 2,
-                   size: int | None = None, progress: bool | None = None) -> TensionReport:
+def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | Objective | str,
+                   layers: Sequence[str], out: str | os.PathLike, n: int = 8, batch_size: int = 16,
+                   num_workers: int = 2, size: int | None = None, progress: bool | None = None
+                   ) -> TensionReport:
     """Run `compute_tension` and write scatter.png, completeness.csv/.png, mei.png, mii.png, mti.png,
     tension.parquet and tension.json into ``out``. φ maps are those of the first attribution layer."""
     from . import tension_plots as plots
 
     if n < 1:
         raise PhospheneError("--n must be at least 1")
+    target = as_unit(target)
     table = compute_tension(model, source, target, layers, batch_size, num_workers, size, progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

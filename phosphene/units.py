@@ -1,0 +1,83 @@
+"""One way to name a unit: an `Objective`, or the string ``"layer:channel"`` (a channel's mean) /
+``"layer:channel@y,x"`` (one position), lucent's ``"mixed4a:476"`` habit.
+
+A `Unit` is the parsed form; ``Unit.objective()`` is the matching `objectives.channel` /
+`objectives.neuron`, and objectives made from a unit carry it (``objective.unit``), so every API
+that needs a single unit (attribution, tension, inversion, atlas) accepts any of the three forms.
+``preactivation`` says how attribution reads a unit of an activation module: its input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import objectives as obj
+from .errors import PhospheneError
+
+_UNIT = re.compile(r"^(?P<layer>.+):(?P<channel>\d+)(?:@(?P<y>\d+),(?P<x>\d+))?$")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Channel ``channel`` of ``layer``, reduced by ``position`` (``mean``, ``centre`` or (y, x));
+    with ``preactivation`` attribution reads the input of an activation module instead of its output."""
+
+    layer: str
+    channel: int
+    position: str | tuple[int, int] = "mean"
+    preactivation: bool = True
+
+    def __str__(self) -> str:
+        if isinstance(self.position, tuple):
+            return f"{self.layer}:{self.channel}@{self.position[0]},{self.position[1]}"
+        return f"{self.layer}:{self.channel}"
+
+    def objective(self, batch: int = 1) -> obj.Objective:
+        """The objective of this unit for ``batch`` images (channel mean, or neuron at the position)."""
+        units = [self.channel] * batch if batch > 1 else self.channel
+        if self.position == "mean":
+            objective = obj.channel(self.layer, units)
+        elif self.position == "centre":
+            objective = obj.neuron(self.layer, units)
+        else:
+            y, x = self.position
+            objective = obj.neuron(self.layer, units, x=x, y=y)
+        objective.unit = self
+        return objective
+
+
+def parse_unit(text: str, position: str | tuple[int, int] = "mean", preactivation: bool = True) -> Unit:
+    """``"_blocks.8._relu1:3"`` or ``"_blocks.8:3@2,5"`` -> `Unit` (``@y,x`` overrides ``position``)."""
+    match = _UNIT.match(text.strip())
+    if not match:
+        raise PhospheneError(f"a unit must look like LAYER:CHANNEL or LAYER:CHANNEL@Y,X "
+                             f"(e.g. _blocks.8:3), got {text!r}")
+    if match["y"] is not None:
+        position = (int(match["y"]), int(match["x"]))
+    return Unit(match["layer"], int(match["channel"]), position, preactivation)
+
+
+def as_unit(spec: Unit | obj.Objective | str, position: str | tuple[int, int] = "mean",
+            preactivation: bool = True) -> Unit:
+    """The `Unit` named by a unit string, a `Unit`, or an objective made from one."""
+    if isinstance(spec, Unit):
+        return spec
+    if isinstance(spec, str):
+        return parse_unit(spec, position, preactivation)
+    found = getattr(spec, "unit", None)
+    if isinstance(found, Unit):
+        return found
+    if isinstance(found, tuple):
+        layer, channel, where = found
+        return Unit(layer, channel, where, preactivation)
+    raise PhospheneError(f"{spec!r} is not a single unit; give 'layer:channel' or an objective made "
+                         "with phosphene.unit(...) / objectives.channel / objectives.neuron")
+
+
+def unit(spec: Unit | obj.Objective | str, position: str | tuple[int, int] = "mean",
+         preactivation: bool = True) -> obj.Objective:
+    """The objective of a unit string (``"layer:channel"``, ``"layer:channel@y,x"``) or `Unit`."""
+    if isinstance(spec, obj.Objective):
+        return spec
+    return as_unit(spec, position, preactivation).objective()
