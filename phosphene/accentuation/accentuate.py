@@ -185,6 +185,17 @@ def _as_seeds(images: torch.Tensor, canvas: int | None) -> torch.Tensor:
     return resize(seeds.float().clamp(0, 1), canvas) if canvas else seeds.float().clamp(0, 1)
 
 
+def _seed_batch(model: nn.Module, objective: Objective, images: torch.Tensor, reg_layer: str,
+                canvas: int | None) -> torch.Tensor:
+    """The seed images as an (N, 3, S, S) batch, after checking the layers and the unit count."""
+    check_layers(model, set(objective.layers) | {reg_layer})
+    seeds = _as_seeds(images, canvas)
+    n = seeds.shape[0]
+    if objective.batch_size not in (None, 1, n):
+        raise PhospheneError(f"the objective has {objective.batch_size} units for {n} seed images")
+    return seeds
+
+
 def _lambdas(lam: float | Sequence[float], steps: int, crops: int) -> list[float]:
     lams = [float(lam)] if isinstance(lam, (int, float)) else [float(v) for v in lam]
     if not lams or any(v < 0 or not math.isfinite(v) for v in lams):
@@ -241,12 +252,8 @@ def accentuate(
     device = torch.device(device) if device is not None else model_device(model)
     objective = as_objective(objective)
     lams = _lambdas(lam, steps, crops)
-    check_layers(model, set(objective.layers) | {reg_layer})
-    seeds = _as_seeds(images, canvas).to(device)
-    n, group = seeds.shape[0], len(lams)
-    if objective.batch_size not in (None, 1, n):
-        raise PhospheneError(f"the objective has {objective.batch_size} units for {n} seed images")
-    canvas = seeds.shape[-1]
+    seeds = _seed_batch(model, objective, images, reg_layer, canvas).to(device)
+    n, group, canvas = seeds.shape[0], len(lams), seeds.shape[-1]
     input_size = input_size or getattr(model, "input_size", canvas)
     with frozen(model):
         confine = _confine_mask(model, objective, seeds, mask)
@@ -269,14 +276,12 @@ def accentuate(
     f_after, r_after = measure(model, objective, reg_layer, rendered.images, seeds, measure_crops,
                                input_size, crop_side)
     f_seed, _ = measure(model, objective, reg_layer, seeds, seeds, 0, input_size)
-    saliency = state.saliency if state.saliency is not None else rendered.transparency
-    settings = {
-        **config.record(), "objective": objective.name, "reg_layer": reg_layer, "lams": lams,
-        "crops": crops, "crop_side": list(crop_side), "noise": noise, "canvas": canvas,
-        "input_size": input_size, "param": param, "mask": mask if isinstance(mask, str) or mask is None
-        else "tensor", "transparency_every": transparency_every, "measure_crops": measure_crops,
-        "model": getattr(model, "name", type(model).__name__),
-    }
+    saliency = rendered.transparency if state.saliency is None else state.saliency
+    settings = {**config.record(), "objective": objective.name, "reg_layer": reg_layer, "lams": lams,
+                "crop_side": list(crop_side), "noise": noise, "canvas": canvas, "input_size": input_size,
+                "param": param, "mask": mask if isinstance(mask, str) or mask is None else "tensor",
+                "transparency_every": transparency_every, "measure_crops": measure_crops,
+                "crops": crops, "model": getattr(model, "name", type(model).__name__)}
     return AccentuationResult(
         images=rendered.images, seeds=seeds.cpu(), lams=lams,
         labels=[objective.label(i) for i in range(n * group)], f_before=f_seed.repeat_interleave(group),
