@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 from .errors import PhospheneError
 
 IN_FLIGHT_PER_WORKER = 2
+RESTART_POLL_SECONDS = 0.2
 
 
 class RayUnavailableError(PhospheneError):
@@ -193,37 +195,56 @@ class RayExecutor:
             self._stop_actors()
 
     def _feed(self, ray, job: list, tasks: Sequence[Any], on_result: Callable[[Any, Any], None]) -> None:
-        queue, attempts, pending = deque(range(len(tasks))), Counter(), {}
+        """Keep every live worker busy; a task whose worker died goes back to the queue, and the
+        worker gets tasks again once a probe finds it restarted."""
+        queue, attempts, pending, down = deque(range(len(tasks))), Counter(), {}, set()
 
         def submit(actor) -> None:
-            if queue:
+            while queue and sum(a is actor for _, a in pending.values()) < IN_FLIGHT_PER_WORKER:
                 number = queue.popleft()
                 pending[actor.run.remote(job, tasks[number])] = (number, actor)
 
-        for _ in range(IN_FLIGHT_PER_WORKER):
-            for actor in self._actors:
-                submit(actor)
-        retryable = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                     ray.exceptions.ObjectLostError)
+        def probe(actor) -> None:
+            down.add(actor)
+            pending[actor.pid.remote()] = (None, actor)
+
+        for actor in self._actors:
+            submit(actor)
+        lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                ray.exceptions.ObjectLostError)
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             number, actor = pending.pop(ref)
             try:
                 result = ray.get(ref)
-            except retryable as exc:
-                attempts[number] += 1
-                if attempts[number] > self.max_retries:
-                    raise PhospheneError(f"task {number} failed {attempts[number]} times (workers "
-                                         f"died); last: {type(exc).__name__}: {_last_line(exc)}"
-                                         ) from None
+            except lost as exc:
+                if number is None:  # still restarting
+                    time.sleep(RESTART_POLL_SECONDS)
+                    probe(actor)
+                    continue
+                self._lost(number, attempts, exc)
                 queue.appendleft(number)
-                self.retried += 1
+                if actor not in down:
+                    probe(actor)
+                continue
             except ray.exceptions.RayTaskError as exc:
                 cause = getattr(exc, "cause", None)
                 raise cause if isinstance(cause, PhospheneError) else exc from None
+            if number is None:
+                down.discard(actor)
             else:
                 on_result(tasks[number], result)
-            submit(actor)
+            for live in [actor] + self._actors:
+                if live not in down:
+                    submit(live)
+
+    def _lost(self, number: int, attempts: Counter, exc: Exception) -> None:
+        """Count a task lost with its worker; give up after ``max_retries`` retries."""
+        attempts[number] += 1
+        if attempts[number] > self.max_retries:
+            raise PhospheneError(f"task {number} failed {attempts[number]} times (workers died); "
+                                 f"last: {type(exc).__name__}: {_last_line(exc)}") from None
+        self.retried += 1
 
     def _stop_actors(self) -> None:
         if self._actors:
