@@ -47,7 +47,7 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
     model = open_model(model_name, weights, device)
     per_unit = batch or 1
     if layer and channels and kind != "deepdream" and not classes and (
-            chunk or ray_address or channels.strip().lower() == "all"):
+            chunk is not None or ray_address or channels.strip().lower() == "all"):
         return render_layer_in_batches(
             model, layer, channels, kind, chunk, per_unit, diversity, seed, quiet, out,
             (ray_address, ray_cpus, ray_gpus, ray_workers), param=param, transforms=transforms,

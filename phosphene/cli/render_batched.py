@@ -23,7 +23,7 @@ def render_layer_in_batches(model, layer: str, channels: str, kind: str, chunk: 
     """Render the ``channels`` of ``layer`` batch by batch (on Ray workers with ``ray``)."""
     units = None if channels.strip().lower() == "all" else obj.parse_units(channels)
     with ray_executor(*ray) as executor:
-        index = render_batches(model, layer, units, out, chunk=chunk or 16, kind=kind,
+        index = render_batches(model, layer, units, out, chunk=16 if chunk is None else chunk, kind=kind,
                                per_unit=per_unit, diversity=diversity, seed=seed, executor=executor,
                                progress=False if quiet else None, **options)
     click.echo(f"rendered {len(index['units'])} units of {layer} in {len(index['batches'])} batches "
