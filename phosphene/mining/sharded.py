@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,8 @@ class ShardExecutor(Protocol):
 
 @dataclass(frozen=True)
 class ShardTask:
-    """Files ``start .. stop - 1`` of the run (their paths travel with the task)."""
+    """Files ``start .. stop - 1`` of the run (their paths, relative to the image root, travel with
+    the task)."""
 
     index: int
     start: int
@@ -54,19 +56,21 @@ class ShardTask:
     paths: tuple[str, ...]
 
 
-def plan_shards(paths: Sequence[str | Path], batch_size: int, shard_batches: int) -> list[ShardTask]:
+def plan_shards(relative: Sequence[str], batch_size: int, shard_batches: int) -> list[ShardTask]:
     """The run's fixed shards: ``shard_batches`` whole batches each (the last may be shorter)."""
     size = batch_size * shard_batches
-    return [ShardTask(i, start, min(start + size, len(paths)),
-                      tuple(str(p) for p in paths[start:start + size]))
-            for i, start in enumerate(range(0, len(paths), size))]
+    return [ShardTask(i, start, min(start + size, len(relative)),
+                      tuple(relative[start:start + size]))
+            for i, start in enumerate(range(0, len(relative), size))]
 
 
 @dataclass
 class ShardMiner:
-    """The job a worker runs: mine one shard into per-layer top/bottom-k states."""
+    """The job a worker runs: mine one shard into per-layer top/bottom-k states. ``root``: the
+    image folder, at the same absolute path on every node."""
 
     model: nn.Module
+    root: str
     layers: list[str]
     prep: Preprocessing
     batch_size: int
@@ -82,7 +86,8 @@ class ShardMiner:
         tap, device = context
         extremes = {name: LayerExtremes(self.channels[name], self.k, device) for name in self.layers}
         skipped: list[tuple[int, str]] = []
-        loader = batch_loader(task.paths, self.prep, self.batch_size, num_workers=self.num_workers,
+        paths = [os.path.join(self.root, p) for p in task.paths]
+        loader = batch_loader(paths, self.prep, self.batch_size, num_workers=self.num_workers,
                               pin_memory=device.type == "cuda")
         with torch.inference_mode():
             for batch in loader:
@@ -141,9 +146,10 @@ def mine_sharded(plan, executor: ShardExecutor, num_workers: int = 0, checkpoint
     if saved:
         for name in plan.layers:
             extremes[name].load(saved["state"][name])
-    shards = plan_shards(plan.paths, plan.batch_size, shard_batches)
+    shards = plan_shards(plan.relative, plan.batch_size, shard_batches)
     model = plan.model if plan.device.type == "cpu" else copy.deepcopy(plan.model).cpu()
-    job = ShardMiner(model, plan.layers, plan.prep, plan.batch_size, plan.k, channels, num_workers)
+    job = ShardMiner(model, plan.config["image_root"], plan.layers, plan.prep, plan.batch_size, plan.k,
+                     channels, num_workers)
     started = time.perf_counter()
     last_save, since_save = time.monotonic(), 0
     bar = tqdm(total=len(shards), initial=len(finished), unit="shard", desc="mining",
