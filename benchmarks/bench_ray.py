@@ -11,6 +11,8 @@ In one process, alternating ``--repeat`` times (fresh run folder each time):
    per shard. The clock includes starting the workers and shipping the model (as in a real run);
    "steady" is the throughput between the first and the last finished shard.
 
+``--memory-only``: the peak resident memory of one mining worker at batch 8 and 32 instead.
+
 Also: decoding alone (JPEG -> 224 px crop, one core) per image, and the forward + top-k per image
 (the plain run's time minus decoding, per core), and from them a paper estimate for ImageNet-train.
 """
@@ -59,6 +61,45 @@ class TimedExecutor(RayExecutor):
         return sum(n for _, n in self.arrivals[1:]) / max(t1 - t0, 1e-9)
 
 
+class PeakMemory:
+    """Wraps a job; each result also carries the worker's peak and current resident MB."""
+
+    def __init__(self, job):
+        self.job = job
+
+    def setup(self, device):
+        return self.job.setup(device)
+
+    def run(self, context, task):
+        result = self.job.run(context, task)
+        status = Path("/proc/self/status").read_text().splitlines()
+        result["memory"] = {line.split(":")[0]: int(line.split()[1]) // 1024 for line in status
+                            if line.startswith(("VmHWM", "VmRSS"))}
+        return result
+
+
+class MemoryExecutor(RayExecutor):
+    def map(self, job, tasks, on_result):
+        self.memory: list[dict] = []
+
+        def record(task, result):
+            self.memory.append(result["memory"])
+            on_result(task, result)
+
+        super().map(PeakMemory(job), tasks, record)
+
+
+def worker_memory(model, layers: list[str], folder: Path, tmp: Path) -> None:
+    """Peak resident memory of one 1-CPU mining worker over 64 images, at batch 8 and 32."""
+    for batch_size in (8, 32):
+        with MemoryExecutor("local", workers=1, shard_batches=1) as executor:
+            run_mining(model, layers, folder, tmp / f"memory-{batch_size}", k=16, batch_size=batch_size,
+                       size=224, num_workers=0, progress=False, executor=executor)
+        peak = max(m["VmHWM"] for m in executor.memory)
+        print(f"worker memory, batch {batch_size}: peak {peak} MB, between shards "
+              f"{min(m['VmRSS'] for m in executor.memory)}-{max(m['VmRSS'] for m in executor.memory)} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--images", required=True)
@@ -70,10 +111,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="decoding processes of the plain run")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the plain run")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the worker-memory probe (64 images, batch 8 and 32)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     layers = args.layers.split(",")
-    paths = list_images(args.images)[: args.n]
+    paths = list_images(args.images)[: 64 if args.memory_only else args.n]
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     folder = tmp / "images"
     folder.mkdir()
@@ -83,6 +126,9 @@ def main() -> None:
     ray = import_ray()
     with Timer() as start:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if args.memory_only:
+        worker_memory(model, layers, folder, tmp)
+        return ray.shutdown()
     print(f"{len(paths)} images, layers {layers}, batch {args.batch_size}, k {args.k}, 224 px; "
           f"Ray start {start.wall:.1f} s (not in the figures)")
 

@@ -27,6 +27,7 @@ from .errors import PhospheneError
 
 IN_FLIGHT_PER_WORKER = 2
 RESTART_POLL_SECONDS = 0.2
+RESTART_TIMEOUT_SECONDS = 300
 
 
 class RayUnavailableError(PhospheneError):
@@ -95,6 +96,17 @@ def _last_line(exc: BaseException) -> str:
     """The last non-empty line of an exception's text (a remote traceback ends with its cause)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[-1][:300] if lines else ""
+
+
+def _check_restartable(exc: Exception, down_seconds: float) -> None:
+    """Raise when a dead worker will not come back: it cannot even be created (phosphene or torch
+    missing on a node), or it has been restarting for longer than ``RESTART_TIMEOUT_SECONDS``."""
+    if "creation task" in str(exc):
+        raise RayUnavailableError(f"Ray workers cannot start (is phosphene installed on every node?): "
+                                  f"{_last_line(exc)}") from None
+    if down_seconds > RESTART_TIMEOUT_SECONDS:
+        raise RayUnavailableError(f"a Ray worker did not come back within {RESTART_TIMEOUT_SECONDS} s: "
+                                  f"{_last_line(exc)}") from None
 
 
 class _Worker:
@@ -197,7 +209,7 @@ class RayExecutor:
     def _feed(self, ray, job: list, tasks: Sequence[Any], on_result: Callable[[Any, Any], None]) -> None:
         """Keep every live worker busy; a task whose worker died goes back to the queue, and the
         worker gets tasks again once a probe finds it restarted."""
-        queue, attempts, pending, down = deque(range(len(tasks))), Counter(), {}, set()
+        queue, attempts, pending, down = deque(range(len(tasks))), Counter(), {}, {}
 
         def submit(actor) -> None:
             while queue and sum(a is actor for _, a in pending.values()) < IN_FLIGHT_PER_WORKER:
@@ -205,7 +217,7 @@ class RayExecutor:
                 pending[actor.run.remote(job, tasks[number])] = (number, actor)
 
         def probe(actor) -> None:
-            down.add(actor)
+            down.setdefault(actor, time.monotonic())
             pending[actor.pid.remote()] = (None, actor)
 
         for actor in self._actors:
@@ -218,6 +230,7 @@ class RayExecutor:
             try:
                 result = ray.get(ref)
             except lost as exc:
+                _check_restartable(exc, time.monotonic() - down.get(actor, time.monotonic()))
                 if number is None:  # still restarting
                     time.sleep(RESTART_POLL_SECONDS)
                     probe(actor)
@@ -231,7 +244,7 @@ class RayExecutor:
                 cause = getattr(exc, "cause", None)
                 raise cause if isinstance(cause, PhospheneError) else exc from None
             if number is None:
-                down.discard(actor)
+                down.pop(actor, None)
             else:
                 on_result(tasks[number], result)
             for live in [actor] + self._actors:

@@ -3,6 +3,7 @@ also when a worker process dies mid-run and when the driver is killed and restar
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,9 +15,11 @@ from typing import Any
 
 import pytest
 import torch
+from click.testing import CliRunner
 from test_mining import sample_subset
 
 from phosphene import mining
+from phosphene.cli import main
 from phosphene.mining import sharded, store
 from phosphene.render_batches import render_batches
 
@@ -144,11 +147,19 @@ def test_render_on_ray_equals_a_local_render(ray_local, model, tmp_path):
         local = render_batches(model, "_blocks.3", [0, 5, 7], tmp_path / "local", **options)
     finally:
         torch.set_num_threads(before)
-    with RayExecutor("local:2", workers=2) as executor:
-        remote = render_batches(model, "_blocks.3", [0, 5, 7], tmp_path / "ray", executor=executor,
-                                **options)
-    assert remote == local and [b["seed"] for b in local["batches"]] == [3, 4]
+    cli = CliRunner().invoke(main, ["render", "--layer", "_blocks.3", "--channels", "0,5,7", "--chunk", "2",
+                                    "--seed", "3", "--steps", "4", "--size", "48", "--device", "cpu",
+                                    "--quiet", "--out", str(tmp_path / "ray"), "--ray", "local:2"])
+    assert cli.exit_code == 0, cli.output
+    assert "rendered 3 units of _blocks.3 in 2 batches" in cli.output
+    index = json.loads((tmp_path / "ray" / "render.json").read_text())
+    assert index == local and [b["seed"] for b in local["batches"]] == [3, 4]
     files = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.png"))
     assert len(files) == 3 + 2  # an image per unit, a grid per batch
     for name in files:
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    for folder in ("batch_0000", "batch_0001"):  # objectives and settings too, all but the timing
+        local_record, ray_record = (json.loads((tmp_path / side / folder / "render.json").read_text())
+                                    for side in ("local", "ray"))
+        local_record.pop("seconds"), ray_record.pop("seconds")
+        assert ray_record == local_record
