@@ -7,6 +7,7 @@ import click
 from ..mining import run_mining
 from . import main
 from .common import model_options, open_model
+from .ray_options import ray_executor, ray_options
 
 
 @main.command("mine")
@@ -24,18 +25,24 @@ from .common import model_options, open_model
 @click.option("--max-pixels", type=int, default=100_000_000, show_default=True,
               help="Skip images with more pixels than this.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@ray_options
+@click.option("--shard-batches", type=int, default=4, show_default=True,
+              help="With --ray: batches per shard (the unit of work and of resume).")
 def mine_command(model_name, weights, device, layers, images, k, out, batch_size, workers, size,
-                 checkpoint_every, max_pixels, quiet) -> None:
+                 checkpoint_every, max_pixels, quiet, ray_address, ray_cpus, ray_gpus, ray_workers,
+                 shard_batches) -> None:
     """Keep the top-k and bottom-k images of every unit (by channel mean, spatial max and min).
 
     Writes OUT/topk.parquet, images.parquet, skipped.csv and manifest.json. Rerun the same command to
-    resume an interrupted run.
+    resume an interrupted run. With --ray, Ray workers mine fixed shards of the image list (--workers
+    then counts decoding processes per Ray worker); the tables are the same.
     """
     model = open_model(model_name, weights, device)
     names = [name.strip() for name in layers.split(",") if name.strip()]
-    run = run_mining(model, names, images, out, k=k, batch_size=batch_size, num_workers=workers,
-                     size=size, checkpoint_every=checkpoint_every, max_pixels=max_pixels,
-                     progress=False if quiet else None)
+    with ray_executor(ray_address, ray_cpus, ray_gpus, ray_workers, shard_batches) as executor:
+        run = run_mining(model, names, images, out, k=k, batch_size=batch_size, num_workers=workers,
+                         size=size, checkpoint_every=checkpoint_every, max_pixels=max_pixels,
+                         progress=False if quiet else None, executor=executor)
     summary = run.manifest["summary"]
     click.echo(f"mined {summary['n_used']} of {summary['n_images']} images for "
                f"{', '.join(run.layers)} (k={run.k}) -> {out}")

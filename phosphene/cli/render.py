@@ -12,6 +12,8 @@ from ..render import render
 from ..transforms import TRANSFORM_SETS
 from . import main
 from .common import model_options, open_model
+from .ray_options import ray_options
+from .render_batched import chunk_option, render_layer_in_batches
 
 OBJECTIVES = ("channel", "neuron", "deepdream")
 
@@ -19,7 +21,7 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @main.command("render")
 @model_options
 @click.option("--layer", default=None, help="Layer name (see `phosphene layers`).")
-@click.option("--channels", default=None, help="Units of the layer, e.g. 0-15 or 3,7,9.")
+@click.option("--channels", default=None, help="Units of the layer, e.g. 0-15 or 3,7,9, or all.")
 @click.option("--objective", "kind", type=click.Choice(OBJECTIVES), default="channel",
               show_default=True)
 @click.option("--classes", default=None, help="Class indices to render (class logits), e.g. 1,9.")
@@ -36,11 +38,22 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @click.option("--amp", is_flag=True, help="bfloat16 autocast (GPUs).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@chunk_option
+@ray_options
 def render_command(model_name, weights, device, layer, channels, kind, classes, diversity, batch,
-                   steps, lr, size, param, transforms, seed, amp, quiet, out) -> None:
+                   steps, lr, size, param, transforms, seed, amp, quiet, out, chunk, ray_address,
+                   ray_cpus, ray_gpus, ray_workers) -> None:
     """Render images that maximize units; writes one PNG per unit, grid.png and render.json."""
     model = open_model(model_name, weights, device)
     per_unit = batch or 1
+    if layer and channels and kind != "deepdream" and not classes and (
+            chunk is not None or ray_address or channels.strip().lower() == "all"):
+        return render_layer_in_batches(
+            model, layer, channels, kind, chunk, per_unit, diversity, seed, quiet, out,
+            (ray_address, ray_cpus, ray_gpus, ray_workers), param=param, transforms=transforms,
+            steps=steps, lr=lr, size=size, amp=amp)
+    if ray_address:
+        raise PhospheneError("--ray renders --layer with --channels (in batches)")
     if classes:
         units = obj.parse_units(classes)
         objective = obj.class_logit([u for u in units for _ in range(per_unit)])

@@ -14,7 +14,9 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,6 +31,9 @@ from . import store
 from .dataset import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, Preprocessing, batch_loader, list_hash
 from .reader import MiningRun
 from .topk import STATS, LayerExtremes
+
+if TYPE_CHECKING:
+    from .sharded import ShardExecutor
 
 
 def _versions() -> dict[str, str]:
@@ -58,30 +63,29 @@ def _check_same_run(out: Path, old: dict, config: dict) -> None:
             "rerun the original command to resume it, or choose another --out")
 
 
-def run_mining(
-    model: nn.Module | str,
-    layers: Sequence[str],
-    images: str | os.PathLike,
-    out: str | os.PathLike,
-    k: int = 16,
-    batch_size: int = 32,
-    num_workers: int = 2,
-    size: int | None = None,
-    crop_fraction: float = 0.875,
-    min_side: int = DEFAULT_MIN_SIDE,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    checkpoint_every: int = 50,
-    checkpoint_seconds: float = 120.0,
-    device: str | torch.device | None = None,
-    progress: bool | None = None,
-) -> MiningRun:
-    """Mine the top-k / bottom-k images of every unit of ``layers`` over the folder ``images``.
+@dataclass
+class MiningPlan:
+    """A checked mining request: what `run_mining` and the sharded executors work from."""
 
-    ``model`` is an `ImageModel` (or a registered name). Writes the run folder ``out`` (see
-    `phosphene.mining.store`) and returns it opened. Rerunning with the same arguments resumes an
-    interrupted run (or returns a finished one); other arguments on an existing run raise
-    `PhospheneError`.
-    """
+    model: nn.Module
+    device: torch.device
+    layers: list[str]
+    paths: list[Path]
+    relative: list[str]
+    prep: Preprocessing
+    out: Path
+    k: int
+    batch_size: int
+    config: dict
+    shapes: dict[str, list[int]]
+
+
+def plan_mining(model: nn.Module | str, layers: Sequence[str], images: str | os.PathLike,
+                out: str | os.PathLike, k: int = 16, batch_size: int = 32, size: int | None = None,
+                crop_fraction: float = 0.875, min_side: int = DEFAULT_MIN_SIDE,
+                max_pixels: int = DEFAULT_MAX_PIXELS,
+                device: str | torch.device | None = None) -> MiningPlan:
+    """Check the arguments of `run_mining`, list the images and build the run's config."""
     if isinstance(model, str):
         model = load_model(model, device=device)
     device = torch.device(device) if device is not None else model_device(model)
@@ -104,15 +108,54 @@ def run_mining(
         raise PhospheneError(f"--out {out} is a file, not a folder")
     with LayerTap(model, layers, truncate=True) as tap:
         shapes = _layer_shapes(tap, prep.size, device)
-        config = {
-            "model": getattr(model, "name", type(model).__name__), "layers": layers, "k": k,
-            "batch_size": batch_size, "stats": list(STATS), "preprocessing": prep.describe(),
-            "image_root": str(root.resolve()), "n_images": len(paths),
-            "image_list_sha256": list_hash(root, paths),
-        }
-        relative = [p.relative_to(root).as_posix() for p in paths]
-        if _open_or_create(out, config, shapes, relative) == "complete":
-            return MiningRun(out)
+    config = {
+        "model": getattr(model, "name", type(model).__name__), "layers": layers, "k": k,
+        "batch_size": batch_size, "stats": list(STATS), "preprocessing": prep.describe(),
+        "image_root": str(root.resolve()), "n_images": len(paths),
+        "image_list_sha256": list_hash(root, paths),
+    }
+    relative = [p.relative_to(root).as_posix() for p in paths]
+    return MiningPlan(model, device, layers, paths, relative, prep, out, k, batch_size, config, shapes)
+
+
+def run_mining(
+    model: nn.Module | str,
+    layers: Sequence[str],
+    images: str | os.PathLike,
+    out: str | os.PathLike,
+    k: int = 16,
+    batch_size: int = 32,
+    num_workers: int = 2,
+    size: int | None = None,
+    crop_fraction: float = 0.875,
+    min_side: int = DEFAULT_MIN_SIDE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    checkpoint_every: int = 50,
+    checkpoint_seconds: float = 120.0,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+    executor: ShardExecutor | None = None,
+) -> MiningRun:
+    """Mine the top-k / bottom-k images of every unit of ``layers`` over the folder ``images``.
+
+    ``model`` is an `ImageModel` (or a registered name). Writes the run folder ``out`` (see
+    `phosphene.mining.store`) and returns it opened. Rerunning with the same arguments resumes an
+    interrupted run (or returns a finished one); other arguments on an existing run raise
+    `PhospheneError`. ``executor`` (e.g. `phosphene.distributed.RayExecutor`) mines fixed shards of
+    the image list on its workers instead (`phosphene.mining.sharded`): the same tables.
+    """
+    plan = plan_mining(model, layers, images, out, k, batch_size, size, crop_fraction, min_side,
+                       max_pixels, device)
+    model, device, layers, paths, prep, out = (plan.model, plan.device, plan.layers, plan.paths,
+                                               plan.prep, plan.out)
+    shapes, relative = plan.shapes, plan.relative
+    if _open_or_create(out, plan.config, shapes, relative) == "complete":
+        return MiningRun(out)
+    if executor is not None:
+        from .sharded import mine_sharded
+
+        return mine_sharded(plan, executor, num_workers, checkpoint_every, checkpoint_seconds, progress)
+    with LayerTap(model, layers, truncate=True) as tap:
         extremes, processed, skipped = _resume(out, layers, shapes, k, device)
         start_time = time.perf_counter()
         loader = batch_loader(paths, prep, batch_size, start=processed, num_workers=num_workers,

@@ -1,0 +1,39 @@
+"""``--ray`` and its companion options, shared by ``phosphene mine`` and ``phosphene render``."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import click
+
+
+def ray_options(func):
+    """``--ray [ADDRESS|auto|local:N]``, ``--ray-cpus``, ``--ray-gpus``, ``--ray-workers``."""
+
+    @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+                  metavar="[ADDRESS|auto|local:N]",
+                  help="Run on Ray workers: HOST:PORT or ray://HOST:PORT of a cluster, auto (the "
+                       "cluster of this machine), local:N (start Ray here with N CPUs); bare --ray: "
+                       "local with every core. Needs pip install 'phosphene[ray]'.")
+    @click.option("--ray-cpus", type=float, default=1.0, show_default=True,
+                  help="CPUs per Ray worker (its torch threads).")
+    @click.option("--ray-gpus", type=float, default=0.0, show_default=True,
+                  help="GPUs per Ray worker (> 0: workers compute on their GPU; 0.5: two per GPU).")
+    @click.option("--ray-workers", type=int, default=None,
+                  help="Number of Ray workers (default: as many as the cluster's resources hold).")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def ray_executor(address: str | None, cpus: float, gpus: float, workers: int | None,
+                 shard_batches: int = 4):
+    """A context holding a `RayExecutor` for ``--ray ADDRESS``, or None without ``--ray``."""
+    if address is None:
+        return contextlib.nullcontext(None)
+    from ..distributed import RayExecutor
+
+    return RayExecutor(address, cpus=cpus, gpus=gpus, workers=workers, shard_batches=shard_batches)

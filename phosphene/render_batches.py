@@ -1,0 +1,150 @@
+"""Rendering many units (a whole layer) in fixed batches, in this process or on Ray workers.
+
+Batch b renders ``units[b * chunk:(b + 1) * chunk]`` (each unit ``per_unit`` times) in one
+optimization seeded with ``seed + b``; batch 0 is exactly ``phosphene render`` of its units with
+``--seed``. Each batch's outputs (a PNG per image, grid.png, render.json as `RenderResult.save`)
+are written into a temporary folder that is then renamed to ``OUT/batch_BBBB``, so a batch folder is
+either complete or absent; a rerun renders only the missing batches. ``OUT/render.json`` indexes the
+batches once all are done. With an executor (`phosphene.distributed.RayExecutor`) workers render
+the batches and send the results back; the driver writes them, so the folders equal a local run's
+when the workers compute with the same device and threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import objectives as obj
+from .errors import PhospheneError, UnitOutOfRangeError
+from .hooks import LayerTap, check_layers
+from .images import atomic_write_bytes
+from .render import RenderResult, model_device, render
+
+KINDS = ("channel", "neuron")
+
+
+@dataclass(frozen=True)
+class UnitBatch:
+    """Batch ``index``: ``units`` rendered together with ``seed``."""
+
+    index: int
+    units: tuple[int, ...]
+    seed: int
+
+    @property
+    def folder(self) -> str:
+        return f"batch_{self.index:04d}"
+
+
+def plan_batches(units: Sequence[int], chunk: int, seed: int = 0) -> list[UnitBatch]:
+    """Fixed batches of ``chunk`` units; batch b gets seed ``seed + b``."""
+    if chunk < 1:
+        raise PhospheneError("--chunk must be at least 1")
+    return [UnitBatch(b, tuple(units[start:start + chunk]), seed + b)
+            for b, start in enumerate(range(0, len(units), chunk))]
+
+
+def layer_units(model: nn.Module, layer: str, size: int | None = None) -> int:
+    """Number of units (channels) of ``layer``."""
+    check_layers(model, [layer])
+    side = size or getattr(model, "input_size", 224)
+    with LayerTap(model, [layer]) as tap, torch.no_grad():
+        return int(tap(torch.full((1, 3, side, side), 0.5, device=model_device(model)))[layer].shape[1])
+
+
+@dataclass
+class BatchRenderer:
+    """The job a worker runs: render one `UnitBatch` of ``layer`` (see `render` for ``options``)."""
+
+    model: nn.Module
+    layer: str
+    kind: str = "channel"
+    per_unit: int = 1
+    diversity: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def setup(self, device: torch.device) -> torch.device:
+        self.model.to(device).eval()
+        return device
+
+    def run(self, device: torch.device, batch: UnitBatch) -> RenderResult:
+        units = [u for u in batch.units for _ in range(self.per_unit)]
+        objective = getattr(obj, self.kind)(self.layer, units)
+        if self.diversity:
+            objective = objective + self.diversity * obj.diversity(self.layer)
+        return render(self.model, objective, batch=len(units), seed=batch.seed, device=device,
+                      progress=False, **self.options)
+
+
+def save_batch(out: Path, batch: UnitBatch, result: RenderResult, per_unit: int) -> None:
+    """Write a batch's outputs into a temporary folder, then rename it to ``out/batch_BBBB``."""
+    final = out / batch.folder
+    tmp = out / f".{batch.folder}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    result.save(tmp, columns=per_unit if per_unit > 1 else None)
+    if final.exists():  # rendered meanwhile by an earlier, interrupted run's survivor: keep it
+        shutil.rmtree(tmp)
+        return
+    os.replace(tmp, final)
+
+
+def render_batches(model: nn.Module, layer: str, units: Sequence[int] | None, out: str | os.PathLike,
+                   chunk: int = 16, kind: str = "channel", per_unit: int = 1, diversity: float = 0.0,
+                   seed: int = 0, executor: Any | None = None, progress: bool | None = None,
+                   **options: Any) -> dict:
+    """Render ``units`` of ``layer`` (None: all) in batches of ``chunk`` into ``out``; resumable.
+
+    ``options`` go to `phosphene.render.render` (param, transforms, steps, lr, size, amp, ...).
+    Returns the index written to ``out/render.json``.
+    """
+    if kind not in KINDS:
+        raise PhospheneError(f"batched rendering supports the objectives {KINDS}, not {kind!r}")
+    count = layer_units(model, layer, options.get("size"))
+    units = list(range(count)) if units is None else list(units)
+    if not units:
+        raise PhospheneError("no units to render")
+    bad = [u for u in units if not 0 <= u < count]
+    if bad:
+        raise UnitOutOfRangeError(f"unit {bad[0]} out of range: {layer} has {count} units")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise PhospheneError(f"--out {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    batches = plan_batches(units, chunk, seed)
+    todo = [b for b in batches if not (out / b.folder).is_dir()]
+    job_model = model if model_device(model).type == "cpu" else copy.deepcopy(model).cpu()
+    job = BatchRenderer(job_model if executor else model, layer, kind, per_unit, diversity, options)
+    with tqdm(total=len(batches), initial=len(batches) - len(todo), unit="batch", desc="render",
+              disable=not progress if progress is not None else None) as bar:
+        def on_result(batch: UnitBatch, result: RenderResult) -> None:
+            save_batch(out, batch, result, per_unit)
+            bar.update(1)
+
+        _run(job, todo, on_result, executor)
+    index = {"layer": layer, "kind": kind, "chunk": chunk, "per_unit": per_unit, "seed": seed,
+             "diversity": diversity, "units": units,
+             "batches": [{"index": b.index, "folder": b.folder, "units": list(b.units), "seed": b.seed}
+                         for b in batches]}
+    atomic_write_bytes(out / "render.json", json.dumps(index, indent=2).encode())
+    return index
+
+
+def _run(job: BatchRenderer, todo: list[UnitBatch], on_result: Callable, executor: Any | None) -> None:
+    if executor is not None:
+        executor.map(job, todo, on_result)
+        return
+    context = job.setup(model_device(job.model))
+    for batch in todo:
+        on_result(batch, job.run(context, batch))

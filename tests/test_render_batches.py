@@ -1,0 +1,101 @@
+"""Rendering a layer in fixed batches without Ray, sharded-mining merges, and the --ray errors."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from phosphene import mining
+from phosphene.cli import main
+from phosphene.mining import sharded
+from phosphene.render_batches import plan_batches
+
+RENDER = ["render", "--layer", "_blocks.0", "--steps", "2", "--size", "32", "--device", "cpu", "--quiet"]
+
+
+def test_plan_batches_are_fixed_with_seeds_by_batch_number():
+    batches = plan_batches(list(range(10)), chunk=4, seed=7)
+    assert [b.units for b in batches] == [(0, 1, 2, 3), (4, 5, 6, 7), (8, 9)]
+    assert [(b.seed, b.folder) for b in batches] == [(7, "batch_0000"), (8, "batch_0001"),
+                                                     (9, "batch_0002")]
+
+
+def test_channels_all_renders_every_unit_in_resumable_batches(one_thread, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "all"
+    result = runner.invoke(main, RENDER + ["--channels", "all", "--chunk", "6", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "rendered 16 units of _blocks.0 in 3 batches" in result.output  # _blocks.0: 16 channels
+    pngs = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.png")}
+    assert len(pngs) == 16 + 3 and not list(out.glob(".batch_*"))
+    # batch 0 is the plain render of its units with --seed
+    plain = runner.invoke(main, RENDER + ["--channels", "0-5", "--out", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    for path in (tmp_path / "plain").glob("*.png"):
+        assert pngs[f"batch_0000/{path.name}"] == path.read_bytes(), path.name
+    # a rerun renders only the missing batch, to the same bytes
+    for path in (out / "batch_0001").iterdir():
+        path.unlink()
+    (out / "batch_0001").rmdir()
+    (out / "batch_0002" / "grid.png").write_bytes(b"kept: finished batches are not redone")
+    again = runner.invoke(main, RENDER + ["--channels", "all", "--chunk", "6", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert (out / "batch_0002" / "grid.png").read_bytes().startswith(b"kept")
+    assert all((out / name).read_bytes() == data for name, data in pngs.items()
+               if name.startswith("batch_0001"))
+
+
+def test_batched_render_errors_are_one_line(tmp_path):
+    runner = CliRunner()
+    cases = [(["--channels", "all", "--chunk", "0"], "--chunk must be at least 1"),
+             (["--channels", "3,40", "--chunk", "2"], "unit 40 out of range: _blocks.0 has 16 units")]
+    for extra, message in cases:
+        result = runner.invoke(main, RENDER + extra + ["--out", str(tmp_path / "x")])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_merging_shard_states_in_any_order_equals_one_pass():
+    """The driver's merge: same total order as the running top-k (value, then image index)."""
+    generator = torch.Generator().manual_seed(0)
+    values = torch.randint(0, 5, (40, 3), generator=generator).float()  # many ties
+    whole = mining.topk.LayerExtremes(3, 6)
+    whole.update(values[:, :, None, None], torch.arange(40))
+    shards = []
+    for start in (0, 8, 16, 24, 32):
+        part = mining.topk.LayerExtremes(3, 6)
+        part.update(values[start:start + 8, :, None, None], torch.arange(start, start + 8))
+        shards.append(part.state())
+    merged = {"l": mining.topk.LayerExtremes(3, 6)}
+    for state in (shards[3], shards[0], shards[4], shards[1], shards[2]):
+        sharded.merge_states(merged, {"l": state})
+    for key, ranking in whole.state().items():
+        for field, tensor in ranking.items():
+            assert torch.equal(merged["l"].state()[key][field], tensor), (key, field)
+
+
+def test_ray_errors_are_one_line_with_exit_code_2(samples_dir, tmp_path, monkeypatch):
+    args = ["mine", "--layers", "_blocks.2", "--images", str(samples_dir), "--out", str(tmp_path / "r"),
+            "--device", "cpu"]
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+        missing = CliRunner().invoke(main, args + ["--ray"])
+    assert missing.exit_code == 2, missing.output
+    assert missing.output.strip() == "error: --ray needs Ray: pip install 'phosphene[ray]'"
+    plain = CliRunner().invoke(main, ["render", "--classes", "1", "--ray", "--out", str(tmp_path / "c")])
+    assert plain.exit_code == 2 and "--ray renders --layer" in plain.output
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already running in this process")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = CliRunner().invoke(main, args + ["--ray", f"127.0.0.1:{port}"])
+    assert result.exit_code == 2 and "cannot reach Ray at 127.0.0.1" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    bad = CliRunner().invoke(main, args + ["--ray", "local:zero"])
+    assert bad.exit_code == 2 and "local:N needs N >= 1" in bad.output, bad.output
