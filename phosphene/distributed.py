@@ -9,8 +9,8 @@ driver, which alone writes the run folder, so the workers need no shared file sy
 
 A worker that dies (process killed, node lost) is restarted by Ray and the task it held is handed
 out again (at most ``max_retries`` times per task); an exception raised by the job itself stops the
-map. Ray is an optional dependency (``pip install 'phosphene[ray]'``): importing this module does not
-import Ray; a missing Ray or an unreachable address is a `RayUnavailableError`.
+map. Ray is an optional dependency (the ``ray`` extra, see `install_hint`): importing this module does
+not import Ray; a missing Ray or an unreachable address is a `RayUnavailableError`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from .errors import PhospheneError
+from .install_hint import install_hint
 
 IN_FLIGHT_PER_WORKER = 2
 RESTART_POLL_SECONDS = 0.2
@@ -47,7 +48,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise RayUnavailableError("--ray needs Ray: pip install 'phosphene[ray]'") from None
+        raise RayUnavailableError(f"--ray needs Ray: {install_hint('ray')}") from None
     return ray
 
 

