@@ -1,0 +1,137 @@
+"""README's shell commands stay runnable: every `phosphene ...` line of its ```bash blocks parses,
+and (slow test) runs at tiny sizes, in order, in a temporary folder, so the docs cannot drift.
+
+Rewrites: sizes and step counts become tiny where the command has the option (added where the README
+leaves the default), ``../shared/data/imagenet-samples`` becomes a folder of a few sample images
+(same file names), ``$VAR`` comes from a small environment. Commands that do not end by themselves
+or need what only people produce (``experiment serve``/``export``/``analyze``) and ``--ray`` ones
+(covered by tests/test_ray.py) are parsed but not run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from phosphene.cli import main
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+SAMPLES = "../shared/data/imagenet-samples"
+ENV = {"TOKEN": "readme-test-admin-token"}
+# option -> tiny value; set where the command has the option (replaced, or added if absent)
+TINY = {"--steps": "1", "--size": "48", "--viz-size": "48", "--image-size": "48", "--crops": "2",
+        "--units-per-layer": "3", "--naturals": "2", "--visualizations": "1", "--n": "2",
+        "--images-per-unit": "1", "--trials-per-condition": "1", "--participants": "1",
+        "--per-group": "4", "--batch-size": "4", "--workers": "0", "--input-size": "48",
+        "--icon-size": "16"}
+# option -> tiny value; replaced only where the README gives the option
+SHRINK = {"--channels": ("0-15", "0-1"), "--lam-sweep": (None, "0,1"), "--batch": (None, "2")}
+NOT_RUN = (("experiment", "serve"), ("experiment", "export"), ("experiment", "analyze"))
+
+
+def readme_commands(text: str) -> list[str]:
+    """The `phosphene ...` commands of the ```bash blocks, continuation lines joined, comments cut."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in line.split("&&"):
+                words = shlex.split(part, comments=True)
+                if words[:1] == ["phosphene"]:
+                    commands.append(shlex.join(words))
+    return commands
+
+
+def resolve(args: list[str]) -> tuple[list[str], click.Command]:
+    """The words naming the (sub)command and the click command they name."""
+    command, path = main, []
+    for word in args:
+        if not isinstance(command, click.Group) or word.startswith("-"):
+            break
+        sub = command.commands.get(word)
+        if sub is None:
+            break
+        command, path = sub, [*path, word]
+    return path, command
+
+
+def tiny(command: str, samples: Path) -> list[str]:
+    """The command's arguments with tiny sizes and the sample folder replaced."""
+    args = shlex.split(os.path.expandvars(command.replace(SAMPLES, str(samples))))[1:]
+    path, cmd = resolve(args)
+    options = {opt for param in cmd.params for opt in getattr(param, "opts", [])}
+    for option, value in TINY.items():
+        if option not in options:
+            continue
+        if option in args:
+            args[args.index(option) + 1] = value
+        else:
+            args += [option, value]
+    for option, (old, new) in SHRINK.items():
+        if option in args and old in (None, args[args.index(option) + 1]):
+            args[args.index(option) + 1] = new
+    return args
+
+
+def parse(args: list[str]) -> None:
+    """Parse like the CLI would, without running: unknown options or bad values raise."""
+    path, command = resolve(args)
+    command.make_context(" ".join(["phosphene", *path]), args[len(path):])
+
+
+def runs(args: list[str]) -> bool:
+    path, _ = resolve(args)
+    return tuple(path) not in NOT_RUN and "--ray" not in args
+
+
+@pytest.fixture
+def samples(samples_dir, tmp_path) -> Path:
+    """A few sample images (the tench and the hen among them) in a folder of their own."""
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    paths = sorted(samples_dir.glob("*.JPEG"))
+    chosen = {p.name: p for p in paths[::40]}
+    chosen.update({p.name: p for p in paths if p.name in ("n01440764_tench.JPEG", "n01514859_hen.JPEG")})
+    for path in chosen.values():
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_readme_has_the_commands_of_every_verb():
+    verbs = {resolve(shlex.split(c)[1:])[0][0] for c in readme_commands(README.read_text())}
+    assert {"render", "accentuate", "mine", "tension", "invert", "atlas", "experiment", "models",
+            "layers", "classify"} <= verbs
+
+
+def test_readme_commands_parse(samples, monkeypatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    for command in readme_commands(README.read_text()):
+        try:
+            parse(tiny(command, samples))
+        except (click.ClickException, click.exceptions.Exit) as exc:
+            pytest.fail(f"README command does not parse: {command}\n{exc}")
+
+
+def test_readme_commands_run_at_tiny_sizes(samples, tmp_path, monkeypatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    ran = 0
+    for command in readme_commands(README.read_text()):
+        args = tiny(command, samples)
+        if not runs(args):
+            continue
+        print(f"[readme] phosphene {shlex.join(args)}", flush=True)
+        result = runner.invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, f"README command failed: {command}\n{result.output}"
+        ran += 1
+    assert ran >= 12
+    assert (tmp_path / "out" / "quickstart" / "grid.png").is_file()
