@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .captions import GRID_NOTE, name_classes
 from .hooks import LayerTap
 from .images import atomic_write_bytes, image_grid, save_image
 from .objectives import Acts, Objective, evaluate
@@ -50,7 +51,7 @@ class RenderResult:
             save_image(image, out / name)
             files.append(name)
         captions = [f"{lab} {val:.2f}" for lab, val in zip(self.labels, self.final.tolist())]
-        save_image(image_grid(self.images, captions, columns=columns), out / grid_name)
+        save_image(image_grid(self.images, captions, columns=columns, note=GRID_NOTE), out / grid_name)
         record = {
             "settings": self.settings,
             "seconds": round(self.seconds, 3),
@@ -176,7 +177,7 @@ def render(
             with autocast:
                 final = evaluate(objective, Acts(tap(images.contiguous(memory_format=memory_format))))
     peak = saliency.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
-    labels = [objective.label(i) for i in range(batch)]
+    labels = name_classes([objective.label(i) for i in range(batch)], getattr(model, "class_names", None))
     settings = {
         "objective": objective.name, "param": param_name, "steps": steps, "lr": lr, "size": size,
         "batch": batch, "copies": copies, "seed": seed, "amp": amp, "truncate": truncate,

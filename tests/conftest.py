@@ -68,3 +68,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of a Chromium for Playwright; the test is skipped, saying how to install it, if absent."""
+    import shutil
+
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).is_file():
+        pytest.skip(f"browser test skipped: Chromium not found at {path}; install it to run it "
+                    "(Debian/Ubuntu: sudo apt-get install chromium; .ci/run does)")
+    pytest.importorskip("playwright", reason="browser test skipped: pip install playwright (test extra)")
+    return path

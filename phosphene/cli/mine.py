@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..mining import run_mining
+from ..mining.contact_sheet import contact_sheets
 from . import main
 from .common import model_options, open_model
 
@@ -23,22 +24,34 @@ from .common import model_options, open_model
               help="Checkpoint every N batches (and at least every 2 minutes).")
 @click.option("--max-pixels", type=int, default=100_000_000, show_default=True,
               help="Skip images with more pixels than this.")
+@click.option("--sheet-k", type=int, default=8, show_default=True,
+              help="Images per unit on the contact sheets contact_<layer>.png (0: no sheets).")
+@click.option("--sheet-units", type=int, default=64, show_default=True,
+              help="Units (the first N of each layer) on the contact sheets.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def mine_command(model_name, weights, device, layers, images, k, out, batch_size, workers, size,
-                 checkpoint_every, max_pixels, quiet) -> None:
+                 checkpoint_every, max_pixels, sheet_k, sheet_units, quiet) -> None:
     """Keep the top-k and bottom-k images of every unit (by channel mean, spatial max and min).
 
-    Writes OUT/topk.parquet, images.parquet, skipped.csv and manifest.json. Rerun the same command to
-    resume an interrupted run.
+    Writes OUT/topk.parquet, images.parquet, skipped.csv, manifest.json and a contact sheet PNG per
+    layer (a row per unit, its top images). Rerun the same command to resume an interrupted run.
     """
     model = open_model(model_name, weights, device)
     names = [name.strip() for name in layers.split(",") if name.strip()]
     run = run_mining(model, names, images, out, k=k, batch_size=batch_size, num_workers=workers,
                      size=size, checkpoint_every=checkpoint_every, max_pixels=max_pixels,
                      progress=False if quiet else None)
+    sheets = contact_sheets(run, k=sheet_k, max_units=sheet_units) if sheet_k > 0 else {}
     summary = run.manifest["summary"]
     click.echo(f"mined {summary['n_used']} of {summary['n_images']} images for "
                f"{', '.join(run.layers)} (k={run.k}) -> {out}")
     if summary["n_skipped"]:
         reasons = ", ".join(f"{n} {r}" for r, n in summary["skipped_by_reason"].items())
         click.echo(f"skipped {summary['n_skipped']} files ({reasons}); list in {out}/skipped.csv")
+    else:
+        click.echo("skipped 0 files")
+    for layer in run.layers:
+        units = run.manifest["layer_shapes"][layer][0]
+        sheet = f", contact sheet {sheets[layer].name}" if layer in sheets else ""
+        click.echo(f"  {layer:<24} {units:5d} units{sheet}")
+    click.echo(f"files: topk.parquet, images.parquet, skipped.csv, manifest.json in {out}")
