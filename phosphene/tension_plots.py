@@ -149,6 +149,6 @@ def completeness_plot(rows: Sequence[dict], title: str, path: str | os.PathLike)
     ax.set_xticks(x, layers, rotation=20, fontsize=8)
     ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.1)
     ax.set_ylabel("Pearson r with f")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the bars
     ax.set_title(title, fontsize=10)
     _save(fig, path)
