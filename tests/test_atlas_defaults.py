@@ -25,7 +25,7 @@ def test_readme_atlas_works_on_the_sample_images_with_the_defaults(model, sample
     """The README's `phosphene atlas --images ../shared/data/imagenet-samples ...` at a tiny size: with
     the fixed 20x20 / more-than-5 defaults no cell survived on these 500 images."""
     images, paths = sample_batch[0][:, :, ::4, ::4].contiguous(), sample_batch[1]  # 500 images, 56 px
-    result = build_atlas(model, images, paths, "_blocks.4", "_blocks.6._relu1:1", icon_size=16, steps=2)
+    result = build_atlas(model, images, paths, "_blocks.7", "_blocks.8._relu1:337", icon_size=16, steps=2)
     n = result.settings["selected"]
     print(f"{n} laid out, grid {result.grid}, cells kept {len(result.cells)}")
     assert result.grid == auto_grid(n) and result.settings["min_points"] == auto_min_points(n)

@@ -16,7 +16,7 @@ from .common import model_options, open_model
 @model_options
 @click.option("--images", "images", type=click.Path(), default=None,
               help="Image folder (instead of a mining RUN).")
-@click.option("--target", required=True, help="Target unit LAYER:CHANNEL, e.g. _blocks.8._relu1:3 "
+@click.option("--target", required=True, help="Target unit LAYER:CHANNEL, e.g. _blocks.8._relu1:337 "
               "(pre-activation when LAYER is an activation).")
 @click.option("--attr-layer", "attr_layers", multiple=True, required=True,
               help="Earlier layer to attribute through (repeat for several; the first one draws maps).")
