@@ -27,6 +27,17 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 # Test ids (or id prefixes: a module, a test with all its parameters) that take more than ~10 s on
 # an idle 2-core machine; see docs/testing.md for the measurement.
 SLOW = (
+    "tests/test_inversion.py::test_plus_inversion_drives_f_above_minus_inversion_for_tense_images",
+    "tests/test_mining_resume.py::",  # real `phosphene mine` subprocesses, killed and resumed
+    "tests/test_atlas.py::",  # UMAP (numba compilation) and the 500 sample images
+    "tests/test_atlas_defaults.py::test_readme_atlas_works_on_the_sample_images_with_the_defaults",
+    "tests/test_psychophysics_observer.py::",  # mining run, stimuli and a second model
+    "tests/test_psychophysics_browser.py::",  # Chromium
+    "tests/test_atlas_page_browser.py::",  # Chromium
+    "tests/test_psychophysics_server.py::test_fifty_concurrent_participants_lose_and_duplicate_nothing",
+    "tests/test_psychophysics_server.py::test_cli_serve_runs_the_experiment_until_stopped",
+    "tests/test_models.py::test_embedded_model_scores_at_least_85_percent_top1",  # 500 images at 224 px
+    "tests/test_render.py::test_renders_beat_the_best_natural_image_for_middle_layer_channels",  # same
 )
 
 
