@@ -50,7 +50,9 @@ class RenderResult:
             name = f"{prefix}_{i:03d}_{_slug(self.labels[i])}.png"
             save_image(image, out / name)
             files.append(name)
-        captions = [f"{lab} {val:.2f}" for lab, val in zip(self.labels, self.final.tolist())]
+        room = max(4, self.images.shape[-1] // 6)  # characters that fit under a tile (image_grid)
+        captions = [f"{lab[:max(1, room - len(f'{val:.2f}') - 1)]} {val:.2f}"
+                    for lab, val in zip(self.labels, self.final.tolist())]
         save_image(image_grid(self.images, captions, columns=columns, note=GRID_NOTE), out / grid_name)
         record = {
             "settings": self.settings,
