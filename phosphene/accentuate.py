@@ -238,9 +238,9 @@ def measure(model: nn.Module, objective: Objective, reg_layer: str, images: torc
 
 
 # -- results ------------------------------------------------------------------------------------
-FIGURE_NOTE = ("columns: seed (f: objective) | accentuation (R: distance to the seed at the reg. layer) | "
-               "accentuation over dark, weighted by its transparency |df/dx| | change x - x0 amplified "
-               "(grey: none; p99: 99th percentile of |change| in 8-bit levels)")
+FIGURE_NOTE = ("columns: seed (f: objective) | accentuation | the accentuation over dark, weighted by "
+               "its transparency |df/dx| (R: distance to the seed at the reg. layer) | change x - x0 "
+               "amplified (grey: none; p99: 99th percentile of |change| in 8-bit levels)")
 @dataclass
 class AccentuationResult:
     """What `accentuate` returns; tensors on the CPU. M = N seeds x L lambdas, rows (seed, lambda)."""
