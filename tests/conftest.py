@@ -50,7 +50,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.nodeid.startswith(SLOW):
             item.add_marker(pytest.mark.slow)
-    if config.getoption("--full") or config.getoption("-m") or config.getoption("-k"):
+    named = any("::" in str(arg) for arg in config.args)  # a test asked for by its id runs
+    if config.getoption("--full") or config.getoption("-m") or config.getoption("-k") or named:
         return
     slow = [item for item in items if item.get_closest_marker("slow")]
     if slow:
