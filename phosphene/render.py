@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .captions import GRID_NOTE, name_classes
 from .errors import PhospheneError
 from .hooks import INPUT, LayerTap
 from .images import atomic_write_bytes, image_grid, save_image
@@ -88,8 +89,10 @@ class RenderResult:
             snapshots[str(step)] = [f"{prefix}_{i:03d}_step{step}.png" for i in range(len(images))]
             for image, name in zip(images, snapshots[str(step)]):
                 save_image(image, out / name)
-        captions = [f"{lab} {val:.2f}" for lab, val in zip(self.labels, self.final.tolist())]
-        save_image(image_grid(self.images, captions, columns=columns), out / grid_name)
+        room = max(4, self.images.shape[-1] // 6)  # characters that fit under a tile (image_grid)
+        captions = [f"{lab[:max(1, room - len(f'{val:.2f}') - 1)]} {val:.2f}"
+                    for lab, val in zip(self.labels, self.final.tolist())]
+        save_image(image_grid(self.images, captions, columns=columns, note=GRID_NOTE), out / grid_name)
         record = {
             "settings": self.settings,
             "seconds": round(self.seconds, 3),
@@ -202,7 +205,8 @@ class Renderer:
         peak = self.saliency.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
         history = (torch.stack(self.history) if self.history
                    else torch.zeros(0, self.batch, device=self.device))
-        labels = [self.objective.label(i) for i in range(self.batch)]
+        labels = name_classes([self.objective.label(i) for i in range(self.batch)],
+                              getattr(self.model, "class_names", None))
         return RenderResult(images.detach().cpu(), history.cpu(), final.float().cpu(),
                             (self.saliency / peak).cpu(), labels, self.settings(),
                             time.perf_counter() - self.started, dict(self.snapshots))

@@ -97,6 +97,9 @@ class _Accentuation:
 
 
 # -- results ------------------------------------------------------------------------------------
+FIGURE_NOTE = ("columns: seed (f: objective) | accentuation | the accentuation over dark, weighted by "
+               "its transparency |df/dx| (R: distance to the seed at the reg. layer) | change x - x0 "
+               "amplified (grey: none; p99: 99th percentile of |change| in 8-bit levels)")
 @dataclass
 class AccentuationResult:
     """What `accentuate` returns; tensors on the CPU. M = N seeds x L lambdas, rows (seed, lambda)."""
@@ -127,22 +130,26 @@ class AccentuationResult:
         return self.seeds[row // len(self.lams)]
 
     def figure(self) -> Image.Image:
-        """One row per accentuation: seed | accentuation | mask overlay | amplified difference.
+        """One row per accentuation: seed | accentuation | accentuation through its transparency |
+        amplified difference.
 
-        The difference is shown as 0.5 + 0.5 * (x - x0) / q, q the 99th percentile of |x - x0| of the
-        row (the gain factor 0.5 / q is in the caption)."""
+        The third panel is the accentuation over dark, weighted by the transparency ``mask``
+        (accumulated |df/dx|), not a binary mask. The difference is shown as 0.5 + 0.5 * (x - x0) / q,
+        q the 99th percentile of |x - x0| of the row; its caption gives the gain 0.5 / q and q in 8-bit
+        levels, so a change too small to see in the accentuation itself shows as a small q."""
         panels, captions = [], []
         for row in range(self.images.shape[0]):
             seed, image, alpha = self.seed_of(row), self.images[row], self.mask[row]
             overlay = image * alpha + 0.1 * (1 - alpha)
             delta = image - seed
-            scale = 0.5 / float(torch.quantile(delta.abs().flatten(), 0.99).clamp_min(1e-4))
+            q = float(torch.quantile(delta.abs().flatten(), 0.99).clamp_min(1e-4))
             lam = self.lams[row % len(self.lams)]
-            panels += [seed, image, overlay, (0.5 + scale * delta).clamp(0, 1)]
+            panels += [seed, image, overlay, (0.5 + 0.5 / q * delta).clamp(0, 1)]
             captions += [f"seed f={self.f_before[row]:.2f}",
                          f"lam={lam:g} f={self.f_after[row]:.2f}",
-                         f"mask R={self.r_after[row]:.2f}", f"diff x{scale:.0f}"]
-        return image_grid(panels, captions, columns=4)
+                         f"by |df/dx| R={self.r_after[row]:.2f}",
+                         f"diff x{0.5 / q:.0f} p99 {255 * q:.0f}/255"]
+        return image_grid(panels, captions, columns=4, note=FIGURE_NOTE)
 
     def record(self, files: Sequence[str] = ()) -> dict[str, Any]:
         """A JSON-ready summary: settings, and f, R, gain per accentuation."""

@@ -105,6 +105,19 @@ def stimuli_command(model_name, weights, device, run_dir, images, layers, units_
     click.echo(f"{len(result.units)} units, {len(result.image_paths())} images -> {out}")
     for depth, layer in depths.items():
         click.echo(f"  {depth:<7} {layer:<14} units {','.join(map(str, layer_units[layer]))}")
+    _warn_few_units(result)
+
+
+def _warn_few_units(stimulus_set, enough: int = 6) -> None:
+    """With few units per layer every trial compares the same few units (3: always the same triple),
+    so an observer's accuracy is that of those units, not of units in general: it can sit far below
+    1/3 (docs/psychophysics.md, "Below chance")."""
+    few = {depth: len(units) for depth, units in stimulus_set.by_depth().items() if len(units) < enough}
+    if few:
+        counts = ", ".join(f"{d} {n}" for d, n in few.items())
+        click.echo(f"warning: few units per layer ({counts}); trials keep comparing the same units, so "
+                   f"accuracies describe those units only and can be far below chance; use "
+                   f"--units-per-layer {enough} or more", err=True)
 
 
 @experiment.command("trials")
@@ -214,6 +227,7 @@ def simulate_command(stimuli, observer, feature_layer, size, participants, trial
     from .common import pick_device
 
     stimulus_set = StimulusSet.load(stimuli)
+    _warn_few_units(stimulus_set)
     if observer == stimulus_set.model:
         click.echo(f"warning: the observer is the studied model ({observer})", err=True)
     machine = MachineObserver(observer, feature_layer, size, pick_device(device))
