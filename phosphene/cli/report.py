@@ -63,7 +63,11 @@ def report_group() -> None:
 def build_command(run, layers, units, out, model_name, weights, device, quiet, **settings) -> None:
     """Build or extend the report site OUT from the mining RUN (done units are skipped)."""
     from ..models import DEFAULT_MODEL
-    from ..report import ReportSettings, build_report
+
+    try:
+        from ..report import ReportSettings, build_report
+    except ImportError as exc:
+        raise PhospheneError(f"phosphene report needs {exc.name}: pip install 'phosphene[report]'") from None
 
     names = [name.strip() for name in layers.split(",") if name.strip()]
     chosen = parse_units(units) if units else None
