@@ -18,7 +18,7 @@ from phosphene.report.serve import background
 SECTIONS = ("visualizations", "exemplars", "tension", "accentuation", "objective", "neighbours", "regenerate")
 
 
-def test_site_has_every_page_with_its_data(report_site):
+def test_site_has_every_page_with_its_data(report_site, report_run):
     site, settings, result = report_site
     assert result.computed == 6 and result.units == {"_blocks.4": [0, 1, 2], "_blocks.8": [0, 1, 2]}
     index = (site / "index.html").read_text()
@@ -37,7 +37,7 @@ def test_site_has_every_page_with_its_data(report_site):
             assert all(e["y"] is not None for e in data["exemplars"]["top"])  # spatial max positions
             assert len(data["inhibition"]["mtis"]) == settings.mtis
             assert [a["kind"] for a in data["accentuation"]["rows"]] == ["top exemplar", "unrelated"]
-            assert data["command"].startswith(f"phosphene report {os.fspath(data['command'].split()[2])}")
+            assert data["command"].startswith(f"phosphene report {os.fspath(report_run)} --layers {layer}")
             assert "--units" in data["command"] and f"--steps {settings.steps}" in data["command"]
             for name in (*data["visualize"]["images"], "thumb.jpg", "scatter.png"):
                 assert (site / layer / "units" / f"{unit:04d}" / name).stat().st_size > 0

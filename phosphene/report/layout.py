@@ -64,7 +64,19 @@ class LayerFiles:
 
 
 def write_json(path: Path, record: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(record, indent=1, default=_plain) + "\n").encode())
+    """Strict JSON (NaN and infinities become null), written atomically."""
+    text = json.dumps(_finite(record), indent=1, default=_plain, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -115,6 +115,10 @@ def tension_histogram(tension: list[float], selectivity: list[float], path: Path
     write_picture(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy(), path)
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and bool(np.isfinite(value))
+
+
 def card(files: LayerFiles, unit: int, prefix: str) -> dict[str, Any]:
     """One unit's entry in a grid: thumbnail, link and the sort keys."""
     inh = files.read(unit, "inhibition")
@@ -127,10 +131,11 @@ def card(files: LayerFiles, unit: int, prefix: str) -> dict[str, Any]:
 def write_layer(env: Environment, files: LayerFiles, units: list[int], context: dict[str, Any]) -> dict:
     """The layer page and layer.json; returns the layer's entry for the index."""
     cards = [card(files, u, "") for u in units]
-    tension_histogram([c["tension"] for c in cards], [c["selectivity"] for c in cards],
+    tension_histogram([c["tension"] for c in cards if _finite(c["tension"])],
+                      [c["selectivity"] for c in cards if _finite(c["selectivity"])],
                       files.root / "distribution.png")
     atlas = (files.root / "atlas" / "atlas.png").is_file()
-    pearson = [c["pearson"] for c in cards if c["pearson"] == c["pearson"]]
+    pearson = [c["pearson"] for c in cards if _finite(c["pearson"])]
     record = {"layer": files.layer, "model": context["model"], "units": cards, "atlas": atlas,
               "attr_layer": cards[0]["attr_layer"] if cards else None,
               "median_pearson": float(np.median(pearson)) if pearson else None}
