@@ -66,7 +66,7 @@ def visualizations(model, args) -> None:
 def accentuation(model, args) -> None:
     seed = phosphene.load_image(phosphene.images.list_images(args.samples)[0], 160)
     result = phosphene.accentuate(model, obj.class_logit(0), seed, reg_layer="_blocks.8", lam=[0.5, 2.0],
-                                  steps=max(16, args.steps // 2), crops=8, input_size=160)
+                                  steps=max(16, args.steps // 2), crops=4, input_size=160)
     save_small(result.figure(), "accentuation.jpg", 640)
 
 
@@ -107,11 +107,12 @@ def report(model, args) -> None:
 
     from phosphene.report import ReportSettings, build_report
 
-    settings = ReportSettings(steps=args.steps, size=112, diverse=4, batch=2, k=6, probe=96, mtis=3,
-                              accent_steps=24, accent_crops=4, accent_top=2, accent_unrelated=1)
+    settings = ReportSettings(steps=args.steps, size=112, diverse=4, batch=1, k=6, probe=64, mtis=3,
+                              accent_steps=max(8, args.steps // 4), accent_crops=2, accent_top=2,
+                              accent_unrelated=1)
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
-        build_report(args.run, ["_blocks.8"], site, [3, 4], model=model, settings=settings, progress=True)
+        build_report(args.run, ["_blocks.8"], site, [3], model=model, settings=settings, progress=True)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
                                          args=["--headless", "--no-sandbox", "--disable-gpu"])
