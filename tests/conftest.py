@@ -159,3 +159,30 @@ def chromium() -> str:
                     "(Debian/Ubuntu: sudo apt-get install chromium; .ci/run does)")
     pytest.importorskip("playwright", reason="browser test skipped: pip install playwright (test extra)")
     return path
+
+
+@pytest.fixture(scope="session")
+def report_run(samples_dir, model, tmp_path_factory) -> Path:
+    """A small mining run for the report tests: 30 sample images, 64 px, `_blocks.4` and `_blocks.8`."""
+    from phosphene import mining
+
+    root = tmp_path_factory.mktemp("report_images")
+    for path in sorted(samples_dir.iterdir())[:30]:
+        (root / path.name).symlink_to(path)
+    out = tmp_path_factory.mktemp("report_run") / "run"
+    mining.run_mining(model, ["_blocks.4", "_blocks.8"], root, out, k=4, batch_size=16, num_workers=0,
+                      size=64, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def report_site(report_run, model, tmp_path_factory):
+    """A tiny report of units 0-2 of two layers (built once for all report tests)."""
+    from phosphene.report import ReportSettings, build_report
+
+    settings = ReportSettings(steps=4, size=48, diverse=2, batch=3, k=4, probe=16, mtis=2, accent_steps=2,
+                              accent_crops=1, accent_top=1, accent_unrelated=1, neighbours=3)
+    site = tmp_path_factory.mktemp("report") / "site"
+    result = build_report(report_run, ["_blocks.4", "_blocks.8"], site, [0, 1, 2], model=model,
+                          settings=settings, progress=False)
+    return site, settings, result
