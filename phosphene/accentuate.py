@@ -30,17 +30,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .accent_balance import BALANCES, balance
 from .errors import PhospheneError
 from .hooks import INPUT, LayerTap, check_layers
 from .images import atomic_write_bytes, image_grid, save_image
 from .masks import attribution_mask, transparency_mask
 from .objectives import Acts, Objective, evaluate
-from .param import _logit
 from .render import frozen, model_device, render
 from .seeded import ConfinedImage, seeded_param
 from .transforms import Compose, RandomCrop
-
-GATE_INIT = 5.0  # faccent's magnitude-gate start; beta is measured at the image this gate gives
 
 
 # -- crops shared by the image and its seed ---------------------------------------------------
@@ -143,26 +141,6 @@ class LatentDistance:
     def close(self) -> None:
         if self.tap is not None:
             self.tap.close()
-
-
-def balance(model: nn.Module, objective: Objective, distance: LatentDistance, crops: SharedCrops,
-            copies: int, gen: torch.Generator) -> torch.Tensor:
-    """beta per seed (N,): sum|df/dx| / sum|dR/dx| over one draw of crops (faccent's balance).
-
-    R has a cusp at x = x0 (its gradient there is undefined), so both gradients are taken where
-    faccent's optimization starts: sigmoid(sigmoid(5) * logit(x0)), the seed with its logits scaled
-    by 0.993 (its magnitude gate at initialisation).
-    """
-    seeds = distance.seeds
-    probe = torch.sigmoid(torch.sigmoid(torch.tensor(GATE_INIT)) * _logit(seeds)).requires_grad_(True)
-    crops.pending = crops.draw(seeds.shape[0], copies, seeds.shape[-1], gen, seeds.device)
-    views = crops.apply_draw(probe, crops.pending)
-    with LayerTap(model, objective.layers | {distance.layer}) as tap:
-        acts = Acts(tap(views), copies)
-        f_rows, r_rows = objective(acts), distance(acts)
-    (grad_f,) = torch.autograd.grad(f_rows.float().sum(), probe, retain_graph=True)
-    (grad_r,) = torch.autograd.grad(r_rows.sum(), probe)
-    return grad_f.abs().flatten(1).sum(1) / grad_r.abs().flatten(1).sum(1).clamp_min(1e-12)
 
 
 class _Accentuation:
@@ -346,6 +324,7 @@ def accentuate(
     measure_crops: int = 16,
     device: str | torch.device | None = None,
     progress: bool | None = None,
+    balance_by: str = "params",
 ) -> AccentuationResult:
     """Accentuate ``objective`` in the seed images: maximize f(x) - lam * beta * R(x) from x = x0.
 
@@ -365,6 +344,9 @@ def accentuate(
         seed_rng: seeds every random draw.
         transparency_every: accumulate |df/dx| for the mask every this many steps (0: use |dL/dx|).
         measure_crops: crops of the fixed draw on which R before/after is measured.
+        balance_by: how beta is set at step 0: "params" (faccent's balance, equal gradient L1 norms
+            w.r.t. the parameterization's parameters, so that lam means what it means in faccent) or
+            "image" (equal norms w.r.t. the image's pixels: the same beta for every parameterization).
     Returns:
         an `AccentuationResult`.
     """
@@ -375,6 +357,8 @@ def accentuate(
         raise PhospheneError(f"lambdas must be finite and >= 0, got {lams}")
     if steps < 1 or crops < 1:
         raise PhospheneError("steps and crops must be at least 1")
+    if balance_by not in BALANCES:
+        raise PhospheneError(f"unknown balance {balance_by!r}; use one of {', '.join(BALANCES)}")
     check_layers(model, set(objective.layers) | {reg_layer})
     seeds = _as_seeds(seed, canvas).to(device)
     n, group = seeds.shape[0], len(lams)
@@ -390,7 +374,8 @@ def accentuate(
         distance = LatentDistance(model, reg_layer, seeds, shared)
         try:
             gen = torch.Generator(device=device).manual_seed(seed_rng + 1)
-            beta = balance(model, objective, distance, shared, crops, gen)
+            beta = balance(model, objective, distance, shared, crops, gen, balance_by, param,
+                           confine)
             weights = (beta[:, None] * torch.tensor(lams, device=device)[None, :]).reshape(-1)
             state = _Accentuation(objective, distance, weights, image, transparency_every)
             labels = [f"{objective.label(i)} lam={lams[i % group]:g}" for i in range(n * group)]
@@ -412,6 +397,7 @@ def accentuate(
         "input_size": input_size, "param": param, "lr": lr, "seed_rng": seed_rng,
         "mask": mask if isinstance(mask, str) or mask is None else "tensor",
         "transparency_every": transparency_every, "measure_crops": measure_crops,
+        "balance": balance_by,
         "model": getattr(model, "name", type(model).__name__),
     }
     return AccentuationResult(
