@@ -159,22 +159,28 @@ def summarize(results: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--crops", type=int, default=8)
-    ap.add_argument("--lams", default="0.25,0.5,1,2,4", help="phosphene's sweep (one batch)")
+    ap.add_argument("--size", type=int, default=96)
+    ap.add_argument("--steps", type=int, default=32)
+    ap.add_argument("--crops", type=int, default=6)
+    ap.add_argument("--lams", default="0.5,1,2,4", help="phosphene's sweep (one batch)")
     ap.add_argument("--faccent-lams", default="0.5,1,2")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--limit", type=int, default=12, help="first N pairs only")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--pairs", default="0-11", help="which of the 12 pairs, e.g. 0-5 (split a run)")
+    ap.add_argument("--merge", nargs="*", default=None,
+                    help="only merge these --json files of split runs (summary, plot)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args(argv)
+    if args.merge:
+        results = [res for path in args.merge for res in json.loads(Path(path).read_text())["pairs"]]
+        return finish(results, args)
     torch.set_num_threads(args.threads)
     model = phosphene.load_model("efficientnet_lite0")
+    first, last = (int(v) for v in args.pairs.split("-"))
     lams = [float(v) for v in args.lams.split(",")]
     flams = [float(v) for v in args.faccent_lams.split(",")]
     results = []
-    for pair in pairs(model, args.size)[: args.limit]:
+    for pair in pairs(model, args.size)[first:last + 1]:
         seed, objective, reg = pair["seed"], pair["objective"], pair["reg"]
         f_seed, _ = measure(model, objective, reg, seed, seed, 0)
         res = {"label": pair["label"], "reg": reg, "f_seed": float(f_seed[0]),
@@ -201,6 +207,11 @@ def main(argv: list[str] | None = None) -> dict:
         results.append(res)
         if args.json:  # partial results survive an interrupted run
             Path(args.json).write_text(json.dumps({"settings": vars(args), "pairs": results}, indent=1))
+    return finish(results, args)
+
+
+def finish(results: list[dict], args) -> dict:
+    """Summary, JSON and plot of the pairs' results."""
     out = {"command": " ".join([Path(sys.executable).name] + sys.argv), "settings": vars(args),
            "summary": summarize(results), "pairs": results, "torch": torch.__version__,
            "python": platform.python_version()}
