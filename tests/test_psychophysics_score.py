@@ -115,3 +115,11 @@ def test_score_cli_errors_exit_2(demo, tmp_path):
     trials = runner.invoke(main, ["experiment", "score", str(demo.root), *FAST, "--trials", "0",
                                   "--out", str(tmp_path / "o")])
     assert trials.exit_code == 2 and "trials" in trials.output
+
+
+def test_score_cli_takes_a_folder_with_a_mining_manifest_for_a_mining_run(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "manifest.json").write_text('{"format": 1, "status": "mining"}')
+    result = CliRunner().invoke(main, ["experiment", "score", str(tmp_path / "run"), *FAST,
+                                       "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "mining run" in result.output

@@ -269,7 +269,7 @@ def score_command(source, layers, trials, group_size, observer, feature_layer, u
         raise PhospheneError("--trials and --group must be at least 1")
     progress = False if quiet else None
     out_dir = Path(out)
-    if (Path(source) / "manifest.json").is_file():
+    if _is_stimulus_set(source):
         stimulus_set = StimulusSet.load(source)
         chosen = _parse_csv(layers)
     else:
@@ -285,6 +285,15 @@ def score_command(source, layers, trials, group_size, observer, feature_layer, u
     sc.plot_scores(scores, out_dir / "scores.png", f"{machine.name} on {stimulus_set.model} units")
     click.echo(sc.summary_text(sc.layer_summary(scores)))
     click.echo(f"-> {out_dir}/scores.parquet, scores.png")
+
+
+def _is_stimulus_set(path: str) -> bool:
+    """A stimulus folder's manifest.json lists units (a mining run's has its own manifest)."""
+    manifest = Path(path) / "manifest.json"
+    try:
+        return manifest.is_file() and "units" in json.loads(manifest.read_text())
+    except ValueError:
+        return False
 
 
 def _stimuli_from_run(run, layers, units_per_layer, naturals, visualizations, steps, viz_size,
