@@ -138,13 +138,16 @@ def plot(results: list[dict], path: str) -> None:
 
 
 def summarize(results: list[dict]) -> dict:
-    gain_ratio, r_ratio, beyond = [], [], []
+    gain_ratio, r_ratio, beyond, matching = [], [], [], []
     for res in results:
         p1 = next(p for p in res["phosphene"] if p["lam"] == 1.0)
         f1 = next(p for p in res["faccent"] if p["lam"] == 1.0)
         gain_ratio.append(p1["gain"] / f1["gain"] if f1["gain"] else float("nan"))
         r_ratio.append(p1["R"] / f1["R"] if f1["R"] else float("nan"))
         front = [(p["gain"], p["R"]) for p in res["phosphene"]]
+        lam = frontier_r([(p["gain"], p["lam"]) for p in res["phosphene"]], f1["gain"])
+        if lam is not None:  # phosphene's λ whose gain equals faccent's at λ = 1
+            matching.append(lam)
         for f in res["faccent"]:
             r = frontier_r(front, f["gain"])
             if r is not None:
@@ -154,7 +157,9 @@ def summarize(results: list[dict]) -> dict:
             "gain_ratios_lam1": [round(v, 3) for v in gain_ratio],
             "R_ratios_lam1": [round(v, 3) for v in r_ratio],
             "frontier_R_ratio_at_faccent_gain": [round(v, 3) for v in beyond],
-            "median_frontier_R_ratio": statistics.median(beyond) if beyond else None}
+            "median_frontier_R_ratio": statistics.median(beyond) if beyond else None,
+            "phosphene_lam_matching_faccent_lam1_gain": [round(v, 3) for v in matching],
+            "median_matching_lam": statistics.median(matching) if matching else None}
 
 
 def main(argv: list[str] | None = None) -> dict:
