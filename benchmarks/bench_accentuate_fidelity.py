@@ -128,6 +128,8 @@ def plot(results: list[dict], path: str) -> None:
                     ax.plot([r], [g], "k*", ms=9)
         ax.set_title(res["label"], fontsize=7.5)
         ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(results):]:
+        ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.supxlabel("R (latent distance to the seed)")
     fig.supylabel("gain in f")
