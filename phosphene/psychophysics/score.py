@@ -192,7 +192,7 @@ def plot_scores(scores: Sequence[UnitScore], path: str | Path, title: str | None
     ax.axhline(0.5, color="grey", ls="--", lw=1)
     depth = {s.layer: s.depth for s in scores}
     ax.set_xticks(range(len(layers)), [f"{depth[layer]}\n{layer}" for layer in layers], fontsize=8)
-    ax.set_ylim(0.3, 1.02)
+    ax.set_ylim(0, 1.02)
     ax.set_ylabel("unit score (2-AFC accuracy)")
     ax.set_title(title or "per-unit machine interpretability score", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
