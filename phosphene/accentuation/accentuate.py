@@ -31,37 +31,15 @@ from torch import nn
 
 from .._deprecated import old_seed_keywords
 from ..errors import PhospheneError
-from ..hooks import LayerTap, check_layers
+from ..hooks import check_layers
 from ..images import atomic_write_bytes, image_grid, save_image
 from ..objectives import Acts, Objective
 from ..param import ConfinedImage, seeded_param
-from ..param.core import _logit
 from ..render import RenderConfig, Renderer, as_objective
 from ..torch_utils import frozen, model_device
+from .balance import BALANCES, balance
 from .crops import LatentDistance, SharedCrops, measure, resize
 from .masks import attribution_mask, transparency_mask
-
-GATE_INIT = 5.0  # faccent's magnitude-gate start; beta is measured at the image this gate gives
-
-
-def balance(model: nn.Module, objective: Objective, distance: LatentDistance, crops: SharedCrops,
-            copies: int, gen: torch.Generator) -> torch.Tensor:
-    """beta per seed (N,): sum|df/dx| / sum|dR/dx| over one draw of crops (faccent's balance).
-
-    R has a cusp at x = x0 (its gradient there is undefined), so both gradients are taken where
-    faccent's optimization starts: sigmoid(sigmoid(5) * logit(x0)), the seed with its logits scaled
-    by 0.993 (its magnitude gate at initialisation).
-    """
-    seeds = distance.seeds
-    probe = torch.sigmoid(torch.sigmoid(torch.tensor(GATE_INIT)) * _logit(seeds)).requires_grad_(True)
-    crops.pending = crops.draw(seeds.shape[0], copies, seeds.shape[-1], gen, seeds.device)
-    views = crops.apply_draw(probe, crops.pending)
-    with LayerTap(model, objective.layers | {distance.layer}) as tap:
-        acts = Acts(tap(views), copies)
-        f_rows, r_rows = objective(acts), distance(acts)
-    (grad_f,) = torch.autograd.grad(f_rows.float().sum(), probe, retain_graph=True)
-    (grad_r,) = torch.autograd.grad(r_rows.sum(), probe)
-    return grad_f.abs().flatten(1).sum(1) / grad_r.abs().flatten(1).sum(1).clamp_min(1e-12)
 
 
 class _Accentuation:
@@ -233,6 +211,7 @@ def accentuate(
     measure_crops: int = 16,
     device: str | torch.device | None = None,
     progress: bool | None = None,
+    balance_by: str = "params",
 ) -> AccentuationResult:
     """Accentuate ``objective`` in the seed ``images``: maximize f(x) - lam * beta * R(x) from x = x0.
 
@@ -252,6 +231,9 @@ def accentuate(
         seed: RNG seed of every random draw (formerly ``seed_rng=``).
         transparency_every: accumulate |df/dx| for the mask every this many steps (0: use |dL/dx|).
         measure_crops: crops of the fixed draw on which R before/after is measured.
+        balance_by: how beta is set at step 0: "params" (faccent's balance, equal gradient L1 norms
+            w.r.t. the parameterization's parameters, so that lam means what it means in faccent) or
+            "image" (equal norms w.r.t. the image's pixels: the same beta for every parameterization).
     Returns:
         an `AccentuationResult`.
     """
@@ -261,6 +243,8 @@ def accentuate(
     lams = _lambdas(lam, steps, crops)
     seeds = _seed_batch(model, objective, images, reg_layer, canvas).to(device)
     n, group, canvas = seeds.shape[0], len(lams), seeds.shape[-1]
+    if balance_by not in BALANCES:
+        raise PhospheneError(f"unknown balance {balance_by!r}; use one of {', '.join(BALANCES)}")
     input_size = input_size or getattr(model, "input_size", canvas)
     with frozen(model):
         confine = _confine_mask(model, objective, seeds, mask)
@@ -270,7 +254,8 @@ def accentuate(
         distance = LatentDistance(model, reg_layer, seeds, shared)
         try:
             gen = torch.Generator(device=device).manual_seed(seed + 1)
-            beta = balance(model, objective, distance, shared, crops, gen)
+            beta = balance(model, objective, distance, shared, crops, gen, balance_by, param,
+                           confine)
             weights = (beta[:, None] * torch.tensor(lams, device=device)[None, :]).reshape(-1)
             state = _Accentuation(objective, distance, weights, image, transparency_every)
             labels = [f"{objective.label(i)} lam={lams[i % group]:g}" for i in range(n * group)]
@@ -288,7 +273,8 @@ def accentuate(
                 "crop_side": list(crop_side), "noise": noise, "canvas": canvas, "input_size": input_size,
                 "param": param, "mask": mask if isinstance(mask, str) or mask is None else "tensor",
                 "transparency_every": transparency_every, "measure_crops": measure_crops,
-                "crops": crops, "model": getattr(model, "name", type(model).__name__)}
+                "crops": crops, "balance": balance_by,
+                "model": getattr(model, "name", type(model).__name__)}
     return AccentuationResult(
         images=rendered.images, seeds=seeds.cpu(), lams=lams,
         labels=[objective.label(i) for i in range(n * group)], f_before=f_seed.repeat_interleave(group),
