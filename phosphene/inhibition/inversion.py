@@ -103,7 +103,7 @@ class InversionResult:
 
     def figure(self) -> Image.Image:
         """The paper's layout: seed with its phi+/phi- map, then the five panels, f under each."""
-        from .colour_key import scale_key
+        from ..colour_key import scale_key
         from .tension_plots import overlay, smooth_maps
 
         size = self.seed.shape[-1]
