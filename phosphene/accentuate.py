@@ -31,6 +31,7 @@ from PIL import Image
 from torch import nn
 
 from .errors import PhospheneError
+from .folding import fold_batchnorm
 from .hooks import INPUT, LayerTap, check_layers
 from .images import atomic_write_bytes, image_grid, save_image
 from .masks import attribution_mask, transparency_mask
@@ -346,6 +347,7 @@ def accentuate(
     measure_crops: int = 16,
     device: str | torch.device | None = None,
     progress: bool | None = None,
+    fold: bool = True,
 ) -> AccentuationResult:
     """Accentuate ``objective`` in the seed images: maximize f(x) - lam * beta * R(x) from x = x0.
 
@@ -365,6 +367,7 @@ def accentuate(
         seed_rng: seeds every random draw.
         transparency_every: accumulate |df/dx| for the mask every this many steps (0: use |dL/dx|).
         measure_crops: crops of the fixed draw on which R before/after is measured.
+        fold: fold BatchNorm layers that neither f nor R reads into their convolutions (`render`).
     Returns:
         an `AccentuationResult`.
     """
@@ -382,7 +385,7 @@ def accentuate(
         raise PhospheneError(f"the objective has {objective.batch_size} units for {n} seed images")
     canvas = seeds.shape[-1]
     input_size = input_size or getattr(model, "input_size", canvas)
-    with frozen(model):
+    with frozen(model), fold_batchnorm(model, set(objective.layers) | {reg_layer}, canvas, device, fold):
         confine = _confine_mask(model, objective, seeds, mask)
         image = ConfinedImage(seeded_param(param, seeds.repeat_interleave(group, 0)), seeds, confine,
                               repeat=group).to(device)
@@ -398,7 +401,7 @@ def accentuate(
                               f"{objective.name} - lam*beta*R({reg_layer})", labels=labels)
             rendered = render(model, total, param=image, transforms=shared, steps=steps, lr=lr,
                               size=canvas, batch=n * group, seed=seed_rng, copies=crops,
-                              device=device, progress=progress)
+                              device=device, progress=progress, fold=False)  # folded above
         finally:
             distance.close()
     images = rendered.images
@@ -411,7 +414,7 @@ def accentuate(
         "crops": crops, "crop_side": list(crop_side), "noise": noise, "canvas": canvas,
         "input_size": input_size, "param": param, "lr": lr, "seed_rng": seed_rng,
         "mask": mask if isinstance(mask, str) or mask is None else "tensor",
-        "transparency_every": transparency_every, "measure_crops": measure_crops,
+        "transparency_every": transparency_every, "measure_crops": measure_crops, "fold": fold,
         "model": getattr(model, "name", type(model).__name__),
     }
     return AccentuationResult(

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .compiling import compiled
+from .folding import fold_batchnorm
 from .hooks import LayerTap
 from .images import atomic_write_bytes, image_grid, save_image
 from .objectives import Acts, Objective, evaluate
@@ -114,6 +116,8 @@ def render(
     truncate: bool = True,
     channels_last: bool = False,
     param_options: dict[str, Any] | None = None,
+    fold: bool = True,
+    compile: bool = False,
 ) -> RenderResult:
     """Optimize images to maximize ``objective`` on ``model``; one image per batch element.
 
@@ -128,6 +132,9 @@ def render(
         seed: seeds the initial image and every random draw; CPU renders are deterministic.
         amp: run the model under bfloat16 autocast (useful on GPUs).
         truncate: stop the forward pass after the deepest layer the objective reads.
+        fold: fold eval BatchNorm into the preceding convolutions where no objective reads them
+            (`fold_batchnorm`; same activations within float tolerance, the model is restored).
+        compile: run the truncated forward under ``torch.compile`` (eager with a warning if it fails).
     Returns:
         a `RenderResult` with images, objective history, final objective on the clean images,
         and a transparency map.
@@ -157,7 +164,10 @@ def render(
     def accumulate(grad: torch.Tensor) -> None:
         saliency.add_(grad.detach().abs().sum(1, keepdim=True))
 
-    with frozen(model), LayerTap(model, objective.layers, truncate=truncate) as tap:
+    with (frozen(model), fold_batchnorm(model, objective.layers, size, device, fold),
+          LayerTap(model, objective.layers, truncate=truncate) as tap):
+        if compile:
+            tap.forward = compiled(model)
         for step in tqdm(range(steps), disable=not progress_enabled(progress), desc="render",
                          unit="step", leave=False):
             optimizer.zero_grad(set_to_none=True)
@@ -183,6 +193,7 @@ def render(
         "transforms": transforms if isinstance(transforms, str) or transforms is None
         else repr(transforms.transforms),
         "model": getattr(model, "name", type(model).__name__), "stop_layer": tap.stop_layer,
+        "fold": fold, "compile": compile,
     }
     return RenderResult(images.detach().cpu(), history.cpu(), final.float().cpu(),
                         (saliency / peak).cpu(), labels, settings, time.perf_counter() - started)

@@ -23,9 +23,11 @@ from .common import model_options, open_model
               help="Checkpoint every N batches (and at least every 2 minutes).")
 @click.option("--max-pixels", type=int, default=100_000_000, show_default=True,
               help="Skip images with more pixels than this.")
+@click.option("--no-fold", "no_fold", is_flag=True,
+              help="Keep BatchNorm layers as they are (default: fold those not mined).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def mine_command(model_name, weights, device, layers, images, k, out, batch_size, workers, size,
-                 checkpoint_every, max_pixels, quiet) -> None:
+                 checkpoint_every, max_pixels, no_fold, quiet) -> None:
     """Keep the top-k and bottom-k images of every unit (by channel mean, spatial max and min).
 
     Writes OUT/topk.parquet, images.parquet, skipped.csv and manifest.json. Rerun the same command to
@@ -35,7 +37,7 @@ def mine_command(model_name, weights, device, layers, images, k, out, batch_size
     names = [name.strip() for name in layers.split(",") if name.strip()]
     run = run_mining(model, names, images, out, k=k, batch_size=batch_size, num_workers=workers,
                      size=size, checkpoint_every=checkpoint_every, max_pixels=max_pixels,
-                     progress=False if quiet else None)
+                     fold=not no_fold, progress=False if quiet else None)
     summary = run.manifest["summary"]
     click.echo(f"mined {summary['n_used']} of {summary['n_images']} images for "
                f"{', '.join(run.layers)} (k={run.k}) -> {out}")

@@ -34,10 +34,15 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
               show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--amp", is_flag=True, help="bfloat16 autocast (GPUs).")
+@click.option("--no-fold", "no_fold", is_flag=True,
+              help="Keep BatchNorm layers as they are (default: fold those no objective reads).")
+@click.option("--compile", "use_compile", is_flag=True,
+              help="torch.compile the truncated forward (falls back to eager with a warning).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def render_command(model_name, weights, device, layer, channels, kind, classes, diversity, batch,
-                   steps, lr, size, param, transforms, seed, amp, quiet, out) -> None:
+                   steps, lr, size, param, transforms, seed, amp, no_fold, use_compile, quiet,
+                   out) -> None:
     """Render images that maximize units; writes one PNG per unit, grid.png and render.json."""
     model = open_model(model_name, weights, device)
     per_unit = batch or 1
@@ -60,7 +65,8 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
             raise PhospheneError("--diversity needs --layer (the layer whose style is compared)")
         objective = objective + diversity * obj.diversity(layer)
     result = render(model, objective, param=param, transforms=transforms, steps=steps, lr=lr,
-                    size=size, batch=len(units) * per_unit, seed=seed, amp=amp,
+                    size=size, batch=len(units) * per_unit, seed=seed, amp=amp, fold=not no_fold,
+                    compile=use_compile,
                     progress=False if quiet else None)
     result.save(out, columns=per_unit if per_unit > 1 else None)
     click.echo(f"rendered {len(result.labels)} images in {result.seconds:.1f}s -> {out}")

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import PhospheneError
+from ..folding import fold_batchnorm
 from ..hooks import LayerTap, check_layers
 from ..images import list_images
 from ..models import load_model
@@ -73,13 +74,15 @@ def run_mining(
     checkpoint_seconds: float = 120.0,
     device: str | torch.device | None = None,
     progress: bool | None = None,
+    fold: bool = True,
 ) -> MiningRun:
     """Mine the top-k / bottom-k images of every unit of ``layers`` over the folder ``images``.
 
     ``model`` is an `ImageModel` (or a registered name). Writes the run folder ``out`` (see
     `phosphene.mining.store`) and returns it opened. Rerunning with the same arguments resumes an
     interrupted run (or returns a finished one); other arguments on an existing run raise
-    `PhospheneError`.
+    `PhospheneError`. ``fold`` folds the BatchNorm layers not mined into their convolutions for the
+    run (`fold_batchnorm`; a model in training mode is left as it is).
     """
     if isinstance(model, str):
         model = load_model(model, device=device)
@@ -101,7 +104,8 @@ def run_mining(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PhospheneError(f"--out {out} is a file, not a folder")
-    with LayerTap(model, layers, truncate=True) as tap:
+    with fold_batchnorm(model, layers, prep.size, device, fold), \
+            LayerTap(model, layers, truncate=True) as tap:
         shapes = _layer_shapes(tap, prep.size, device)
         config = {
             "model": getattr(model, "name", type(model).__name__), "layers": layers, "k": k,
