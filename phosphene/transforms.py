@@ -128,14 +128,13 @@ class Noise:
     uniform: float = 0.0
 
     def apply(self, images: torch.Tensor, gen) -> torch.Tensor:
-        noise = torch.zeros_like(images)
+        # draws in place into fresh buffers (no zeros, no temporaries); same draws as before
+        like = dict(generator=gen, device=images.device, dtype=images.dtype)
         if self.gaussian:
-            noise += torch.randn(images.shape, generator=gen, device=images.device,
-                                 dtype=images.dtype) * self.gaussian
+            images = images + torch.randn(images.shape, **like).mul_(self.gaussian)
         if self.uniform:
-            noise += (torch.rand(images.shape, generator=gen, device=images.device,
-                                 dtype=images.dtype) * 2 - 1) * self.uniform
-        return images + noise
+            images = images + torch.rand(images.shape, **like).mul_(2 * self.uniform).sub_(self.uniform)
+        return images
 
 
 class Compose:
@@ -205,9 +204,18 @@ class Compose:
         return self._add_noise(images, gen)
 
 
+_COORDS: dict[tuple, torch.Tensor] = {}
+
+
 def _base_coords(out: int, device, dtype) -> torch.Tensor:
-    # normalized pixel centres of an ``out``-pixel axis, as affine_grid(align_corners=False) uses
-    return (torch.arange(out, device=device, dtype=dtype) * 2 + 1) / out - 1
+    """Normalized pixel centres of an ``out``-pixel axis, as affine_grid(align_corners=False) uses
+    (made once per size, device and dtype)."""
+    key = (out, str(device), dtype)
+    if key not in _COORDS:
+        if len(_COORDS) > 64:
+            _COORDS.clear()
+        _COORDS[key] = (torch.arange(out, device=device, dtype=dtype) * 2 + 1) / out - 1
+    return _COORDS[key]
 
 
 def sampling_grid(maps: torch.Tensor, size: int, out: int, dtype: torch.dtype = torch.float32

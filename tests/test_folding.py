@@ -141,3 +141,15 @@ def test_render_histories_match_and_the_model_is_restored(model):
     with pytest.raises(RuntimeError, match="objective failed"):
         phosphene.render(model, obj.Objective(explode, ["_blocks.2"], "explode"), **kwargs)
     assert_same(model, before)
+
+
+def test_accentuate_folds_and_restores_the_model(model):
+    seed = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    before = snapshot(model)
+    kwargs = dict(steps=2, crops=2, input_size=48, progress=False, measure_crops=2)
+    folded = phosphene.accentuate(model, obj.channel("_blocks.4", 3), seed, "_blocks.3", **kwargs)
+    plain = phosphene.accentuate(model, obj.channel("_blocks.4", 3), seed, "_blocks.3", fold=False, **kwargs)
+    assert folded.settings["fold"] and not plain.settings["fold"]
+    assert torch.allclose(folded.beta, plain.beta, rtol=1e-3)
+    assert torch.allclose(folded.f_history[0], plain.f_history[0], rtol=1e-3, atol=1e-3)
+    assert_same(model, before)

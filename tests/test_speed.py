@@ -99,3 +99,22 @@ def test_compiled_function_passes_control_flow_exceptions_through(monkeypatch):
     with pytest.raises(_StopForward):
         wrapped(1)
     assert wrapped.failed is None
+
+
+def test_cli_render_no_fold_and_compile_options(tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from phosphene.cli import main
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: fn)
+    out = tmp_path / "out"
+    args = ["render", "--layer", "_blocks.2", "--channels", "0-1", "--steps", "2", "--size", "32",
+            "--no-fold", "--compile", "--quiet", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    settings = json.loads((out / "render.json").read_text())["settings"]
+    assert settings["fold"] is False and settings["compile"] is True
+    for verb in ("accentuate", "mine"):
+        assert "--no-fold" in CliRunner().invoke(main, [verb, "--help"]).output
