@@ -227,6 +227,21 @@ def mining(args, device) -> dict:
     return out
 
 
+def top1(args, device) -> dict:
+    """EfficientNet-Lite0 top-1 class of every sample image, unfolded and folded."""
+    paths = sorted(SAMPLES.glob("*.JPEG"))
+    images = torch.stack([phosphene.load_image(p, 224) for p in paths])
+    model = fresh_model().to(device)
+    preds = {}
+    for key in ("nofold", "fold"):
+        with torch.no_grad(), fold_batchnorm(model, ["logits"], 224, device, key == "fold") as pairs:
+            preds[key] = torch.cat([model(c.to(device)).argmax(1).cpu() for c in images.split(50)])
+        print(f"  top-1 {key}: {len(pairs)} BatchNorms folded", flush=True)
+    same = int((preds["fold"] == preds["nofold"]).sum())
+    print(f"  top-1 identical on {same} of {len(paths)} images", flush=True)
+    return {"images": len(paths), "identical": same}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=64)
@@ -246,6 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--mining", type=int, default=0, help="sample images to mine (0: skip)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", action="store_true", help="bfloat16 autocast")
+    ap.add_argument("--top1", action="store_true", help="top-1 on all sample images, fold vs not")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -267,6 +283,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(out["paired"]["ms_per_image_step_median"], indent=1))
         for name, r in out["paired"]["ratios"].items():
             print(f"  {name}: {r['median']:.3f}  rounds {r['rounds']}")
+        save()
+    if args.top1:
+        out["top1"] = top1(args, device)
         save()
     if args.full:
         out["full"] = full_renders(args, device, orig)
