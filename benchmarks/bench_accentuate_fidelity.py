@@ -33,10 +33,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from phosphene.accentuation.accentuate import accentuate, measure  # noqa: E402
-
 import phosphene  # noqa: E402
 from phosphene import objectives  # noqa: E402
+from phosphene.accentuation.accentuate import accentuate, measure  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
 CLASS_SEEDS = ("n03201208_dining_table.JPEG", "n02835271_bicycle-built-for-two.JPEG")

@@ -28,7 +28,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .captions import GRID_NOTE, name_classes
+from .compiling import compiled
 from .errors import PhospheneError
+from .folding import fold_batchnorm
 from .hooks import INPUT, LayerTap
 from .images import atomic_write_bytes, image_grid, save_image
 from .objectives import Acts, Objective, evaluate
@@ -56,6 +58,8 @@ class RenderConfig:
     truncate: bool = True
     channels_last: bool = False
     thresholds: tuple[int, ...] = ()  # steps after which the images are kept
+    fold: bool = True  # fold eval BatchNorm that no objective reads into its convolution
+    compile: bool = False  # torch.compile the truncated forward (eager, with a warning, if it fails)
 
     def record(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": list(self.thresholds)}
@@ -166,8 +170,17 @@ class Renderer:
         if config.channels_last:
             model.to(memory_format=torch.channels_last)
         self._stack = contextlib.ExitStack()
-        self._stack.enter_context(frozen(model))
-        self.tap = self._stack.enter_context(LayerTap(model, self.objective.layers, truncate=config.truncate))
+        try:
+            self._stack.enter_context(frozen(model))
+            self._stack.enter_context(fold_batchnorm(model, self.objective.layers, self.size, self.device,
+                                                     config.fold))
+            self.tap = self._stack.enter_context(LayerTap(model, self.objective.layers,
+                                                          truncate=config.truncate))
+        except BaseException:
+            self._stack.close()  # the model is restored (unfolded, unfrozen) before the error goes up
+            raise
+        if config.compile:
+            self.tap.forward = compiled(model)
 
     def _accumulate(self, grad: torch.Tensor) -> None:
         self.saliency.add_(grad.detach().abs().sum(1, keepdim=True))
@@ -261,6 +274,8 @@ def render(
     param_options: dict[str, Any] | None = None,
     optimizer: OptimizerFactory | None = None,
     thresholds: Sequence[int] = (),
+    fold: bool = True,
+    compile: bool = False,
 ) -> RenderResult:
     """Optimize images to maximize ``objective`` on ``model``; one image per batch element.
 
@@ -279,12 +294,15 @@ def render(
         truncate: stop the forward pass after the deepest layer the objective reads.
         optimizer: ``factory(parameters) -> torch.optim.Optimizer`` (default: Adam with ``lr``).
         thresholds: steps after which the images are kept (``result.snapshots``).
+        fold: fold eval BatchNorm into the preceding convolutions where no objective reads them
+            (`fold_batchnorm`; same activations within float tolerance, the model is restored).
+        compile: run the truncated forward under ``torch.compile`` (eager with a warning if it fails).
     Returns:
         a `RenderResult` with images, objective history, final objective on the clean images,
         a transparency map, and the snapshots at ``thresholds``.
     """
     config = RenderConfig(steps=steps, lr=lr, size=size, batch=batch, seed=seed, copies=copies, amp=amp,
-                          truncate=truncate, channels_last=channels_last,
+                          truncate=truncate, channels_last=channels_last, fold=fold, compile=compile,
                           thresholds=tuple(int(t) for t in thresholds))
     renderer = Renderer(model, objective, param, transforms, config, optimizer, device, param_options)
     return renderer.run(progress)

@@ -31,6 +31,7 @@ from torch import nn
 
 from .._deprecated import old_seed_keywords
 from ..errors import PhospheneError
+from ..folding import fold_batchnorm
 from ..hooks import check_layers
 from ..images import atomic_write_bytes, image_grid, save_image
 from ..objectives import Acts, Objective
@@ -212,6 +213,7 @@ def accentuate(
     device: str | torch.device | None = None,
     progress: bool | None = None,
     balance_by: str = "params",
+    fold: bool = True,
 ) -> AccentuationResult:
     """Accentuate ``objective`` in the seed ``images``: maximize f(x) - lam * beta * R(x) from x = x0.
 
@@ -234,6 +236,7 @@ def accentuate(
         balance_by: how beta is set at step 0: "params" (faccent's balance, equal gradient L1 norms
             w.r.t. the parameterization's parameters, so that lam means what it means in faccent) or
             "image" (equal norms w.r.t. the image's pixels: the same beta for every parameterization).
+        fold: fold BatchNorm layers that neither f nor R reads into their convolutions (`render`).
     Returns:
         an `AccentuationResult`.
     """
@@ -246,7 +249,7 @@ def accentuate(
     if balance_by not in BALANCES:
         raise PhospheneError(f"unknown balance {balance_by!r}; use one of {', '.join(BALANCES)}")
     input_size = input_size or getattr(model, "input_size", canvas)
-    with frozen(model):
+    with frozen(model), fold_batchnorm(model, set(objective.layers) | {reg_layer}, canvas, device, fold):
         confine = _confine_mask(model, objective, seeds, mask)
         image = ConfinedImage(seeded_param(param, seeds.repeat_interleave(group, 0)), seeds, confine,
                               repeat=group).to(device)
@@ -261,7 +264,8 @@ def accentuate(
             labels = [f"{objective.label(i)} lam={lams[i % group]:g}" for i in range(n * group)]
             total = Objective(state, set(objective.layers) | {reg_layer},
                               f"{objective.name} - lam*beta*R({reg_layer})", labels=labels)
-            config = RenderConfig(steps=steps, lr=lr, size=canvas, batch=n * group, seed=seed, copies=crops)
+            config = RenderConfig(steps=steps, lr=lr, size=canvas, batch=n * group, seed=seed, copies=crops,
+                                  fold=False)  # folded above, for the balance step too
             rendered = Renderer(model, total, image, shared, config, device=device).run(progress)
         finally:
             distance.close()
@@ -273,7 +277,7 @@ def accentuate(
                 "crop_side": list(crop_side), "noise": noise, "canvas": canvas, "input_size": input_size,
                 "param": param, "mask": mask if isinstance(mask, str) or mask is None else "tensor",
                 "transparency_every": transparency_every, "measure_crops": measure_crops,
-                "crops": crops, "balance": balance_by,
+                "crops": crops, "balance": balance_by, "fold": fold,
                 "model": getattr(model, "name", type(model).__name__)}
     return AccentuationResult(
         images=rendered.images, seeds=seeds.cpu(), lams=lams,

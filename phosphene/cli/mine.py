@@ -29,13 +29,15 @@ from .ray_options import ray_executor, ray_options
               help="Images per unit on the contact sheets contact_<layer>.png (0: no sheets).")
 @click.option("--sheet-units", type=int, default=64, show_default=True,
               help="Units (the first N of each layer) on the contact sheets.")
+@click.option("--no-fold", "no_fold", is_flag=True,
+              help="Keep BatchNorm layers as they are (default: fold those not mined).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @ray_options
 @click.option("--shard-batches", type=int, default=4, show_default=True,
               help="With --ray: batches per shard (the unit of work and of resume).")
 def mine_command(model_name, weights, device, layers, images, k, out, batch_size, workers, size,
-                 checkpoint_every, max_pixels, sheet_k, sheet_units, quiet, ray_address, ray_cpus,
-                 ray_gpus, ray_workers, shard_batches) -> None:
+                 checkpoint_every, max_pixels, sheet_k, sheet_units, no_fold, quiet, ray_address,
+                 ray_cpus, ray_gpus, ray_workers, shard_batches) -> None:
     """Keep the top-k and bottom-k images of every unit (by channel mean, spatial max and min).
 
     Writes OUT/topk.parquet, images.parquet, skipped.csv, manifest.json and a contact sheet PNG per
@@ -48,7 +50,8 @@ def mine_command(model_name, weights, device, layers, images, k, out, batch_size
     with ray_executor(ray_address, ray_cpus, ray_gpus, ray_workers, shard_batches) as executor:
         run = run_mining(model, names, images, out, k=k, batch_size=batch_size, num_workers=workers,
                          size=size, checkpoint_every=checkpoint_every, max_pixels=max_pixels,
-                         progress=False if quiet else None, executor=executor)
+                         fold=not no_fold, progress=False if quiet else None,
+                         executor=executor)
     sheets = contact_sheets(run, k=sheet_k, max_units=sheet_units) if sheet_k > 0 else {}
     summary = run.manifest["summary"]
     click.echo(f"mined {summary['n_used']} of {summary['n_images']} images for "
