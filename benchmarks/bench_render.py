@@ -21,11 +21,19 @@ channel on the clean final images, computed by the same phosphene code. The mach
 measurements are interleaved (phosphene and the bare passes are timed twice, before and after the
 lucent runs) and both wall and process CPU time are reported. ``--skip-lucent`` runs only phosphene
 and the bare passes (for an interpreter without lucent, e.g. phosphene's own venv).
+
+Issue 14 options: ``--fold 0/1`` (phosphene's BatchNorm folding, default on; the bare passes then also
+include ``bare_trunc_<view>px_fold``, the truncated network with the same folding), ``--device cuda``
+and ``--amp`` (bfloat16 autocast for phosphene and the bare passes) to run the same comparisons on a
+GPU; on CUDA every timestamp synchronizes first, so step gaps are device time. If torchvision cannot
+be imported (a CPU-only venv), lucent's one torchvision import, ``Normalize`` for its preprocessing
+(which the benchmark turns off), is stubbed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import operator
@@ -33,6 +41,7 @@ import platform
 import statistics
 import sys
 import time
+import types
 import warnings
 from pathlib import Path
 
@@ -46,6 +55,7 @@ from timing import Timer  # noqa: E402  (benchmarks/timing.py)
 
 import phosphene  # noqa: E402
 from phosphene import objectives  # noqa: E402
+from phosphene.folding import fold_batchnorm  # noqa: E402
 from phosphene.hooks import LayerTap  # noqa: E402
 from phosphene.models import layer_root  # noqa: E402
 from phosphene.objectives import Acts, evaluate  # noqa: E402
@@ -54,6 +64,24 @@ from phosphene.transforms import standard_transforms  # noqa: E402
 LR = 0.05
 DISTILL_SCALES = [1.0, 0.975, 1.025, 0.95, 1.05]
 DISTILL_DEGREES = list(range(-5, 6))
+RUN = {"device": torch.device("cpu"), "amp": False, "fold": True}  # set by main()
+
+
+def sync() -> None:
+    if RUN["device"].type == "cuda":
+        torch.cuda.synchronize()
+
+
+def torchvision_shim() -> None:
+    """lucent imports ``torchvision.transforms.Normalize`` (for preprocess=True only); stub it where
+    torchvision cannot be imported (no CPU build of it for this torch)."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        tv, tf = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
+        tf.Normalize = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("torchvision stub"))
+        tv.transforms = tf
+        sys.modules.update({"torchvision": tv, "torchvision.transforms": tf})
 
 
 
@@ -68,7 +96,11 @@ class StepClock:
 
     def __init__(self, model: nn.Module):
         self.stamps: list[float] = []
-        self.handle = model.register_forward_pre_hook(lambda *_: self.stamps.append(time.perf_counter()))
+        self.handle = model.register_forward_pre_hook(lambda *_: self.stamp())
+
+    def stamp(self) -> None:
+        sync()
+        self.stamps.append(time.perf_counter())
 
     def take(self) -> list[float]:
         """Step durations (s) since the last take; starts a new series."""
@@ -90,7 +122,7 @@ class LucentNet(nn.Module):
 
 def fresh_model() -> nn.Module:
     """A new EfficientNet-Lite0 (ImageModel) in eval mode with frozen parameters."""
-    model = phosphene.load_model("efficientnet_lite0").eval()
+    model = phosphene.load_model("efficientnet_lite0", device=str(RUN["device"])).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -108,14 +140,21 @@ def bare_block(module: nn.Module, batch: int, size: int, iters: int, channels_la
     """Seconds of each of ``iters`` forward+backward passes (gradient w.r.t. the input)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     module.to(memory_format=fmt)
-    x = torch.rand(batch, 3, size, size, generator=gen).contiguous(memory_format=fmt)
+    x = torch.rand(batch, 3, size, size, generator=gen).to(RUN["device"]).contiguous(memory_format=fmt)
     x.requires_grad_(True)
-    module(x).mean().backward()  # warm-up, not timed
+    autocast = torch.autocast(RUN["device"].type, dtype=torch.bfloat16, enabled=RUN["amp"])
+    with autocast:
+        out = module(x)
+    out.float().mean().backward()  # warm-up, not timed
     times = []
     for _ in range(iters):
+        sync()
         t0 = time.perf_counter()
         x.grad = None
-        module(x).mean().backward()
+        with autocast:
+            out = module(x)
+        out.float().mean().backward()
+        sync()
         times.append(time.perf_counter() - t0)
     return times
 
@@ -133,7 +172,8 @@ def run_phosphene(model, layer, channels, steps, size, seed, channels_last, copi
     with Timer() as t:
         result = phosphene.render(model, objectives.channel(layer, channels), param="fourier",
                                   transforms="standard", steps=steps, lr=LR, size=size, seed=seed,
-                                  copies=copies, progress=False, channels_last=channels_last)
+                                  copies=copies, progress=False, channels_last=channels_last,
+                                  fold=RUN["fold"], amp=RUN["amp"])
     return t, result
 
 
@@ -195,10 +235,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--overhead-rounds", type=int, default=8,
                     help="rounds of the paired phosphene-vs-bare overhead measurement (0: none)")
     ap.add_argument("--skip-lucent", action="store_true")
+    ap.add_argument("--fold", type=int, default=1, choices=(0, 1), help="phosphene's BatchNorm folding")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--amp", action="store_true", help="bfloat16 autocast (phosphene and bare passes)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    RUN.update(device=torch.device(args.device), amp=args.amp, fold=bool(args.fold))
+    folds = contextlib.ExitStack()
     warnings.filterwarnings("ignore")
     layer, steps, size, seed = args.layer, args.steps, args.size, args.seed
     channels = objectives.parse_units(args.channels)
@@ -217,6 +262,10 @@ def main(argv: list[str] | None = None) -> dict:
     bare = {"bare_trunc": (truncated(fresh_model(), layer), size),
             f"bare_trunc_{view}px": (truncated(fresh_model(), layer), view),
             "bare_full": (fresh_model(), size)}
+    if RUN["fold"]:
+        folded = truncated(fresh_model(), layer)
+        folds.enter_context(fold_batchnorm(folded, [], view, RUN["device"]))
+        bare[f"bare_trunc_{view}px_fold"] = (folded, view)
     step_times: dict[str, list[float]] = {k: [] for k in bare}
     step_times.update(phosphene=[], lucent_single=[], lucent_batched=[])
     totals: dict[str, float] = {"phosphene": 0.0, "lucent_single": 0.0, "lucent_batched": 0.0}
@@ -240,6 +289,8 @@ def main(argv: list[str] | None = None) -> dict:
         results["phosphene"] = res
         print(f"  phosphene: {t.wall:.1f} s wall, {t.cpu:.1f} s cpu", flush=True)
 
+    if not args.skip_lucent:
+        torchvision_shim()
     lucent_model = None if args.skip_lucent else LucentNet(layer_root(fresh_model())).eval()
     lucent_clock = StepClock(lucent_model) if lucent_model is not None else None
     half = (n + 1) // 2
@@ -311,10 +362,11 @@ def main(argv: list[str] | None = None) -> dict:
     ratios["bare_full_over_bare_trunc_median"] = (rows["bare_full"]["step_s"]["median"]
                                                   / rows["bare_trunc"]["step_s"]["median"])
 
-    values = {"phosphene": clean_values(eval_model, results["phosphene"].images, layer, channels),
+    values = {"phosphene": clean_values(eval_model, results["phosphene"].images.to(RUN["device"]), layer,
+                                        channels),
               "phosphene_render_final": [round(float(v), 4) for v in results["phosphene"].final]}
     for key in lucent_keys:
-        values[key] = clean_values(eval_model, torch.cat(images[key]), layer, channels)
+        values[key] = clean_values(eval_model, torch.cat(images[key]).to(RUN["device"]), layer, channels)
     means = {k: statistics.fmean(v) for k, v in values.items()}
     if lucent_keys:
         ratios["objective_phosphene_minus_best_lucent_mean"] = means["phosphene"] - max(

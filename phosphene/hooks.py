@@ -56,6 +56,7 @@ class LayerTap:
 
     def __init__(self, model: nn.Module, layers: Iterable[str], truncate: bool = True):
         self.model = model
+        self.forward = model  # what runs the model (`render(compile=True)` puts a compiled one here)
         self.layers = sorted(set(layers))
         check_layers(model, self.layers)
         self.hooked = [n for n in self.layers if n not in SPECIAL_LAYERS]
@@ -93,7 +94,7 @@ class LayerTap:
         if not self.hooked and LOGITS not in self.layers:
             return self._acts  # only the input is read: the model need not run
         try:
-            output = self.model(images)
+            output = self.forward(images)
         except _StopForward:
             pass
         else:

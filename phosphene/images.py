@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -91,16 +92,20 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> No
 
 
 def image_grid(images: torch.Tensor | Sequence[torch.Tensor], labels: Sequence[str] | None = None,
-               columns: int | None = None, padding: int = 4, label_height: int = 14) -> Image.Image:
-    """Tile (N, 3, H, W) images into one PIL image, with an optional caption under each."""
+               columns: int | None = None, padding: int = 4, label_height: int = 14,
+               note: str | None = None) -> Image.Image:
+    """Tile (N, 3, H, W) images into one PIL image, with an optional caption under each and an
+    optional ``note`` line at the bottom (what the captions mean)."""
     images = [img for img in images]
     n = len(images)
     columns = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
     h, w = images[0].shape[-2:]
     cell_h = h + (label_height if labels else 0)
-    canvas = Image.new("RGB", (columns * (w + padding) + padding, rows * (cell_h + padding) + padding),
-                       (255, 255, 255))
+    note_lines = textwrap.wrap(note, max(8, (columns * (w + padding) - padding) // 6)) if note else []
+    extra = len(note_lines) * label_height + padding if note else 0
+    canvas = Image.new("RGB", (columns * (w + padding) + padding,
+                               rows * (cell_h + padding) + padding + extra), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     for i, img in enumerate(images):
@@ -109,4 +114,7 @@ def image_grid(images: torch.Tensor | Sequence[torch.Tensor], labels: Sequence[s
         canvas.paste(Image.fromarray(to_uint8(img)), (x, y))
         if labels:
             draw.text((x + 2, y + h + 1), str(labels[i])[: max(4, w // 6)], fill=(0, 0, 0), font=font)
+    for i, line in enumerate(note_lines):
+        draw.text((padding + 2, canvas.size[1] - extra + i * label_height), line, fill=(90, 90, 90),
+                  font=font)
     return canvas

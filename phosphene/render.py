@@ -27,7 +27,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .captions import GRID_NOTE, name_classes
+from .compiling import compiled
 from .errors import PhospheneError
+from .folding import fold_batchnorm
 from .hooks import INPUT, LayerTap
 from .images import atomic_write_bytes, image_grid, save_image
 from .objectives import Acts, Objective, evaluate
@@ -55,6 +58,8 @@ class RenderConfig:
     truncate: bool = True
     channels_last: bool = False
     thresholds: tuple[int, ...] = ()  # steps after which the images are kept
+    fold: bool = True  # fold eval BatchNorm that no objective reads into its convolution
+    compile: bool = False  # torch.compile the truncated forward (eager, with a warning, if it fails)
 
     def record(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": list(self.thresholds)}
@@ -88,8 +93,10 @@ class RenderResult:
             snapshots[str(step)] = [f"{prefix}_{i:03d}_step{step}.png" for i in range(len(images))]
             for image, name in zip(images, snapshots[str(step)]):
                 save_image(image, out / name)
-        captions = [f"{lab} {val:.2f}" for lab, val in zip(self.labels, self.final.tolist())]
-        save_image(image_grid(self.images, captions, columns=columns), out / grid_name)
+        room = max(4, self.images.shape[-1] // 6)  # characters that fit under a tile (image_grid)
+        captions = [f"{lab[:max(1, room - len(f'{val:.2f}') - 1)]} {val:.2f}"
+                    for lab, val in zip(self.labels, self.final.tolist())]
+        save_image(image_grid(self.images, captions, columns=columns, note=GRID_NOTE), out / grid_name)
         record = {
             "settings": self.settings,
             "seconds": round(self.seconds, 3),
@@ -163,8 +170,17 @@ class Renderer:
         if config.channels_last:
             model.to(memory_format=torch.channels_last)
         self._stack = contextlib.ExitStack()
-        self._stack.enter_context(frozen(model))
-        self.tap = self._stack.enter_context(LayerTap(model, self.objective.layers, truncate=config.truncate))
+        try:
+            self._stack.enter_context(frozen(model))
+            self._stack.enter_context(fold_batchnorm(model, self.objective.layers, self.size, self.device,
+                                                     config.fold))
+            self.tap = self._stack.enter_context(LayerTap(model, self.objective.layers,
+                                                          truncate=config.truncate))
+        except BaseException:
+            self._stack.close()  # the model is restored (unfolded, unfrozen) before the error goes up
+            raise
+        if config.compile:
+            self.tap.forward = compiled(model)
 
     def _accumulate(self, grad: torch.Tensor) -> None:
         self.saliency.add_(grad.detach().abs().sum(1, keepdim=True))
@@ -202,7 +218,8 @@ class Renderer:
         peak = self.saliency.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
         history = (torch.stack(self.history) if self.history
                    else torch.zeros(0, self.batch, device=self.device))
-        labels = [self.objective.label(i) for i in range(self.batch)]
+        labels = name_classes([self.objective.label(i) for i in range(self.batch)],
+                              getattr(self.model, "class_names", None))
         return RenderResult(images.detach().cpu(), history.cpu(), final.float().cpu(),
                             (self.saliency / peak).cpu(), labels, self.settings(),
                             time.perf_counter() - self.started, dict(self.snapshots))
@@ -257,6 +274,8 @@ def render(
     param_options: dict[str, Any] | None = None,
     optimizer: OptimizerFactory | None = None,
     thresholds: Sequence[int] = (),
+    fold: bool = True,
+    compile: bool = False,
 ) -> RenderResult:
     """Optimize images to maximize ``objective`` on ``model``; one image per batch element.
 
@@ -275,12 +294,15 @@ def render(
         truncate: stop the forward pass after the deepest layer the objective reads.
         optimizer: ``factory(parameters) -> torch.optim.Optimizer`` (default: Adam with ``lr``).
         thresholds: steps after which the images are kept (``result.snapshots``).
+        fold: fold eval BatchNorm into the preceding convolutions where no objective reads them
+            (`fold_batchnorm`; same activations within float tolerance, the model is restored).
+        compile: run the truncated forward under ``torch.compile`` (eager with a warning if it fails).
     Returns:
         a `RenderResult` with images, objective history, final objective on the clean images,
         a transparency map, and the snapshots at ``thresholds``.
     """
     config = RenderConfig(steps=steps, lr=lr, size=size, batch=batch, seed=seed, copies=copies, amp=amp,
-                          truncate=truncate, channels_last=channels_last,
+                          truncate=truncate, channels_last=channels_last, fold=fold, compile=compile,
                           thresholds=tuple(int(t) for t in thresholds))
     renderer = Renderer(model, objective, param, transforms, config, optimizer, device, param_options)
     return renderer.run(progress)

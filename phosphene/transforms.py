@@ -128,14 +128,13 @@ class Noise:
     uniform: float = 0.0
 
     def apply(self, images: torch.Tensor, gen) -> torch.Tensor:
-        noise = torch.zeros_like(images)
+        # draws in place into fresh buffers (no zeros, no temporaries); same draws as before
+        like = dict(generator=gen, device=images.device, dtype=images.dtype)
         if self.gaussian:
-            noise += torch.randn(images.shape, generator=gen, device=images.device,
-                                 dtype=images.dtype) * self.gaussian
+            images = images + torch.randn(images.shape, **like).mul_(self.gaussian)
         if self.uniform:
-            noise += (torch.rand(images.shape, generator=gen, device=images.device,
-                                 dtype=images.dtype) * 2 - 1) * self.uniform
-        return images + noise
+            images = images + torch.rand(images.shape, **like).mul_(2 * self.uniform).sub_(self.uniform)
+        return images
 
 
 class Compose:
@@ -174,21 +173,21 @@ class Compose:
     def apply(self, images: torch.Tensor, maps: torch.Tensor, out_size: int | None = None,
               gen: torch.Generator | None = None) -> torch.Tensor:
         """Warp (N, 3, H, W) images with ``maps`` (N, 3, 3) in one ``grid_sample`` call."""
-        n, _, h, w = images.shape
-        out = out_size or self.out_size(h)
-        if out != h or not _is_identity(maps):
-            # pixel-centred -> normalized coordinates: in = maps(out * out/2) / (h/2)
-            theta = maps[:, :2, :].clone()
-            theta[:, :, :2] *= out / h
-            theta[:, :, 2] /= h / 2
-            grid = F.affine_grid(theta.to(images.dtype), [n, 3, out, out], align_corners=False)
-            if self.fill == "reflect":
-                images = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
-                                       align_corners=False)
-            else:
-                fill = float(self.fill)
-                images = F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros",
-                                       align_corners=False) + fill
+        out = out_size or self.out_size(images.shape[-1])
+        if out != images.shape[-1] or not _is_identity(maps):
+            images = self._warp(images, maps, out)
+        return self._add_noise(images, gen)
+
+    def _warp(self, images: torch.Tensor, maps: torch.Tensor, out: int) -> torch.Tensor:
+        grid = sampling_grid(maps, images.shape[-1], out, images.dtype)
+        if self.fill == "reflect":
+            return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
+                                 align_corners=False)
+        fill = float(self.fill)
+        return F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros",
+                             align_corners=False) + fill
+
+    def _add_noise(self, images: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
         for noise in self.noise:
             images = noise.apply(images, gen)
         return images
@@ -198,8 +197,41 @@ class Compose:
         """Repeat each image ``copies`` times (adjacent) and transform every copy independently."""
         if copies > 1:
             images = images.repeat_interleave(copies, 0)
-        maps = self.sample(images.shape[0], images.shape[-1], gen, images.device)
-        return self.apply(images, maps, gen=gen)
+        side = images.shape[-1]
+        if self.geometric:  # a random draw: warp without checking for the identity (no host sync)
+            maps = self.sample(images.shape[0], side, gen, images.device)
+            images = self._warp(images, maps, self.out_size(side))
+        return self._add_noise(images, gen)
+
+
+_COORDS: dict[tuple, torch.Tensor] = {}
+
+
+def _base_coords(out: int, device, dtype) -> torch.Tensor:
+    """Normalized pixel centres of an ``out``-pixel axis, as affine_grid(align_corners=False) uses
+    (made once per size, device and dtype)."""
+    key = (out, str(device), dtype)
+    if key not in _COORDS:
+        if len(_COORDS) > 64:
+            _COORDS.clear()
+        _COORDS[key] = (torch.arange(out, device=device, dtype=dtype) * 2 + 1) / out - 1
+    return _COORDS[key]
+
+
+def sampling_grid(maps: torch.Tensor, size: int, out: int, dtype: torch.dtype = torch.float32
+                  ) -> torch.Tensor:
+    """The (N, out, out, 2) ``grid_sample`` grid of ``maps`` (N, 3, 3) from output to input pixels
+    (centred) for a (size x size) input: ``F.affine_grid`` of the same map, built by broadcasting
+    two (out,) coordinate vectors instead of a batched matmul against an (N, out*out, 3) base."""
+    # pixel-centred -> normalized coordinates: in = maps(out * out/2) / (size/2)
+    theta = maps[:, :2, :].to(dtype)
+    linear = theta[:, :, :2] * (out / size)
+    shift = theta[:, :, 2] / (size / 2)
+    coords = _base_coords(out, maps.device, dtype)
+    xs, ys = coords[None, None, :], coords[None, :, None]
+    gx = linear[:, 0, 0, None, None] * xs + linear[:, 0, 1, None, None] * ys + shift[:, 0, None, None]
+    gy = linear[:, 1, 0, None, None] * xs + linear[:, 1, 1, None, None] * ys + shift[:, 1, None, None]
+    return torch.stack([gx, gy], -1)
 
 
 def _is_identity(maps: torch.Tensor) -> bool:

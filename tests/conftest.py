@@ -1,8 +1,15 @@
-"""Shared fixtures: the real model is loaded once per session; ../shared data is found or skipped."""
+"""Shared fixtures: the real model is loaded once per session; ../shared data is found or skipped.
+
+Fast and full suite: the tests listed in `SLOW` (measured with ``--durations=0``) get the ``slow``
+marker here, in one place. ``pytest`` runs the fast suite (slow tests deselected, a line says how
+many); ``pytest --full`` runs everything (what CI runs), ``pytest -m slow`` only the slow ones.
+While a slow test runs, a line with its name is printed, and its time when it ends.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +23,78 @@ SAMPLES = SHARED / "data" / "imagenet-samples"
 CLASSES_TSV = SHARED / "data" / "imagenet-classes.tsv"
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+# Test ids (or id prefixes: a module, a test with all its parameters) that take more than ~10 s on
+# an idle 2-core machine; see docs/testing.md for the measurement.
+SLOW = (
+    "tests/test_inversion.py::test_plus_inversion_drives_f_above_minus_inversion_for_tense_images",
+    "tests/test_mining_resume.py::",  # real `phosphene mine` subprocesses, killed and resumed
+    "tests/test_atlas.py::",  # UMAP (numba compilation) and the 500 sample images
+    "tests/test_atlas_defaults.py::test_readme_atlas_works_on_the_sample_images_with_the_defaults",
+    "tests/test_psychophysics_observer.py::",  # mining run, stimuli and a second model
+    "tests/test_psychophysics_browser.py::",  # Chromium
+    "tests/test_atlas_page_browser.py::",  # Chromium
+    "tests/test_psychophysics_server.py::test_fifty_concurrent_participants_lose_and_duplicate_nothing",
+    "tests/test_psychophysics_server.py::test_cli_serve_runs_the_experiment_until_stopped",
+    "tests/test_models.py::test_embedded_model_scores_at_least_85_percent_top1",  # 500 images at 224 px
+    "tests/test_render.py::test_renders_beat_the_best_natural_image_for_middle_layer_channels",  # same
+    "tests/test_readme_commands.py::test_readme_commands_run_at_tiny_sizes",  # every README command
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--full", action="store_true", help="run the full suite, slow tests included")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m filters, so `-m slow` sees the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
+    named = any("::" in str(arg) for arg in config.args)  # a test asked for by its id runs
+    if config.getoption("--full") or config.getoption("-m") or config.getoption("-k") or named:
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+        config.hook.pytest_deselected(items=slow)
+        config._phosphene_slow = len(slow)  # read by pytest_terminal_summary
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    skipped = getattr(config, "_phosphene_slow", 0)
+    if skipped:
+        terminalreporter.write_line(f"fast suite: {skipped} slow tests not run; `pytest --full` runs all "
+                                    "(`pytest -m slow` only those)")
+
+
+_RUN: dict = {"config": None, "started": {}}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _RUN["config"] = config
+
+
+def pytest_runtest_logstart(nodeid: str, location) -> None:
+    """Progress for long tests: a line when a slow test starts ..."""
+    if SLOW and nodeid.startswith(SLOW):
+        _RUN["started"][nodeid] = time.monotonic()
+        _write(f"[slow test] {nodeid} ...")
+
+
+def pytest_runtest_logfinish(nodeid: str, location) -> None:
+    """... and one with its wall time when it ends."""
+    started = _RUN["started"].pop(nodeid, None)
+    if started is not None:
+        _write(f"[slow test] {nodeid} took {time.monotonic() - started:.0f} s")
+
+
+def _write(line: str) -> None:
+    config = _RUN["config"]
+    reporter = config.pluginmanager.get_plugin("terminalreporter") if config is not None else None
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +147,43 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of a Chromium for Playwright; the test is skipped, saying how to install it, if absent."""
+    import shutil
+
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).is_file():
+        pytest.skip(f"browser test skipped: Chromium not found at {path}; install it to run it "
+                    "(Debian/Ubuntu: sudo apt-get install chromium; .ci/run does)")
+    pytest.importorskip("playwright", reason="browser test skipped: pip install playwright (test extra)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def report_run(samples_dir, model, tmp_path_factory) -> Path:
+    """A small mining run for the report tests: 30 sample images, 64 px, `_blocks.4` and `_blocks.8`."""
+    from phosphene import mining
+
+    root = tmp_path_factory.mktemp("report_images")
+    for path in sorted(samples_dir.iterdir())[:30]:
+        (root / path.name).symlink_to(path)
+    out = tmp_path_factory.mktemp("report_run") / "run"
+    mining.run_mining(model, ["_blocks.4", "_blocks.8"], root, out, k=4, batch_size=16, num_workers=0,
+                      size=64, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def report_site(report_run, model, tmp_path_factory):
+    """A tiny report of units 0-2 of two layers (built once for all report tests)."""
+    from phosphene.report import ReportSettings, build_report
+
+    settings = ReportSettings(steps=4, size=48, diverse=2, batch=3, k=4, probe=16, mtis=2, accent_steps=2,
+                              accent_crops=1, accent_top=1, accent_unrelated=1, neighbours=3)
+    site = tmp_path_factory.mktemp("report") / "site"
+    result = build_report(report_run, ["_blocks.4", "_blocks.8"], site, [0, 1, 2], model=model,
+                          settings=settings, progress=False)
+    return site, settings, result

@@ -72,7 +72,8 @@ def test_top_and_bottom_k_equal_brute_force_sort(model, subset, mined):
                 for direction, expected in (("top", top), ("bottom", bottom)):
                     got = mined.examples(name, unit, direction, stat)
                     assert [e.index for e in got] == expected.tolist(), (name, stat, direction, unit)
-                    assert [e.value for e in got] == values[expected, unit].tolist()
+                    # mining folds BatchNorm (fold=True), the brute force does not: equal to round-off
+                    assert np.allclose([e.value for e in got], values[expected, unit], rtol=1e-5, atol=1e-5)
                     if pos is not None:
                         assert [(e.y, e.x) for e in got] == [divmod(int(p), width)
                                                              for p in pos[expected, unit]]

@@ -21,6 +21,8 @@ def test_mine_writes_run_and_reports_skipped_files(samples_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "mined 12 of 13 images for _blocks.2 (k=3)" in result.output
     assert "skipped 1 files (1 empty file)" in result.output
+    assert "_blocks.2                   24 units, contact sheet contact__blocks.2.png" in result.output
+    assert (tmp_path / "run" / "contact__blocks.2.png").is_file()
     for name in ("manifest.json", "topk.parquet", "images.parquet", "skipped.csv"):
         assert (tmp_path / "run" / name).is_file()
     assert pq.read_table(tmp_path / "run" / "topk.parquet").num_rows == 24 * 6 * 3

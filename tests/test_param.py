@@ -16,6 +16,7 @@ from phosphene.param import (
     natural_spectrum,
     recorrelate,
     rfft2_freqs,
+    spectrum_std,
 )
 
 
@@ -75,3 +76,25 @@ def test_natural_spectrum_is_low_pass_and_resamples():
 def test_unknown_parameterization_is_a_clear_error():
     with pytest.raises(PhospheneError, match="fourier"):
         make_param("wavelet", 1, 8)
+
+
+def test_spectrum_std_is_the_pixel_std_the_spectrum_gives():
+    """Parseval: a real image with the natural magnitude has this std (DC removed per channel)."""
+    magnitude = natural_spectrum(224)
+    phase = torch.fft.rfft2(torch.randn(3, 224, 224, generator=torch.Generator().manual_seed(0))).angle()
+    t = torch.fft.irfft2(torch.polar(magnitude, phase), s=(224, 224), norm="ortho")
+    t = t - t.mean((1, 2), keepdim=True)
+    assert t.pow(2).mean().sqrt() == pytest.approx(spectrum_std(magnitude), rel=0.02)
+    assert 1.5 < spectrum_std(natural_spectrum(64)) < 2.2
+
+
+def test_maco_has_natural_image_contrast_not_grey():
+    """Issue 15: at std 1 the sigmoid gave ~0.14 pixel std (washed out); at the spectrum's scale the
+    renders have the contrast of photos (ImageNet pixels: std ~0.25)."""
+    gen = torch.Generator().manual_seed(0)
+    image = MacoImage(4, 96, generator=gen)()
+    grey = MacoImage(4, 96, generator=torch.Generator().manual_seed(0),
+                     contrast=1 / spectrum_std(natural_spectrum(96)))()
+    assert image.std((2, 3)).mean() > 0.16
+    assert grey.std((2, 3)).mean() < 0.15
+    assert image.min() >= 0 and image.max() <= 1

@@ -16,8 +16,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
-                                reason="Debian chromium is not installed (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=(
+    f"browser test skipped: Chromium not found at {CHROMIUM}; install it to run it "
+    "(Debian/Ubuntu: sudo apt-get install chromium; .ci/run does)"))
 
 
 def test_participant_completes_a_session_in_chromium(tmp_path):

@@ -108,6 +108,7 @@ def test_cli_simulate_writes_responses_summary_and_plot(stimulus_dir, tmp_path):
         "--images-per-unit", "1,3", "--quiet", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "| machine:efficientnet_lite1 | visualization | late | 3 |" in result.output
+    assert "warning: few units per layer (early 3, middle 3, late 3)" in result.output
     with (out / "summary.csv").open() as handle:
         summary = list(csv.DictReader(handle))
     assert len([r for r in summary if r["kind"] != "catch"]) == 2 * 3 * 2

@@ -21,7 +21,10 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 SMALL = {r"\bsteps=\d+": "steps=1", r"\bsize=\d+": "size=48", r", 224\)": ", 48)",
          r"range\(16\)": "range(2)", r"range\(64\)": "range(1)", r"thresholds=\(16, 64\)": "thresholds=(1,)",
          r"snapshots\[16\]": "snapshots[1]", r"lam=\[0, 0\.5, 1, 2\]": "lam=[0, 1]",
-         r"num_workers=\d+": "num_workers=0"}
+         r"num_workers=\d+": "num_workers=0",
+         r"ReportSettings\(steps=1\)": "ReportSettings(steps=1, size=48, diverse=1, batch=2, k=2, probe=4, "
+                                        "mtis=1, accent_steps=1, accent_crops=1, accent_top=1, "
+                                        "accent_unrelated=0)"}
 
 
 def python_blocks(text: str) -> list[str]:
@@ -56,7 +59,8 @@ def test_readme_python_examples_run(model, samples_dir, tmp_path, monkeypatch):
     for path in samples:
         shutil.copy(path, folder / path.name)
     paths = {"tench.jpg": str(samples[0]), "img.jpg": str(samples[1]), "images/": str(folder),
-             "runs/b8": str(tmp_path / "runs" / "b8"), "out/": str(tmp_path / "out")}
+             "runs/b8": str(tmp_path / "runs" / "b8"), "out/": str(tmp_path / "out"),
+             "out/site": str(tmp_path / "out" / "site")}
     monkeypatch.setattr(phosphene, "accentuate", quick(phosphene.accentuate))
     monkeypatch.setattr(inversion, "invert", quick(inversion.invert))
     monkeypatch.setattr(phosphene, "load_model", lambda *args, **kwargs: model)

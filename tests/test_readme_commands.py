@@ -30,10 +30,13 @@ TINY = {"--steps": "1", "--size": "48", "--viz-size": "48", "--image-size": "48"
         "--units-per-layer": "3", "--naturals": "2", "--visualizations": "1", "--n": "2",
         "--images-per-unit": "1", "--trials-per-condition": "1", "--participants": "1",
         "--per-group": "4", "--batch-size": "4", "--workers": "0", "--input-size": "48",
-        "--icon-size": "16"}
+        "--icon-size": "16", "--probe": "4", "--diverse": "1", "--mtis": "1", "--accent-steps": "1",
+        "--accent-crops": "1", "--accent-top": "1", "--accent-unrelated": "0", "--trials": "4"}
 # option -> tiny value; replaced only where the README gives the option
-SHRINK = {"--channels": ("0-15", "0-1"), "--lam-sweep": (None, "0,1"), "--batch": (None, "2")}
-NOT_RUN = (("experiment", "serve"), ("experiment", "export"), ("experiment", "analyze"))
+SHRINK = {"--channels": ("0-15", "0-1"), "--lam-sweep": (None, "0,1"), "--batch": (None, "2"),
+          "--units": ("0-15", "0-1")}
+NOT_RUN = (("experiment", "serve"), ("experiment", "export"), ("experiment", "analyze"),
+           ("report", "serve"))
 
 
 def readme_commands(text: str) -> list[str]:
@@ -46,6 +49,13 @@ def readme_commands(text: str) -> list[str]:
                 if words[:1] == ["phosphene"]:
                     commands.append(shlex.join(words))
     return commands
+
+
+def table_commands(text: str) -> list[str]:
+    """The complete `phosphene ...` commands quoted in table rows (the Tasks table)."""
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    quoted = [c for row in rows for c in re.findall(r"`(phosphene [^`]+)`", row)]
+    return [c for c in quoted if "…" not in c and "[" not in c and "--out" in c]
 
 
 def resolve(args: list[str]) -> tuple[list[str], click.Command]:
@@ -112,7 +122,9 @@ def test_readme_has_the_commands_of_every_verb():
 def test_readme_commands_parse(samples, monkeypatch):
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    for command in readme_commands(README.read_text()):
+    text = README.read_text()
+    assert len(table_commands(text)) >= 8
+    for command in readme_commands(text) + table_commands(text):
         try:
             parse(tiny(command, samples))
         except (click.ClickException, click.exceptions.Exit) as exc:

@@ -31,37 +31,16 @@ from torch import nn
 
 from .._deprecated import old_seed_keywords
 from ..errors import PhospheneError
-from ..hooks import LayerTap, check_layers
+from ..folding import fold_batchnorm
+from ..hooks import check_layers
 from ..images import atomic_write_bytes, image_grid, save_image
 from ..objectives import Acts, Objective
 from ..param import ConfinedImage, seeded_param
-from ..param.core import _logit
 from ..render import RenderConfig, Renderer, as_objective
 from ..torch_utils import frozen, model_device
+from .balance import BALANCES, balance
 from .crops import LatentDistance, SharedCrops, measure, resize
 from .masks import attribution_mask, transparency_mask
-
-GATE_INIT = 5.0  # faccent's magnitude-gate start; beta is measured at the image this gate gives
-
-
-def balance(model: nn.Module, objective: Objective, distance: LatentDistance, crops: SharedCrops,
-            copies: int, gen: torch.Generator) -> torch.Tensor:
-    """beta per seed (N,): sum|df/dx| / sum|dR/dx| over one draw of crops (faccent's balance).
-
-    R has a cusp at x = x0 (its gradient there is undefined), so both gradients are taken where
-    faccent's optimization starts: sigmoid(sigmoid(5) * logit(x0)), the seed with its logits scaled
-    by 0.993 (its magnitude gate at initialisation).
-    """
-    seeds = distance.seeds
-    probe = torch.sigmoid(torch.sigmoid(torch.tensor(GATE_INIT)) * _logit(seeds)).requires_grad_(True)
-    crops.pending = crops.draw(seeds.shape[0], copies, seeds.shape[-1], gen, seeds.device)
-    views = crops.apply_draw(probe, crops.pending)
-    with LayerTap(model, objective.layers | {distance.layer}) as tap:
-        acts = Acts(tap(views), copies)
-        f_rows, r_rows = objective(acts), distance(acts)
-    (grad_f,) = torch.autograd.grad(f_rows.float().sum(), probe, retain_graph=True)
-    (grad_r,) = torch.autograd.grad(r_rows.sum(), probe)
-    return grad_f.abs().flatten(1).sum(1) / grad_r.abs().flatten(1).sum(1).clamp_min(1e-12)
 
 
 class _Accentuation:
@@ -97,6 +76,9 @@ class _Accentuation:
 
 
 # -- results ------------------------------------------------------------------------------------
+FIGURE_NOTE = ("columns: seed (f: objective) | accentuation | the accentuation over dark, weighted by "
+               "its transparency |df/dx| (R: distance to the seed at the reg. layer) | change x - x0 "
+               "amplified (grey: none; p99: 99th percentile of |change| in 8-bit levels)")
 @dataclass
 class AccentuationResult:
     """What `accentuate` returns; tensors on the CPU. M = N seeds x L lambdas, rows (seed, lambda)."""
@@ -127,22 +109,26 @@ class AccentuationResult:
         return self.seeds[row // len(self.lams)]
 
     def figure(self) -> Image.Image:
-        """One row per accentuation: seed | accentuation | mask overlay | amplified difference.
+        """One row per accentuation: seed | accentuation | accentuation through its transparency |
+        amplified difference.
 
-        The difference is shown as 0.5 + 0.5 * (x - x0) / q, q the 99th percentile of |x - x0| of the
-        row (the gain factor 0.5 / q is in the caption)."""
+        The third panel is the accentuation over dark, weighted by the transparency ``mask``
+        (accumulated |df/dx|), not a binary mask. The difference is shown as 0.5 + 0.5 * (x - x0) / q,
+        q the 99th percentile of |x - x0| of the row; its caption gives the gain 0.5 / q and q in 8-bit
+        levels, so a change too small to see in the accentuation itself shows as a small q."""
         panels, captions = [], []
         for row in range(self.images.shape[0]):
             seed, image, alpha = self.seed_of(row), self.images[row], self.mask[row]
             overlay = image * alpha + 0.1 * (1 - alpha)
             delta = image - seed
-            scale = 0.5 / float(torch.quantile(delta.abs().flatten(), 0.99).clamp_min(1e-4))
+            q = float(torch.quantile(delta.abs().flatten(), 0.99).clamp_min(1e-4))
             lam = self.lams[row % len(self.lams)]
-            panels += [seed, image, overlay, (0.5 + scale * delta).clamp(0, 1)]
+            panels += [seed, image, overlay, (0.5 + 0.5 / q * delta).clamp(0, 1)]
             captions += [f"seed f={self.f_before[row]:.2f}",
                          f"lam={lam:g} f={self.f_after[row]:.2f}",
-                         f"mask R={self.r_after[row]:.2f}", f"diff x{scale:.0f}"]
-        return image_grid(panels, captions, columns=4)
+                         f"by |df/dx| R={self.r_after[row]:.2f}",
+                         f"diff x{0.5 / q:.0f} p99 {255 * q:.0f}/255"]
+        return image_grid(panels, captions, columns=4, note=FIGURE_NOTE)
 
     def record(self, files: Sequence[str] = ()) -> dict[str, Any]:
         """A JSON-ready summary: settings, and f, R, gain per accentuation."""
@@ -226,6 +212,8 @@ def accentuate(
     measure_crops: int = 16,
     device: str | torch.device | None = None,
     progress: bool | None = None,
+    balance_by: str = "params",
+    fold: bool = True,
 ) -> AccentuationResult:
     """Accentuate ``objective`` in the seed ``images``: maximize f(x) - lam * beta * R(x) from x = x0.
 
@@ -245,6 +233,10 @@ def accentuate(
         seed: RNG seed of every random draw (formerly ``seed_rng=``).
         transparency_every: accumulate |df/dx| for the mask every this many steps (0: use |dL/dx|).
         measure_crops: crops of the fixed draw on which R before/after is measured.
+        balance_by: how beta is set at step 0: "params" (faccent's balance, equal gradient L1 norms
+            w.r.t. the parameterization's parameters, so that lam means what it means in faccent) or
+            "image" (equal norms w.r.t. the image's pixels: the same beta for every parameterization).
+        fold: fold BatchNorm layers that neither f nor R reads into their convolutions (`render`).
     Returns:
         an `AccentuationResult`.
     """
@@ -254,8 +246,10 @@ def accentuate(
     lams = _lambdas(lam, steps, crops)
     seeds = _seed_batch(model, objective, images, reg_layer, canvas).to(device)
     n, group, canvas = seeds.shape[0], len(lams), seeds.shape[-1]
+    if balance_by not in BALANCES:
+        raise PhospheneError(f"unknown balance {balance_by!r}; use one of {', '.join(BALANCES)}")
     input_size = input_size or getattr(model, "input_size", canvas)
-    with frozen(model):
+    with frozen(model), fold_batchnorm(model, set(objective.layers) | {reg_layer}, canvas, device, fold):
         confine = _confine_mask(model, objective, seeds, mask)
         image = ConfinedImage(seeded_param(param, seeds.repeat_interleave(group, 0)), seeds, confine,
                               repeat=group).to(device)
@@ -263,13 +257,15 @@ def accentuate(
         distance = LatentDistance(model, reg_layer, seeds, shared)
         try:
             gen = torch.Generator(device=device).manual_seed(seed + 1)
-            beta = balance(model, objective, distance, shared, crops, gen)
+            beta = balance(model, objective, distance, shared, crops, gen, balance_by, param,
+                           confine)
             weights = (beta[:, None] * torch.tensor(lams, device=device)[None, :]).reshape(-1)
             state = _Accentuation(objective, distance, weights, image, transparency_every)
             labels = [f"{objective.label(i)} lam={lams[i % group]:g}" for i in range(n * group)]
             total = Objective(state, set(objective.layers) | {reg_layer},
                               f"{objective.name} - lam*beta*R({reg_layer})", labels=labels)
-            config = RenderConfig(steps=steps, lr=lr, size=canvas, batch=n * group, seed=seed, copies=crops)
+            config = RenderConfig(steps=steps, lr=lr, size=canvas, batch=n * group, seed=seed, copies=crops,
+                                  fold=False)  # folded above, for the balance step too
             rendered = Renderer(model, total, image, shared, config, device=device).run(progress)
         finally:
             distance.close()
@@ -281,7 +277,8 @@ def accentuate(
                 "crop_side": list(crop_side), "noise": noise, "canvas": canvas, "input_size": input_size,
                 "param": param, "mask": mask if isinstance(mask, str) or mask is None else "tensor",
                 "transparency_every": transparency_every, "measure_crops": measure_crops,
-                "crops": crops, "model": getattr(model, "name", type(model).__name__)}
+                "crops": crops, "balance": balance_by, "fold": fold,
+                "model": getattr(model, "name", type(model).__name__)}
     return AccentuationResult(
         images=rendered.images, seeds=seeds.cpu(), lams=lams,
         labels=[objective.label(i) for i in range(n * group)], f_before=f_seed.repeat_interleave(group),

@@ -40,4 +40,5 @@ from . import invert as _invert  # noqa: E402,F401
 from . import mine as _mine  # noqa: E402,F401
 from . import models as _models  # noqa: E402,F401  (registers verbs)
 from . import render as _render  # noqa: E402,F401
+from . import report as _report  # noqa: E402,F401
 from . import tension as _tension  # noqa: E402,F401

@@ -9,6 +9,7 @@ import torch
 
 from .. import objectives as obj
 from ..accentuation import accentuate
+from ..accentuation.balance import BALANCES
 from ..errors import PhospheneError
 from ..hooks import check_layers
 from ..images import load_image
@@ -61,12 +62,17 @@ def load_seeds(paths, size: int):
 @click.option("--mask", type=click.Choice(["none", "attribution"]), default="none", show_default=True,
               help="'attribution' confines changes to where the objective is attributed.")
 @click.option("--lr", type=float, default=0.05, show_default=True)
+@click.option("--balance", "balance_by", type=click.Choice(BALANCES), default="params",
+              show_default=True,
+              help="beta from gradients w.r.t. the parameters (faccent's lambda) or the image.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random draws.")
+@click.option("--no-fold", "no_fold", is_flag=True,
+              help="Keep BatchNorm layers as they are (default: fold those not read).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def accentuate_command(model_name, weights, device, images, image_opts, layer, channel, class_index,
                        reg_layer, lam, lam_sweep, steps, crops, size, input_size, param, mask, lr,
-                       seed, quiet, out) -> None:
+                       balance_by, seed, no_fold, quiet, out) -> None:
     """Accentuate a channel or class in images; writes PNGs, figure.png and accentuate.json."""
     paths = list(image_opts) + list(images)
     if not paths:
@@ -89,7 +95,8 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     lams = parse_lams(lam_sweep) if lam_sweep else [lam]
     result = accentuate(model, objective, torch.stack([s for s, _ in seeds]), reg_layer, lam=lams,
                         steps=steps, crops=crops, input_size=input_size, param=param, mask=mask,
-                        lr=lr, seed=seed, progress=False if quiet else None)
+                        lr=lr, seed=seed, fold=not no_fold, progress=False if quiet else None,
+                        balance_by=balance_by)
     result.settings["skipped"] = [str(p) for p, _ in skipped]
     result.save(out, names=[_stem(name) for _, name in seeds])
     click.echo(f"accentuated {len(seeds)} images x {len(lams)} lambdas in {result.seconds:.1f}s "

@@ -21,11 +21,12 @@ from .common import model_options, open_model, target_options
 @click.option("--attr-layer", "layer", required=True,
               help="Layer whose attribution (or activation) vectors are laid out.")
 @click.option("--mode", type=click.Choice(MODES), default="attribution", show_default=True)
-@click.option("--grid", type=int, default=20, show_default=True)
+@click.option("--grid", type=int, default=None,
+              help="Cells per side (default: about 4 images per cell, 3-20, from the number of images).")
 @click.option("--per-group", type=int, default=100, show_default=True,
               help="Images taken from each of: top f, bottom f, largest attribution norm.")
-@click.option("--min-points", type=int, default=5, show_default=True,
-              help="Keep cells with more than this many images.")
+@click.option("--min-points", type=int, default=None,
+              help="Keep cells with more than this many images (default: 1 below 800 images, up to 5).")
 @click.option("--icon-size", type=int, default=64, show_default=True)
 @click.option("--steps", type=int, default=128, show_default=True)
 @click.option("--batch", type=int, default=64, show_default=True, help="Icons rendered per batch.")
@@ -46,4 +47,7 @@ def atlas_command(run, model_name, weights, device, images_dir, target, layer, p
                          batch=batch, seed=seed, progress=False if quiet else None)
     result.save(out)
     click.echo(f"{mode} atlas: {len(source.paths)} images ({source.skipped} unreadable skipped), "
-               f"{result.settings['selected']} laid out, {len(result.cells)} icons -> {out}/index.html")
+               f"{result.settings['selected']} laid out on a {result.grid}x{result.grid} grid (cells of more "
+               f"than {result.settings['min_points']}), {len(result.cells)} icons -> {out}/index.html")
+    if result.settings["hint"]:
+        click.echo(f"hint: {result.settings['hint']}", err=True)

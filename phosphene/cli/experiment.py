@@ -106,6 +106,19 @@ def stimuli_command(model_name, weights, device, run_dir, images, layers, units_
     click.echo(f"{len(result.units)} units, {len(result.image_paths())} images -> {out}")
     for depth, layer in depths.items():
         click.echo(f"  {depth:<7} {layer:<14} units {','.join(map(str, layer_units[layer]))}")
+    _warn_few_units(result)
+
+
+def _warn_few_units(stimulus_set, enough: int = 6) -> None:
+    """With few units per layer every trial compares the same few units (3: always the same triple),
+    so an observer's accuracy is that of those units, not of units in general: it can sit far below
+    1/3 (docs/psychophysics.md, "Below chance")."""
+    few = {depth: len(units) for depth, units in stimulus_set.by_depth().items() if len(units) < enough}
+    if few:
+        counts = ", ".join(f"{d} {n}" for d, n in few.items())
+        click.echo(f"warning: few units per layer ({counts}); trials keep comparing the same units, so "
+                   f"accuracies describe those units only and can be far below chance; use "
+                   f"--units-per-layer {enough} or more", err=True)
 
 
 @experiment.command("trials")
@@ -215,6 +228,7 @@ def simulate_command(stimuli, observer, feature_layer, size, participants, trial
     from .common import pick_device
 
     stimulus_set = StimulusSet.load(stimuli)
+    _warn_few_units(stimulus_set)
     if observer == stimulus_set.model:
         click.echo(f"warning: the observer is the studied model ({observer})", err=True)
     machine = MachineObserver(observer, feature_layer, size, pick_device(device))
@@ -230,6 +244,84 @@ def simulate_command(stimuli, observer, feature_layer, size, participants, trial
     click.echo(summary_table(conditions))
     click.echo("\nnatural exemplars minus visualizations (accuracy):\n" + gap_table(conditions))
     click.echo(f"-> {out_dir}/responses.csv, summary.csv, accuracy.png")
+
+
+@experiment.command("score")
+@click.argument("source", type=click.Path(file_okay=False))
+@click.option("--layers", default=None,
+              help="Layers to score. For a mining run: three, early,middle,late (default: as "
+                   "`experiment stimuli --run`); for a stimulus set: any of its layers (default: all).")
+@click.option("--trials", type=int, default=200, show_default=True, help="2-AFC trials per unit.")
+@click.option("--group", "group_size", type=int, default=3, show_default=True,
+              help="Images in the query and in each candidate group.")
+@click.option("--observer", default="efficientnet_lite1", show_default=True)
+@click.option("--feature-layer", default="_relu1", show_default=True)
+@click.option("--units-per-layer", type=int, default=8, show_default=True,
+              help="Mining run only: random units per layer.")
+@click.option("--naturals", type=int, default=10, show_default=True, help="Mining run only.")
+@click.option("--visualizations", type=int, default=5, show_default=True, help="Mining run only.")
+@click.option("--steps", type=int, default=128, show_default=True, help="Mining run only: render steps.")
+@click.option("--viz-size", type=int, default=128, show_default=True, help="Mining run only.")
+@click.option("--image-size", type=int, default=128, show_default=True, help="Mining run only.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@model_options
+@click.option("--quiet", is_flag=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+def score_command(source, layers, trials, group_size, observer, feature_layer, units_per_layer,
+                  naturals, visualizations, steps, viz_size, image_size, seed, model_name, weights,
+                  device, quiet, out) -> None:
+    """Per-unit machine interpretability score of SOURCE (a mining run or a stimulus set).
+
+    Writes scores.parquet (one row per unit and query kind), scores.png and prints the per-layer
+    distribution. From a mining run it first builds a stimulus set in OUT/stimuli.
+    """
+    from ..psychophysics import score as sc
+    from ..psychophysics.observer import MachineObserver
+    from ..psychophysics.stimuli import StimulusSet
+    from .common import pick_device
+
+    if trials < 1 or group_size < 1:
+        raise PhospheneError("--trials and --group must be at least 1")
+    progress = False if quiet else None
+    out_dir = Path(out)
+    if _is_stimulus_set(source):
+        stimulus_set = StimulusSet.load(source)
+        chosen = _parse_csv(layers)
+    else:
+        stimulus_set = _stimuli_from_run(source, layers, units_per_layer, naturals, visualizations,
+                                         steps, viz_size, image_size, seed, model_name, weights, device,
+                                         out_dir / "stimuli", progress)
+        chosen = None
+    machine = MachineObserver(observer, feature_layer, None, pick_device(device))
+    units = sc.stimulus_features(stimulus_set, machine, chosen, progress)
+    scores = sc.score_units(units, trials, group_size, seed=seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sc.write_scores(scores, out_dir / "scores.parquet", model=stimulus_set.model, observer=machine.name)
+    sc.plot_scores(scores, out_dir / "scores.png", f"{machine.name} on {stimulus_set.model} units")
+    click.echo(sc.summary_text(sc.layer_summary(scores)))
+    click.echo(f"-> {out_dir}/scores.parquet, scores.png")
+
+
+def _is_stimulus_set(path: str) -> bool:
+    """A stimulus folder's manifest.json lists units (a mining run's has its own manifest)."""
+    manifest = Path(path) / "manifest.json"
+    try:
+        return manifest.is_file() and "units" in json.loads(manifest.read_text())
+    except ValueError:
+        return False
+
+
+def _stimuli_from_run(run, layers, units_per_layer, naturals, visualizations, steps, viz_size,
+                      image_size, seed, model_name, weights, device, out, progress):
+    """A stimulus set built from a mining run (as `experiment stimuli --run` does)."""
+    from ..psychophysics import stimuli as st
+
+    model = open_model(model_name, weights, device)
+    depths = st.assign_depths(_parse_csv(layers)) if layers else st.run_layers(model, run)
+    layer_units = st.pick_units(model, depths, units_per_layer, seed)
+    exemplars = st.exemplars_from_run(run, layer_units, naturals, model.name)
+    settings = st.StimulusSettings(naturals, visualizations, steps, viz_size, image_size, seed=seed)
+    return st.build_stimuli(model, out, depths, layer_units, exemplars, settings, progress)
 
 
 __all__ = ["experiment"]

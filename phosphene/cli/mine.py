@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..mining import run_mining
+from ..mining.contact_sheet import contact_sheets
 from . import main
 from .common import model_options, open_model
 from .ray_options import ray_executor, ray_options
@@ -24,28 +25,44 @@ from .ray_options import ray_executor, ray_options
               help="Checkpoint every N batches (and at least every 2 minutes).")
 @click.option("--max-pixels", type=int, default=100_000_000, show_default=True,
               help="Skip images with more pixels than this.")
+@click.option("--sheet-k", type=int, default=8, show_default=True,
+              help="Images per unit on the contact sheets contact_<layer>.png (0: no sheets).")
+@click.option("--sheet-units", type=int, default=64, show_default=True,
+              help="Units (the first N of each layer) on the contact sheets.")
+@click.option("--no-fold", "no_fold", is_flag=True,
+              help="Keep BatchNorm layers as they are (default: fold those not mined).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @ray_options
 @click.option("--shard-batches", type=int, default=4, show_default=True,
               help="With --ray: batches per shard (the unit of work and of resume).")
 def mine_command(model_name, weights, device, layers, images, k, out, batch_size, workers, size,
-                 checkpoint_every, max_pixels, quiet, ray_address, ray_cpus, ray_gpus, ray_workers,
-                 shard_batches) -> None:
+                 checkpoint_every, max_pixels, sheet_k, sheet_units, no_fold, quiet, ray_address,
+                 ray_cpus, ray_gpus, ray_workers, shard_batches) -> None:
     """Keep the top-k and bottom-k images of every unit (by channel mean, spatial max and min).
 
-    Writes OUT/topk.parquet, images.parquet, skipped.csv and manifest.json. Rerun the same command to
-    resume an interrupted run. With --ray, Ray workers mine fixed shards of the image list (--workers
-    then counts decoding processes per Ray worker); the tables are the same.
+    Writes OUT/topk.parquet, images.parquet, skipped.csv, manifest.json and a contact sheet PNG per
+    layer (a row per unit, its top images). Rerun the same command to resume an interrupted run.
+    With --ray, Ray workers mine fixed shards of the image list (--workers then counts decoding
+    processes per Ray worker); the tables are the same.
     """
     model = open_model(model_name, weights, device)
     names = [name.strip() for name in layers.split(",") if name.strip()]
     with ray_executor(ray_address, ray_cpus, ray_gpus, ray_workers, shard_batches) as executor:
         run = run_mining(model, names, images, out, k=k, batch_size=batch_size, num_workers=workers,
                          size=size, checkpoint_every=checkpoint_every, max_pixels=max_pixels,
-                         progress=False if quiet else None, executor=executor)
+                         fold=not no_fold, progress=False if quiet else None,
+                         executor=executor)
+    sheets = contact_sheets(run, k=sheet_k, max_units=sheet_units) if sheet_k > 0 else {}
     summary = run.manifest["summary"]
     click.echo(f"mined {summary['n_used']} of {summary['n_images']} images for "
                f"{', '.join(run.layers)} (k={run.k}) -> {out}")
     if summary["n_skipped"]:
         reasons = ", ".join(f"{n} {r}" for r, n in summary["skipped_by_reason"].items())
         click.echo(f"skipped {summary['n_skipped']} files ({reasons}); list in {out}/skipped.csv")
+    else:
+        click.echo("skipped 0 files")
+    for layer in run.layers:
+        units = run.manifest["layer_shapes"][layer][0]
+        sheet = f", contact sheet {sheets[layer].name}" if layer in sheets else ""
+        click.echo(f"  {layer:<24} {units:5d} units{sheet}")
+    click.echo(f"files: topk.parquet, images.parquet, skipped.csv, manifest.json in {out}")

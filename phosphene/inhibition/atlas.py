@@ -43,6 +43,7 @@ from ..render import RenderConfig, Renderer
 from ..torch_utils import model_device, progress_enabled
 from ..transforms import Compose, Jitter, Noise, Pad, Rotate, Scale
 from ..units import Unit, as_unit
+from .atlas_defaults import auto_grid, auto_min_points, sparse_hint
 from .atlas_page import diverging_colours, write_page
 from .attribution import Attributor, attribute
 
@@ -271,12 +272,17 @@ def _icon_f(model: nn.Module, icons: torch.Tensor, target: Unit | None) -> np.nd
 
 
 def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], layer: str,
-                target: Unit | Objective | str | None = None, mode: str = "attribution", grid: int = 20,
-                per_group: int = 100, min_points: int = 5, icon_size: int = 64, steps: int = 128,
+                target: Unit | Objective | str | None = None, mode: str = "attribution",
+                grid: int | None = None, per_group: int = 100, min_points: int | None = None,
+                icon_size: int = 64, steps: int = 128,
                 batch: int = 64, cossim_pow: float | None = None, seed: int = 0,
                 progress: bool | None = None) -> AtlasResult:
     """An attribution atlas (``target`` through ``layer``) or an activation atlas (of ``layer``;
-    ``target`` only colours the icon borders) of ``images`` (N, 3, S, S) in [0, 1]."""
+    ``target`` only colours the icon borders) of ``images`` (N, 3, S, S) in [0, 1].
+
+    ``grid`` and ``min_points`` default to values from the number of laid-out images
+    (`phosphene.inhibition.atlas_defaults`); ``settings["hint"]`` says what to change when few
+    cells survive."""
     if mode not in MODES:
         raise PhospheneError(f"unknown atlas mode {mode!r}; choose from {', '.join(MODES)}")
     target = as_unit(target) if target is not None else None
@@ -298,17 +304,19 @@ def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], l
         n_neighbors, min_dist, power = 20, 0.01, 2.0
     if len(vectors) < 4:
         raise PhospheneError(f"an atlas needs at least 4 images, got {len(vectors)}")
+    grid = auto_grid(len(vectors)) if grid is None else grid
+    min_points = auto_min_points(len(vectors)) if min_points is None else min_points
     xy = normalize_layout(umap_layout(vectors, n_neighbors, min_dist, seed))
     cells = bin_layout(xy, grid, min_points)
+    hint = sparse_hint(len(vectors), grid, min_points, len(cells))
     if not cells:
-        raise PhospheneError(f"no grid cell holds more than {min_points} images; use a smaller --grid "
-                             "or --min-points, or more images")
+        raise PhospheneError(f"no grid cell holds more than {min_points} images: {hint}")
     directions = np.stack([directions_of(c.members) for c in cells])
     icons = render_icons(model, layer, directions, icon_size, steps, batch,
                          cossim_pow if cossim_pow is not None else power, seed=seed, progress=progress)
     settings = {"per_group": per_group, "min_points": min_points, "icon_size": icon_size, "steps": steps,
                 "batch": batch, "cossim_pow": cossim_pow if cossim_pow is not None else power,
                 "n_neighbors": n_neighbors, "min_dist": min_dist, "seed": seed, "images": len(images),
-                "selected": len(keep)}
+                "selected": len(keep), "hint": hint}
     return AtlasResult(mode, layer, target, grid, xy, vectors, f, [Path(paths[i]) for i in keep],
                        images[keep], cells, icons, _icon_f(model, icons, target), settings)

@@ -16,12 +16,14 @@ _TEMPLATE = """<!doctype html>
 <style>
  body { font-family: system-ui, sans-serif; margin: 16px; color: #222; }
  #wrap { display: flex; gap: 16px; align-items: flex-start; }
- #atlas { display: grid; grid-template-columns: repeat({{ grid }}, {{ cell }}px); gap: 1px;
-          background: #eee; }
- .cell { width: {{ cell }}px; height: {{ cell }}px; background: #fff; box-sizing: border-box; }
+ /* the grid shrinks to the room the panel leaves, so the panel stays inside the viewport */
+ #atlas { flex: 1 1 auto; min-width: 0; max-width: {{ grid * (cell + 1) }}px; display: grid;
+          grid-template-columns: repeat({{ grid }}, minmax(0, 1fr)); gap: 1px; background: #eee; }
+ .cell { aspect-ratio: 1 / 1; background: #fff; box-sizing: border-box; min-width: 0; }
  .cell img { width: 100%; height: 100%; display: block; }
  .icon { border: 3px solid; cursor: pointer; }
- #panel { min-width: 320px; max-width: 480px; }
+ #panel { flex: 0 0 auto; width: min(340px, 35vw); position: sticky; top: 8px;
+          max-height: calc(100vh - 16px); overflow-y: auto; }
  #panel img { width: 72px; height: 72px; margin: 2px; }
  .muted { color: #777; font-size: 13px; }
 </style></head><body>

@@ -103,13 +103,14 @@ class InversionResult:
 
     def figure(self) -> Image.Image:
         """The paper's layout: seed with its phi+/phi- map, then the five panels, f under each."""
+        from ..colour_key import scale_key
         from .tension_plots import overlay, smooth_maps
 
         size = self.seed.shape[-1]
         plus, minus = smooth_maps(self.attribution.phi_plus[None], self.attribution.phi_minus[None], size)
         seed_map = torch.from_numpy(overlay(self.seed, plus[0], minus[0])).permute(2, 0, 1).float()
-        pictures = [self.seed, seed_map, *self.images]
-        captions = [f"seed f={self.attribution.f:.2f}", "phi+ / phi-",
+        pictures = [self.seed, seed_map, scale_key(size), *self.images]
+        captions = [f"seed f={self.attribution.f:.2f}", "phi+ / phi-", "colour key",
                     *(f"{p} f={v:.2f}" for p, v in zip(PANELS, self.f.tolist()))]
         pad, text = 6, 26
         canvas = Image.new("RGB", (len(pictures) * (size + pad) + pad, size + text + 2 * pad), "white")

@@ -78,6 +78,8 @@ def scale_legend(ax, steps: int = 64) -> None:
     ax.imshow(picture, origin="lower", extent=(0, 1, 0, 1))
     ax.set_xlabel("φ⁺ (excitation)", fontsize=8)
     ax.set_ylabel("φ⁻ (inhibition)", fontsize=8)
+    ax.yaxis.set_label_position("right")  # clear of the map panel on its left
+    ax.yaxis.tick_right()
     ax.set_xticks([0, 1])
     ax.set_yticks([0, 1])
     ax.tick_params(labelsize=7)
@@ -98,6 +100,8 @@ def example_grid(images: torch.Tensor, phi_plus: torch.Tensor, phi_minus: torch.
     for ax in axes[:, :n].flat:
         ax.set_axis_off()
     axes[0, n].set_axis_off()
+    axes[1, 0].text(-0.04, 0.5, "φ⁺/φ⁻ map", transform=axes[1, 0].transAxes, rotation=90, ha="right",
+                    va="center", fontsize=8)
     scale_legend(axes[1, n])
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
@@ -149,6 +153,6 @@ def completeness_plot(rows: Sequence[dict], title: str, path: str | os.PathLike)
     ax.set_xticks(x, layers, rotation=20, fontsize=8)
     ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.1)
     ax.set_ylabel("Pearson r with f")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the bars
     ax.set_title(title, fontsize=10)
     _save(fig, path)

@@ -23,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import PhospheneError
+from ..folding import fold_batchnorm
 from ..hooks import LayerTap, check_layers
 from ..images import list_images
 from ..models import load_model
@@ -78,6 +79,7 @@ class MiningPlan:
     batch_size: int
     config: dict
     shapes: dict[str, list[int]]
+    fold: bool = True
 
 
 def plan_mining(model: nn.Module | str, layers: Sequence[str], images: str | os.PathLike,
@@ -135,6 +137,7 @@ def run_mining(
     device: str | torch.device | None = None,
     progress: bool | None = None,
     executor: ShardExecutor | None = None,
+    fold: bool = True,
 ) -> MiningRun:
     """Mine the top-k / bottom-k images of every unit of ``layers`` over the folder ``images``.
 
@@ -142,10 +145,13 @@ def run_mining(
     `phosphene.mining.store`) and returns it opened. Rerunning with the same arguments resumes an
     interrupted run (or returns a finished one); other arguments on an existing run raise
     `PhospheneError`. ``executor`` (e.g. `phosphene.distributed.RayExecutor`) mines fixed shards of
-    the image list on its workers instead (`phosphene.mining.sharded`): the same tables.
+    the image list on its workers instead (`phosphene.mining.sharded`): the same tables. ``fold``
+    folds the BatchNorm layers not mined into their convolutions for the run (`fold_batchnorm`; a
+    model in training mode is left as it is).
     """
     plan = plan_mining(model, layers, images, out, k, batch_size, size, crop_fraction, min_side,
                        max_pixels, device)
+    plan.fold = fold
     model, device, layers, paths, prep, out = (plan.model, plan.device, plan.layers, plan.paths,
                                                plan.prep, plan.out)
     shapes, relative = plan.shapes, plan.relative
@@ -155,7 +161,8 @@ def run_mining(
         from .sharded import mine_sharded
 
         return mine_sharded(plan, executor, num_workers, checkpoint_every, checkpoint_seconds, progress)
-    with LayerTap(model, layers, truncate=True) as tap:
+    with fold_batchnorm(model, layers, prep.size, device, fold), \
+            LayerTap(model, layers, truncate=True) as tap:
         extremes, processed, skipped = _resume(out, layers, shapes, k, device)
         start_time = time.perf_counter()
         loader = batch_loader(paths, prep, batch_size, start=processed, num_workers=num_workers,

@@ -15,6 +15,7 @@ merged once or not at all. A resumed run keeps the shard size it started with.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import os
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..folding import fold_batchnorm
 from ..hooks import LayerTap
 from ..images import atomic_write_bytes
 from .dataset import Preprocessing, batch_loader
@@ -77,10 +79,15 @@ class ShardMiner:
     k: int
     channels: dict[str, int]
     num_workers: int = 0
+    fold: bool = True
 
     def setup(self, device: torch.device) -> tuple[LayerTap, torch.device]:
-        self.model.to(device).eval()
-        return LayerTap(self.model, self.layers, truncate=True), device  # hooks stay on
+        model = self.model.to(device).eval()
+        if self.fold:  # as the single-process run folds, on a copy that stays folded for the worker
+            model = copy.deepcopy(model)
+            self._folded = contextlib.ExitStack()
+            self._folded.enter_context(fold_batchnorm(model, self.layers, self.prep.size, device, True))
+        return LayerTap(model, self.layers, truncate=True), device  # hooks stay on
 
     def run(self, context: tuple[LayerTap, torch.device], task: ShardTask) -> dict:
         tap, device = context
@@ -149,7 +156,7 @@ def mine_sharded(plan, executor: ShardExecutor, num_workers: int = 0, checkpoint
     shards = plan_shards(plan.relative, plan.batch_size, shard_batches)
     model = plan.model if plan.device.type == "cpu" else copy.deepcopy(plan.model).cpu()
     job = ShardMiner(model, plan.config["image_root"], plan.layers, plan.prep, plan.batch_size, plan.k,
-                     channels, num_workers)
+                     channels, num_workers, plan.fold)
     started = time.perf_counter()
     last_save, since_save = time.monotonic(), 0
     bar = tqdm(total=len(shards), initial=len(finished), unit="shard", desc="mining",

@@ -65,13 +65,13 @@ class Conv2dSame(nn.Conv2d):
         kernel, stride = self.kernel_size[0], self.stride[0]
         if stride == 1:
             pad = (kernel - 1) // 2
-            return F.conv2d(x, self.weight, None, 1, pad, 1, self.groups)
+            return F.conv2d(x, self.weight, self.bias, 1, pad, 1, self.groups)
         h, w = x.shape[-2:]
         pad_h = max((math.ceil(h / stride) - 1) * stride + kernel - h, 0)
         pad_w = max((math.ceil(w / stride) - 1) * stride + kernel - w, 0)
         if pad_h or pad_w:
             x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
-        return F.conv2d(x, self.weight, None, stride, 0, 1, self.groups)
+        return F.conv2d(x, self.weight, self.bias, stride, 0, 1, self.groups)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:

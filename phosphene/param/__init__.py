@@ -18,6 +18,7 @@ from .core import (
     natural_spectrum,
     recorrelate,
     rfft2_freqs,
+    spectrum_std,
 )
 from .seeded import SEEDED_PARAMETERIZATIONS, SeededPhaseImage, seed_logits, seeded_param
 
@@ -25,4 +26,5 @@ __all__ = [
     "COLOR_CORRELATION", "PARAMETERIZATIONS", "SEEDED_PARAMETERIZATIONS", "ConcatImages", "ConfinedImage",
     "FourierImage", "MacoImage", "PixelImage", "SeededPhaseImage", "_logit", "decorrelate", "make_param",
     "natural_spectrum", "recorrelate", "rfft2_freqs", "seed_logits", "seeded_param",
+    "spectrum_std",
 ]

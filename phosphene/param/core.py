@@ -3,7 +3,7 @@
 - `PixelImage`: one logit per pixel and colour.
 - `FourierImage`: lucid's decorrelated Fourier basis, coefficients scaled by 1/frequency.
 - `MacoImage`: magnitude-constrained phase-only (Fel et al. 2023): the amplitude spectrum is fixed to
-  a natural-image spectrum shipped with the package, only the phase is optimized.
+  a natural-image spectrum shipped with the package, at its own scale; only the phase is optimized.
 
 All three work in the decorrelated colour space of ImageNet (lucid's colour matrix) and map to RGB
 with a sigmoid. Each is an ``nn.Module``; its ``parameters()`` are what the optimizer updates.
@@ -113,19 +113,37 @@ def natural_spectrum(size: int) -> torch.Tensor:
     return torch.fft.ifftshift(resized, dim=-2)
 
 
+def spectrum_std(magnitude: torch.Tensor) -> float:
+    """Pixel std of irfft2(magnitude * e^{i phi}, "ortho") over channels and pixels, without the DC
+    term, for any phase phi: by Parseval, sqrt(sum_k w_k |r_k|^2 / (C H W)), w_k = 2 for the
+    coefficients whose conjugates the real FFT leaves out."""
+    c, h, half = magnitude.shape[-3:]
+    w = 2 * (half - 1)
+    weights = torch.full((half,), 2.0)
+    weights[0] = 1.0
+    if w % 2 == 0:
+        weights[-1] = 1.0
+    power = magnitude.double().pow(2) * weights
+    power[..., 0, 0] = 0.0
+    return float((power.sum() / (c * h * w)).sqrt())
+
+
 class MacoImage(nn.Module):
     """Magnitude-constrained phase-only image: irfft2(r * e^{i phi}) with r fixed, phi optimized.
 
-    The spatial image in decorrelated colour space is standardized per image, recorrelated, and
-    mapped to [0, 1] with a sigmoid.
+    The spatial image in decorrelated colour space is standardized per image and scaled to the
+    std that the natural spectrum r itself gives (`spectrum_std`, about 1.7-1.9 in logit units,
+    i.e. natural-image contrast), recorrelated, and mapped to [0, 1] with a sigmoid. ``contrast``
+    multiplies that scale.
     """
 
     def __init__(self, batch: int, size: int, generator: torch.Generator | None = None,
                  contrast: float = 1.0):
         super().__init__()
         self.size = size
-        self.contrast = contrast
-        self.register_buffer("magnitude", natural_spectrum(size)[None])
+        magnitude = natural_spectrum(size)
+        self.scale = contrast * spectrum_std(magnitude)
+        self.register_buffer("magnitude", magnitude[None])
         phase = (torch.rand(batch, 3, size, size // 2 + 1, generator=generator) * 2 - 1) * math.pi
         self.phase = nn.Parameter(phase)
 
@@ -134,7 +152,7 @@ class MacoImage(nn.Module):
         t = torch.fft.irfft2(coeffs, s=(self.size, self.size), norm="ortho")
         t = t - t.mean((1, 2, 3), keepdim=True)
         t = t / t.std((1, 2, 3), keepdim=True).clamp_min(1e-6)
-        return torch.sigmoid(self.contrast * recorrelate(t))
+        return torch.sigmoid(recorrelate(self.scale * t))
 
 
 PARAMETERIZATIONS = Registry("parameterization")  # name -> factory(batch, size, generator, **options)

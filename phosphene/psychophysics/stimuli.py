@@ -363,12 +363,26 @@ def demo_stimuli(out: str | Path, units_per_depth: int = 3, naturals: int = 10, 
 
 
 def overview(stimuli: StimulusSet, cell: int = 64, per_row: int = 5):
-    """A PIL image: one line per unit, its natural exemplars then its visualizations."""
-    tiles, labels = [], []
+    """A PIL image: one line per unit, its natural exemplars then its visualizations, with the layer,
+    unit and what each half of the line shows written on the left."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    tiles = []
     blank = torch.ones(3, cell, cell)
     for u in stimuli.units:
-        for kind, paths in (("nat", u.natural[:per_row]), ("viz", u.visualizations[:per_row])):
+        for paths in (u.natural[:per_row], u.visualizations[:per_row]):
             for i in range(per_row):
                 tiles.append(load_image(stimuli.root / paths[i], cell) if i < len(paths) else blank)
-                labels.append(f"{u.layer.split('.')[-1]}:{u.unit} {kind}" if i == 0 else "")
-    return image_grid(torch.stack(tiles), labels, columns=2 * per_row)
+    grid = image_grid(torch.stack(tiles), columns=2 * per_row)
+    label_width, pad = 120, 4
+    canvas = Image.new("RGB", (grid.size[0] + label_width, grid.size[1] + 16), "white")
+    canvas.paste(grid, (label_width, 16))
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+    draw.text((label_width + pad, 2), f"natural exemplars ({per_row} shown)", fill="black", font=font)
+    draw.text((label_width + pad + per_row * (cell + pad), 2), "feature visualizations", fill="black",
+              font=font)
+    for row, u in enumerate(stimuli.units):
+        y = 16 + pad + row * (cell + pad) + cell // 2 - 12
+        draw.text((2, y), f"{u.depth} layer", fill="black", font=font)
+        draw.text((2, y + 12), f"{u.layer} unit {u.unit}", fill="black", font=font)
+    return canvas

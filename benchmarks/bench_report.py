@@ -1,0 +1,86 @@
+"""Benchmark: a full `phosphene report` of one layer (all its units), time per unit and per stage.
+
+    python benchmarks/bench_report.py RUN --layer _blocks.8 --steps 64 --size 128 [--compare 8]
+
+RUN is a finished mining run holding the layer (`phosphene mine ... --layers _blocks.8`). The site
+is built in a temporary folder from scratch. Printed: seconds and share of each stage, seconds per
+unit; with ``--compare N``, the visualization of N units batched (one `render`) against one
+`render` per unit, measured in the same process (the ratio is the batching speed-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import phosphene  # noqa: E402
+from phosphene import objectives as obj  # noqa: E402
+from phosphene.report import ReportSettings, build_report  # noqa: E402
+from phosphene.report.units import grouped_diversity  # noqa: E402
+
+
+def compare(model, layer: str, units: list[int], settings: ReportSettings) -> tuple[float, float]:
+    """(seconds batched, seconds one by one) to render ``units`` x ``settings.diverse`` images."""
+
+    def objective(us):
+        per = [u for u in us for _ in range(settings.diverse)]
+        return obj.channel(layer, per) + settings.diversity * grouped_diversity(layer, settings.diverse)
+
+    start = time.perf_counter()
+    phosphene.render(model, objective(units), steps=settings.steps, size=settings.size,
+                     batch=len(units) * settings.diverse, progress=False)
+    batched = time.perf_counter() - start
+    start = time.perf_counter()
+    for unit in units:
+        phosphene.render(model, objective([unit]), steps=settings.steps, size=settings.size,
+                         batch=settings.diverse, progress=False)
+    return batched, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run")
+    parser.add_argument("--layer", default="_blocks.8")
+    parser.add_argument("--units", type=int, default=None, help="first N units only (default: all)")
+    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--diverse", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--probe", type=int, default=128)
+    parser.add_argument("--accent-steps", type=int, default=32)
+    parser.add_argument("--accent-crops", type=int, default=4)
+    parser.add_argument("--compare", type=int, default=0, help="units for the batched vs serial check")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    settings = ReportSettings(steps=args.steps, size=args.size, diverse=args.diverse, batch=args.batch,
+                              probe=args.probe, accent_steps=args.accent_steps,
+                              accent_crops=args.accent_crops)
+    model = phosphene.load_model("efficientnet_lite0", device="cpu")
+    run = phosphene.mining.open(args.run)
+    channels = run.manifest["layer_shapes"][args.layer][0]
+    units = list(range(args.units or channels))
+    print(f"report of {args.layer}: {len(units)} of {channels} units, {settings}", flush=True)
+    if args.compare:
+        batched, serial = compare(model, args.layer, units[:args.compare], settings)
+        print(f"visualize {args.compare} units: batched {batched:.1f}s, one by one {serial:.1f}s, "
+              f"x{serial / batched:.2f}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = build_report(args.run, [args.layer], Path(tmp) / "site", units, model=model,
+                              settings=settings, progress=True)
+        total = time.perf_counter() - start
+    print(f"total {total:.1f}s for {len(units)} units: {total / len(units):.2f} s/unit")
+    for stage, seconds in result.seconds.items():
+        print(f"  {stage:<11} {seconds:8.1f}s  {seconds / total:6.1%}  {seconds / len(units):.2f} s/unit")
+
+
+if __name__ == "__main__":
+    main()

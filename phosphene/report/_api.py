@@ -1,0 +1,28 @@
+"""Every phosphene module the report uses, imported in one place (a later move of a module is one
+edit here)."""
+
+from __future__ import annotations
+
+from .. import mining
+from .. import objectives as obj
+from ..accentuation.accentuate import accentuate
+from ..accentuation.masks import transparency_mask
+from ..errors import LayerNotFoundError, PhospheneError, UnitOutOfRangeError
+from ..hooks import LayerTap, layer_names, resolve_layer
+from ..images import atomic_write_bytes, to_uint8
+from ..inhibition.atlas import build_atlas
+from ..inhibition.attribution import Target, uses_preactivation
+from ..inhibition.tension import correlations, tension_score
+from ..inhibition.tension_plots import overlay, scale_legend, smooth_maps
+from ..mining.dataset import Preprocessing, decode_image
+from ..mining.source import load_source
+from ..render import render
+from ..torch_utils import frozen, model_device, progress_enabled
+
+__all__ = [
+    "LayerNotFoundError", "LayerTap", "PhospheneError", "Preprocessing", "Target", "UnitOutOfRangeError",
+    "accentuate", "atomic_write_bytes", "build_atlas", "correlations", "decode_image", "frozen",
+    "layer_names", "load_source", "mining", "model_device", "obj", "overlay", "progress_enabled", "render",
+    "resolve_layer", "scale_legend", "smooth_maps", "tension_score", "to_uint8", "transparency_mask",
+    "uses_preactivation",
+]

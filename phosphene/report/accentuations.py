@@ -1,0 +1,78 @@
+"""Stage 4: accentuations of each unit in its top exemplars and in unrelated images.
+
+Seeds per unit: the ``accent_top`` best images by channel mean, and the ``accent_unrelated`` probe
+images whose f is nearest the median (chosen by the inhibition stage, never one of the unit's
+exemplars). The seeds of several units are one batched `accentuate` call (one unit per seed), with
+the latent regularization at the unit's attribution layer, λ = 1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._api import accentuate, decode_image, mining, obj, to_uint8
+from .config import ReportSettings
+from .layout import LayerFiles, write_picture
+
+STAGE = "accentuation"
+SEEDS_PER_CALL = 16
+
+
+def _seeds(run: mining.MiningRun, layer: str, unit: int, settings: ReportSettings,
+           files: LayerFiles) -> list[dict]:
+    """[{kind, index, path}] of the unit's seeds."""
+    paths = run.image_paths()
+    top = [{"kind": "top exemplar", "index": e.index, "path": e.path}
+           for e in run.top(layer, unit, min(settings.accent_top, run.k), by="mean")]
+    calm = files.read(unit, "inhibition")["unrelated"]
+    return top + [{"kind": "unrelated", "index": r["index"], "path": paths[r["index"]]} for r in calm]
+
+
+def _load(path, run: mining.MiningRun, size: int) -> torch.Tensor:
+    image = torch.from_numpy(decode_image(path, run.preprocessing)).float()[None] / 255
+    if image.shape[-1] != size:
+        image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return image[0].clamp(0, 1)
+
+
+def accentuations(model: nn.Module, run: mining.MiningRun, layer: str, units: list[int],
+                  settings: ReportSettings, files: LayerFiles, progress: bool) -> None:
+    """Accentuate every unit not done yet, several units per call."""
+    todo = files.pending(units, STAGE)
+    per_unit = settings.accent_top + settings.accent_unrelated
+    if per_unit == 0:
+        for unit in todo:
+            files.write(unit, STAGE, {"rows": []})
+        return
+    step = max(1, SEEDS_PER_CALL // per_unit)
+    bar = tqdm(total=len(todo), desc=f"{layer} accentuate", unit="unit", disable=not progress)
+    for start in range(0, len(todo), step):
+        chunk = todo[start:start + step]
+        seeds = {u: _seeds(run, layer, u, settings, files) for u in chunk}
+        owners = [u for u in chunk for _ in seeds[u]]
+        images = torch.stack([_load(s["path"], run, settings.size) for u in chunk for s in seeds[u]])
+        reg = files.read(chunk[0], "inhibition")["attr_layer"]
+        result = accentuate(model, obj.channel(layer, owners), images, reg_layer=reg, lam=1.0,
+                            steps=settings.accent_steps, crops=settings.accent_crops, canvas=settings.size,
+                            input_size=settings.size, seed_rng=settings.seed, progress=False)
+        row = 0
+        for unit in chunk:
+            records = []
+            for j, seed in enumerate(seeds[unit]):
+                folder = files.unit_dir(unit)
+                alpha = result.mask[row]
+                shown = result.images[row] * alpha + 0.1 * (1 - alpha)
+                write_picture(to_uint8(result.seeds[row]), folder / f"seed_{j}.jpg")
+                write_picture(to_uint8(result.images[row]), folder / f"accent_{j}.jpg")
+                write_picture(to_uint8(shown), folder / f"accent_{j}_mask.jpg")
+                records.append({"kind": seed["kind"], "index": seed["index"], "path": seed["path"].name,
+                                "seed": f"seed_{j}.jpg", "accent": f"accent_{j}.jpg",
+                                "mask": f"accent_{j}_mask.jpg", "f_before": float(result.f_before[row]),
+                                "f_after": float(result.f_after[row]), "r_after": float(result.r_after[row])})
+                row += 1
+            files.write(unit, STAGE, {"reg_layer": reg, "lam": 1.0, "rows": records})
+        bar.update(len(chunk))
+    bar.close()

@@ -1,0 +1,136 @@
+"""`build_report`: a mining run in, a static site out, one stage at a time per layer.
+
+Stages per layer (each a tqdm bar; each skips the units it already did): visualize (batched
+`render`), exemplars (from the run), inhibition (probe set, one backward per unit), accentuate
+(batched `accentuate`), the optional atlas, then pages. All input is checked before anything is
+written; every file is written atomically, so a killed build restarts where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from ._api import PhospheneError, build_atlas, frozen, load_source, mining, progress_enabled
+from .accentuations import accentuations
+from .config import SITE_FILE, ReportSettings, check_site, fingerprint_of, resolve_units, run_identity
+from .exemplars import exemplars
+from .inhibition import inhibition
+from .layout import LayerFiles, write_json
+from .neighbours import neighbours
+from .site import copy_static, environment, unit_data, write_index, write_layer, write_unit
+from .units import visualize
+
+STAGES = ("visualize", "exemplars", "inhibition", "accentuate", "atlas", "pages")
+
+
+@dataclass
+class ReportResult:
+    """What `build_report` did: the site, the units per layer it holds, seconds per stage, and how
+    many units it computed (not skipped) in this call."""
+
+    site: Path
+    units: dict[str, list[int]]
+    seconds: dict[str, float] = field(default_factory=dict)
+    computed: int = 0
+
+    @property
+    def index(self) -> Path:
+        return self.site / "index.html"
+
+
+def _open_model(model: nn.Module | str | None, run: mining.MiningRun, weights: str | None,
+                device: str | None) -> nn.Module:
+    from ..models import load_model
+
+    if isinstance(model, nn.Module):
+        return model
+    name = model or run.model_name
+    if name != run.model_name:
+        raise PhospheneError(f"{run.root} was mined with {run.model_name}, not {name}; "
+                             f"pass --model {run.model_name}")
+    from ..cli.common import pick_device
+
+    return load_model(name, weights=weights, device=pick_device(device))
+
+
+def _atlas(model: nn.Module, run: mining.MiningRun, layer: str, settings: ReportSettings,
+           files: LayerFiles, progress: bool) -> None:
+    if not settings.atlas or (files.root / "atlas" / "atlas.json").is_file():
+        return
+    source = load_source(run.root, model)
+    grid = 12 if len(source.paths) >= 200 else 6
+    result = build_atlas(model, source.images, source.paths, layer, None, mode="activation", grid=grid,
+                         min_points=2, icon_size=64, steps=max(16, settings.steps // 2), seed=settings.seed,
+                         progress=progress)
+    result.save(files.root / "atlas")
+
+
+def _layer_stages(net: nn.Module, run: mining.MiningRun, layer: str, units: list[int],
+                  settings: ReportSettings, files: LayerFiles, show: bool, seconds: dict[str, float]) -> None:
+    """Run every stage of one layer, adding each stage's wall time to ``seconds``."""
+    stages = (("visualize", visualize, (net, layer)), ("exemplars", exemplars, (run, layer)),
+              ("inhibition", inhibition, (net, run, layer)), ("accentuate", accentuations, (net, run, layer)))
+    for stage, work, head in stages:
+        started = time.perf_counter()
+        work(*head, units, settings, files, show)
+        seconds[stage] += time.perf_counter() - started
+    started = time.perf_counter()
+    _atlas(net, run, layer, settings, files, show)
+    seconds["atlas"] += time.perf_counter() - started
+
+
+def build_report(run: str | os.PathLike, layers: list[str], out: str | os.PathLike,
+                 units: list[int] | None = None, model: nn.Module | str | None = None,
+                 settings: ReportSettings | None = None, weights: str | None = None,
+                 device: str | None = None, progress: bool | None = None) -> ReportResult:
+    """Build (or extend) the report site ``out`` for ``units`` (default: all) of ``layers`` of the
+    mining run ``run``. ``model``: a module, a model name, or None for the run's model."""
+    settings = settings or ReportSettings()
+    settings.check()
+    opened = mining.open(run)
+    chosen = resolve_units(opened, list(layers), units)
+    out = Path(out)
+    net = _open_model(model, opened, weights, device)
+    model_name = getattr(net, "name", None) or type(net).__name__
+    identity = run_identity(opened, model_name, weights)
+    fingerprint = fingerprint_of(settings, identity)
+    record = check_site(out, fingerprint, settings) or {}
+    built = {layer: sorted(set(record.get("layers", {}).get(layer, [])) | set(us))
+             for layer, us in {**record.get("layers", {}), **chosen}.items()}
+    context = {"model": model_name, "run": str(run), "out": str(out), "settings": settings,
+               "fingerprint": fingerprint,
+               "dataset": {"images": opened.manifest.get("summary", {}).get("n_images"),
+                           "root": str(opened.image_root), "k": opened.k}}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / SITE_FILE, {"fingerprint": fingerprint, "settings": settings.to_dict(),
+                                 "identity": identity, "run": str(run), "layers": record.get("layers", {}),
+                                 "format": 1})
+    copy_static(out)
+    show = progress_enabled(progress)
+    result = ReportResult(out, built, dict.fromkeys(STAGES, 0.0))
+    env = environment()
+    with frozen(net):
+        for layer, wanted in chosen.items():
+            files = LayerFiles(out, layer)
+            result.computed += len(files.pending(wanted, "accentuation"))
+            _layer_stages(net, opened, layer, wanted, settings, files, show, result.seconds)
+    started = time.perf_counter()
+    layer_entries = []
+    for layer, all_units in built.items():
+        files = LayerFiles(out, layer)
+        near = neighbours(opened, layer, all_units, min(settings.k, opened.k), settings.neighbours)
+        for unit in all_units:
+            write_unit(env, files, unit_data(files, unit, context, set(all_units), near[unit]))
+        layer_entries.append(write_layer(env, files, all_units, context))
+    write_index(env, out, layer_entries, context)
+    result.seconds["pages"] = time.perf_counter() - started
+    site_record = json.loads((out / SITE_FILE).read_text())
+    site_record.update(layers=built, last_build={"seconds": result.seconds, "computed": result.computed})
+    write_json(out / SITE_FILE, site_record)
+    return result

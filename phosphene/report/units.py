@@ -1,0 +1,95 @@
+"""Stage 1: the unit visualizations, all units of a layer in batches through the one `render` loop.
+
+A batch holds ``batch`` units x ``diverse`` images; each unit's images are pushed apart by a
+diversity term computed *within* the unit's group (`grouped_diversity`), so units never compete.
+The value reported per image is the unit's channel mean on the clean image, without the diversity
+term; the unit's main visualization is its image with the largest value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._api import LayerTap, obj, render, to_uint8, transparency_mask
+from .config import ReportSettings
+from .layout import LayerFiles, write_picture
+
+STAGE = "visualize"
+THUMB = 112
+
+
+def grouped_diversity(layer: str, group: int) -> obj.Objective:
+    """lucid's diversity term (-Σ_{b'≠b} cos(G_b, G_b') / n), over each run of ``group`` adjacent
+    images separately (G: the layer's Gram matrix)."""
+
+    def fn(acts: obj.Acts) -> torch.Tensor:
+        copies = getattr(acts, "copies", 1)
+        act = acts[layer].float()
+        b, c = act.shape[:2]
+        flat = act.reshape(b, c, -1)
+        gram = torch.bmm(flat, flat.transpose(1, 2)).reshape(b, -1)
+        if copies > 1:
+            gram = gram.view(b // copies, copies, -1).mean(1)
+        gram = F.normalize(gram, dim=1).view(-1, group, gram.shape[-1])
+        sim = gram @ gram.transpose(1, 2)
+        values = -(sim.sum(-1) - sim.diagonal(dim1=1, dim2=2)) / group
+        values = values.reshape(-1)
+        return values.repeat_interleave(copies) if copies > 1 else values
+
+    return obj.Objective(fn, [layer], f"grouped_diversity({layer}, {group})")
+
+
+def unit_values(model: nn.Module, layer: str, units: list[int], images: torch.Tensor) -> torch.Tensor:
+    """Channel mean of ``units[b]`` on each clean image (B,), one forward pass."""
+    objective = obj.channel(layer, units)
+    device = next(iter(model.parameters())).device
+    with torch.no_grad(), LayerTap(model, [layer]) as tap:
+        return objective(obj.Acts(tap(images.to(device)))).float().cpu()
+
+
+def visualize(model: nn.Module, layer: str, units: list[int], settings: ReportSettings,
+              files: LayerFiles, progress: bool) -> None:
+    """Render and save the visualizations of every unit of ``units`` not done yet."""
+    todo = files.pending(units, STAGE)
+    chunks = [todo[i:i + settings.batch] for i in range(0, len(todo), settings.batch)]
+    bar = tqdm(total=len(todo), desc=f"{layer} visualize", unit="unit", disable=not progress)
+    for chunk in chunks:
+        per_unit = [u for u in chunk for _ in range(settings.diverse)]
+        objective = obj.channel(layer, per_unit)
+        if settings.diverse > 1 and settings.diversity:
+            objective = objective + settings.diversity * grouped_diversity(layer, settings.diverse)
+        result = render(model, objective, param=settings.param, transforms="standard",
+                        steps=settings.steps, size=settings.size, batch=len(per_unit),
+                        seed=settings.seed + chunk[0], progress=False)
+        values = unit_values(model, layer, per_unit, result.images)
+        alpha = transparency_mask(result.transparency)
+        for i, unit in enumerate(chunk):
+            rows = slice(i * settings.diverse, (i + 1) * settings.diverse)
+            save_unit(files, unit, result.images[rows], alpha[rows], values[rows])
+        bar.update(len(chunk))
+    bar.close()
+
+
+def save_unit(files: LayerFiles, unit: int, images: torch.Tensor, alpha: torch.Tensor,
+              values: torch.Tensor) -> None:
+    """vis_i.png, vis_i_alpha.png (transparency as alpha), thumb.jpg and the stage record."""
+    folder = files.unit_dir(unit)
+    names = []
+    for j, (image, mask) in enumerate(zip(images, alpha)):
+        rgb = to_uint8(image)
+        a = (mask[0].clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        write_picture(rgb, folder / f"vis_{j}.png")
+        write_picture(np.dstack([rgb, a]), folder / f"vis_{j}_alpha.png")
+        names.append(f"vis_{j}")
+    main = int(values.argmax())
+    thumb = Image.fromarray(to_uint8(images[main])).resize((THUMB, THUMB), Image.Resampling.LANCZOS)
+    write_picture(thumb, folder / "thumb.jpg")
+    files.write(unit, STAGE, {"images": [f"{n}.png" for n in names],
+                              "alpha": [f"{n}_alpha.png" for n in names],
+                              "values": [float(v) for v in values], "main": main,
+                              "best_value": float(values[main])})

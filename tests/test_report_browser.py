@@ -1,0 +1,91 @@
+"""The report in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright), opened
+from disk (file://): no console error, no broken image, a click opens a unit page whose sections are
+all present with their images loaded, sorting reorders the grid, and a screenshot for the docs.
+
+The screenshot goes to $PHOSPHENE_SCREENSHOTS (default: the test's tmp folder);
+scripts/make_readme_images.py makes the one in docs/images/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--allow-file-access-from-files",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SECTIONS = ("visualizations", "exemplars", "tension", "accentuation", "objective", "neighbours", "regenerate")
+BROKEN = "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+
+try:
+    import playwright  # noqa: F401
+    HAVE_PLAYWRIGHT = True
+except ImportError:
+    HAVE_PLAYWRIGHT = False
+
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(),
+                       reason="Debian chromium is not installed (.ci/run installs it)"),
+    pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="playwright is not installed (pip install -e '.[test]')"),
+]
+
+
+def _load_all_images(page) -> None:
+    """Scroll lazy images into view and wait until every image has finished (loaded or failed)."""
+    page.evaluate("Array.from(document.images).forEach(i => i.loading = 'eager')")
+    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+
+
+def test_report_in_chromium(report_site, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    site, _, _ = report_site
+    shots = Path(os.environ.get("PHOSPHENE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((site / "index.html").as_uri())
+            _load_all_images(page)
+            assert page.evaluate(BROKEN) == []
+            grid = page.locator("#layer-_blocks\\.8 .grid .card")
+            assert grid.count() == 3
+            units = lambda: [int(u) for u in grid.evaluate_all("cs => cs.map(c => c.dataset.unit)")]  # noqa: E731
+            orders = []
+            assert units() == [0, 1, 2]
+            for key in ("tension", "selectivity"):
+                value = {int(c.get_attribute("data-unit")): float(c.get_attribute(f"data-{key}"))
+                         for c in grid.all()}
+                page.locator("#layer-_blocks\\.8 select.sort").select_option(key)
+                orders.append(units())
+                assert orders[-1] == sorted(value, key=lambda u: (-value[u], u))
+            assert any(order != [0, 1, 2] for order in orders)  # sorting moved the cards
+            page.locator("#layer-_blocks\\.8 select.sort").select_option("unit")
+            assert units() == [0, 1, 2]
+            page.locator("#layer-_blocks\\.8 input.filter").fill("1-2")
+            expect(page.locator("#layer-_blocks\\.8 .count")).to_have_text("2 of 3 units")
+
+            page.locator('#layer-_blocks\\.8 .card[data-unit="1"] a').click()
+            page.wait_for_url("**/_blocks.8/units/0001.html")
+            _load_all_images(page)
+            for section in SECTIONS:
+                expect(page.locator(f"section#{section}")).to_be_visible()
+            for section in ("visualizations", "exemplars", "tension", "accentuation"):
+                assert page.locator(f"section#{section} img").count() > 0
+            assert page.evaluate(BROKEN) == []
+            page.screenshot(path=str(shots / "report-unit.png"), full_page=False)
+
+            page.goto((site / "_blocks.4" / "index.html").as_uri())
+            _load_all_images(page)
+            assert page.evaluate(BROKEN) == []
+            expect(page.locator("#completeness tbody tr")).to_have_count(3)
+        finally:
+            browser.close()
+    assert errors == []
+    assert (shots / "report-unit.png").stat().st_size > 10_000
