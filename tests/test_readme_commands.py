@@ -31,7 +31,8 @@ TINY = {"--steps": "1", "--size": "48", "--viz-size": "48", "--image-size": "48"
         "--images-per-unit": "1", "--trials-per-condition": "1", "--participants": "1",
         "--per-group": "4", "--batch-size": "4", "--workers": "0", "--input-size": "48",
         "--icon-size": "16", "--probe": "4", "--diverse": "1", "--mtis": "1", "--accent-steps": "1",
-        "--accent-crops": "1", "--accent-top": "1", "--accent-unrelated": "0", "--trials": "4"}
+        "--accent-crops": "1", "--accent-top": "1", "--accent-unrelated": "0", "--trials": "4",
+        "--group": "1"}
 # option -> tiny value; replaced only where the README gives the option
 SHRINK = {"--channels": ("0-15", "0-1"), "--lam-sweep": (None, "0,1"), "--batch": (None, "2"),
           "--units": ("0-15", "0-1")}
