@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,8 @@ class MiningRun:
     @property
     def preprocessing(self) -> Preprocessing:
         p = self.config["preprocessing"]
-        return Preprocessing(p["size"], p["crop_fraction"], p["min_side"], p["max_pixels"])
+        return Preprocessing(p["size"], p["crop_fraction"], p["min_side"], p["max_pixels"],
+                             p.get("max_aspect", math.inf))
 
     def table(self) -> pa.Table:
         """The whole top/bottom-k table (read it with pandas: ``run.table().to_pandas()``)."""
