@@ -13,19 +13,21 @@ import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import PhospheneError
+from ..decoding import IMAGE_SUFFIXES, display_path, scan_images
+from ..errors import OutputError, PhospheneError
 from ..hooks import LayerTap, check_layers
-from ..images import list_images
 from ..models import load_model
 from . import store
 from .dataset import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, Preprocessing, batch_loader, list_hash
+from .lock import run_lock
 from .reader import MiningRun
 from .topk import STATS, LayerExtremes
 
@@ -49,12 +51,49 @@ def _layer_shapes(tap: LayerTap, size: int, device: torch.device) -> dict[str, l
     return {name: list(acts[name].shape[1:]) for name in tap.layers}
 
 
-def _check_same_run(out: Path, old: dict, config: dict) -> None:
+def _check_same_run(out: Path, old: dict, config: dict, relative: list[str]) -> None:
     differing = [key for key in config if old.get("config", {}).get(key) != config[key]]
+    if set(differing) <= {"n_images", "image_list_sha256"} and differing:
+        raise PhospheneError(_folder_changed(out, store.read_image_list(out), relative))
     if differing:
         raise PhospheneError(
             f"{out} holds a different mining run ({', '.join(differing)} differ); "
             "rerun the original command to resume it, or choose another --out")
+
+
+def _folder_changed(out: Path, old: list[str], new: list[str]) -> str:
+    """What changed in the image folder since the run in ``out`` started, and what to do."""
+    added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+
+    def some(names: list[str]) -> str:
+        shown = ", ".join(display_path(n) for n in names[:3])
+        return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+    parts = ([f"{len(added)} added ({some(added)})"] if added else []) + \
+            ([f"{len(removed)} removed ({some(removed)})"] if removed else [])
+    change = "; ".join(parts) or "files changed size"
+    return (f"the image folder changed since the run in {out} started: {change}. Restore the folder "
+            f"to resume that run, or start a new run with another --out (or delete {out})")
+
+
+@contextmanager
+def _writing(out: Path) -> Iterator[None]:
+    """Turn a failed write into `OutputError` (one line); earlier checkpoints stay intact."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f" ({display_path(exc.filename)})" if exc.filename else ""
+        raise OutputError(f"cannot write the run folder {out}: {reason}{where}; the last checkpoint "
+                          "is intact, rerun the same command once the problem is fixed") from None
+
+
+def _check_used(out: Path, manifest: dict) -> None:
+    summary = manifest.get("summary", {})
+    if summary.get("n_used", 1) == 0:
+        reasons = ", ".join(f"{n} {r}" for r, n in summary.get("skipped_by_reason", {}).items())
+        raise PhospheneError(f"none of the {summary.get('n_images')} images could be used "
+                             f"({reasons}); see {out / store.SKIPPED}")
 
 
 def run_mining(
@@ -94,14 +133,17 @@ def run_mining(
     root = Path(images)
     if not root.is_dir():
         raise PhospheneError(f"image folder not found: {root}")
-    paths = list_images(root)
+    paths, unlisted = scan_images(root)
     if not paths:
-        raise PhospheneError(f"no images (jpg, png, webp, bmp) under {root}")
+        raise PhospheneError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}"
+                             + (f"; {len(unlisted)} subfolders unreadable" if unlisted else ""))
     prep = Preprocessing(size or getattr(model, "input_size", 224), crop_fraction, min_side, max_pixels)
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise PhospheneError(f"--out {out} is a file, not a folder")
-    with LayerTap(model, layers, truncate=True) as tap:
+        raise OutputError(f"--out {out} is a file, not a folder")
+    with _writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out), LayerTap(model, layers, truncate=True) as tap:
         shapes = _layer_shapes(tap, prep.size, device)
         config = {
             "model": getattr(model, "name", type(model).__name__), "layers": layers, "k": k,
@@ -110,7 +152,10 @@ def run_mining(
             "image_list_sha256": list_hash(root, paths),
         }
         relative = [p.relative_to(root).as_posix() for p in paths]
-        if _open_or_create(out, config, shapes, relative) == "complete":
+        with _writing(out):
+            status = _open_or_create(out, config, shapes, relative, unlisted)
+        if status == "complete":
+            _check_used(out, store.read_json(out / store.MANIFEST))
             return MiningRun(out)
         extremes, processed, skipped = _resume(out, layers, shapes, k, device)
         start_time = time.perf_counter()
@@ -131,10 +176,14 @@ def run_mining(
                 since_save += 1
                 bar.update(1)
                 if since_save >= checkpoint_every or time.monotonic() - last_save >= checkpoint_seconds:
-                    store.save_checkpoint(out, processed, _states(extremes), skipped)
+                    with _writing(out):
+                        store.save_checkpoint(out, processed, _states(extremes), skipped)
                     last_save, since_save = time.monotonic(), 0
-    store.save_checkpoint(out, processed, _states(extremes), skipped)
-    _finish(out, extremes, shapes, relative, skipped, time.perf_counter() - start_time)
+        with _writing(out):
+            store.save_checkpoint(out, processed, _states(extremes), skipped)
+            manifest = _finish(out, extremes, shapes, relative, skipped,
+                               time.perf_counter() - start_time)
+    _check_used(out, manifest)
     return MiningRun(out)
 
 
@@ -142,17 +191,18 @@ def _states(extremes: dict[str, LayerExtremes]) -> dict:
     return {name: e.state() for name, e in extremes.items()}
 
 
-def _open_or_create(out: Path, config: dict, shapes: dict, relative: list[str]) -> str:
+def _open_or_create(out: Path, config: dict, shapes: dict, relative: list[str],
+                    unlisted: list[tuple[str, str]]) -> str:
     """Check the manifest of an existing run against ``config`` or start a new run; its status."""
     manifest_path = out / store.MANIFEST
     if manifest_path.is_file():
         old = store.read_json(manifest_path)
-        _check_same_run(out, old, config)
+        _check_same_run(out, old, config, relative)
         return old.get("status", "running")
-    out.mkdir(parents=True, exist_ok=True)
     store.write_image_list(out, relative)
     store.write_json(manifest_path, {"format": 1, "status": "running", "config": config,
-                                     "layer_shapes": shapes, "versions": _versions()})
+                                     "layer_shapes": shapes, "versions": _versions(),
+                                     "unlisted": [list(u) for u in unlisted]})
     return "running"
 
 
@@ -168,15 +218,16 @@ def _resume(out: Path, layers: list[str], shapes: dict, k: int, device: torch.de
 
 
 def _finish(out: Path, extremes: dict[str, LayerExtremes], shapes: dict, relative: list[str],
-            skipped: list[tuple[int, str]], seconds: float) -> None:
+            skipped: list[tuple[int, str]], seconds: float) -> dict:
     """Write the tables, then mark the manifest complete (last, so a kill before it only redoes this)."""
     widths = {name: (shape[2] if len(shape) == 3 else 1) for name, shape in shapes.items()}
     store.write_parquet(out / store.TOPK, store.topk_table(_states(extremes), widths, relative))
-    store.write_skipped(out, skipped, relative)
-    reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
     manifest = store.read_json(out / store.MANIFEST)
+    store.write_skipped(out, skipped, relative, [tuple(u) for u in manifest.get("unlisted", [])])
+    reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
     manifest.update(status="complete", summary={
         "n_images": len(relative), "n_used": len(relative) - len(skipped), "n_skipped": len(skipped),
         "skipped_by_reason": dict(sorted(reasons.items())), "seconds_last_session": round(seconds, 2),
     })
     store.write_json(out / store.MANIFEST, manifest)
+    return manifest
