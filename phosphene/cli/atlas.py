@@ -11,6 +11,17 @@ from ..images import load_image
 from ..inversion import invert
 from . import main
 from .common import model_options, open_model
+from .options import (
+    CROPS,
+    GRID,
+    NON_NEGATIVE,
+    NON_NEGATIVE_FLOAT,
+    POSITIVE,
+    POSITIVE_FLOAT,
+    SEED,
+    SIDE,
+    STEPS,
+)
 
 
 def _target_options(func):
@@ -26,12 +37,12 @@ def _target_options(func):
 @model_options
 @click.option("--image", "image_path", required=True, type=click.Path(), help="Seed image.")
 @_target_options
-@click.option("--steps", type=int, default=256, show_default=True)
-@click.option("--lr", type=float, default=0.02, show_default=True)
-@click.option("--size", type=int, default=None, help="Image side (default: the model's input).")
-@click.option("--crops", type=int, default=4, show_default=True, help="Random crops per image per step.")
-@click.option("--cossim-pow", type=float, default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=STEPS, default=256, show_default=True)
+@click.option("--lr", type=POSITIVE_FLOAT, default=0.02, show_default=True)
+@click.option("--size", type=SIDE, default=None, help="Image side (default: the model's input).")
+@click.option("--crops", type=CROPS, default=4, show_default=True, help="Random crops per image per step.")
+@click.option("--cossim-pow", type=NON_NEGATIVE_FLOAT, default=1.0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def invert_command(model_name, weights, device, image_path, target, attr_layer, position, post_activation,
@@ -63,16 +74,16 @@ def invert_command(model_name, weights, device, image_path, target, attr_layer, 
 @click.option("--position", type=click.Choice(["mean", "centre"]), default="mean", show_default=True)
 @click.option("--post-activation", is_flag=True)
 @click.option("--mode", type=click.Choice(MODES), default="attribution", show_default=True)
-@click.option("--grid", type=int, default=20, show_default=True)
-@click.option("--per-group", type=int, default=100, show_default=True,
+@click.option("--grid", type=GRID, default=20, show_default=True)
+@click.option("--per-group", type=POSITIVE, default=100, show_default=True,
               help="Images taken from each of: top f, bottom f, largest attribution norm.")
-@click.option("--min-points", type=int, default=5, show_default=True,
+@click.option("--min-points", type=NON_NEGATIVE, default=5, show_default=True,
               help="Keep cells with more than this many images.")
-@click.option("--icon-size", type=int, default=64, show_default=True)
-@click.option("--steps", type=int, default=128, show_default=True)
-@click.option("--batch", type=int, default=64, show_default=True, help="Icons rendered per batch.")
-@click.option("--size", type=int, default=None, help="Image side (default: the run's or the model's).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--icon-size", type=SIDE, default=64, show_default=True)
+@click.option("--steps", type=STEPS, default=128, show_default=True)
+@click.option("--batch", type=POSITIVE, default=64, show_default=True, help="Icons rendered per batch.")
+@click.option("--size", type=SIDE, default=None, help="Image side (default: the run's or the model's).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def atlas_command(run, model_name, weights, device, images_dir, target, layer, position, post_activation,

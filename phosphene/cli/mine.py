@@ -7,6 +7,7 @@ import click
 from ..mining import run_mining
 from . import main
 from .common import model_options, open_model
+from .options import POSITIVE, SIDE, WORKERS
 
 
 @main.command("mine")
@@ -14,14 +15,14 @@ from .common import model_options, open_model
 @click.option("--layers", required=True, help="Comma-separated layer names, e.g. _blocks.8,_conv_head.")
 @click.option("--images", "images", required=True, type=click.Path(),
               help="Image folder (recursive; jpg, png, webp, bmp).")
-@click.option("--k", type=int, default=16, show_default=True, help="Images kept per unit and ranking.")
+@click.option("--k", type=POSITIVE, default=16, show_default=True, help="Images kept per unit and ranking.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (0: inline).")
-@click.option("--size", type=int, default=None, help="Crop side (default: the model's input size).")
-@click.option("--checkpoint-every", type=int, default=50, show_default=True,
+@click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
+@click.option("--workers", type=WORKERS, default=2, show_default=True, help="Decoding processes (0: inline).")
+@click.option("--size", type=SIDE, default=None, help="Crop side (default: the model's input size).")
+@click.option("--checkpoint-every", type=POSITIVE, default=50, show_default=True,
               help="Checkpoint every N batches (and at least every 2 minutes).")
-@click.option("--max-pixels", type=int, default=100_000_000, show_default=True,
+@click.option("--max-pixels", type=POSITIVE, default=100_000_000, show_default=True,
               help="Skip images with more pixels than this.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def mine_command(model_name, weights, device, layers, images, k, out, batch_size, workers, size,

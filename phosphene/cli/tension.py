@@ -9,6 +9,7 @@ from ..errors import PhospheneError
 from ..tension import tension_report
 from . import main
 from .common import model_options, open_model
+from .options import POSITIVE, SIDE, WORKERS
 
 
 @main.command("tension")
@@ -23,10 +24,11 @@ from .common import model_options, open_model
 @click.option("--position", type=click.Choice(["mean", "centre"]), default="mean", show_default=True,
               help="Target: channel mean or the centre position.")
 @click.option("--post-activation", is_flag=True, help="Read the target after its activation function.")
-@click.option("--n", "count", type=int, default=8, show_default=True, help="Images per MEI/MII/MTI grid.")
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (0: inline).")
-@click.option("--size", type=int, default=None,
+@click.option("--n", "count", type=POSITIVE, default=8, show_default=True,
+              help="Images per MEI/MII/MTI grid.")
+@click.option("--batch-size", type=POSITIVE, default=16, show_default=True)
+@click.option("--workers", type=WORKERS, default=2, show_default=True, help="Decoding processes (0: inline).")
+@click.option("--size", type=SIDE, default=None,
               help="Crop side (default: the run's, else the model's input size).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
