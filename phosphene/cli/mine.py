@@ -14,7 +14,7 @@ from .options import POSITIVE, SIDE, WORKERS
 @model_options
 @click.option("--layers", required=True, help="Comma-separated layer names, e.g. _blocks.8,_conv_head.")
 @click.option("--images", "images", required=True, type=click.Path(),
-              help="Image folder (recursive; jpg, png, webp, bmp).")
+              help="Image folder (recursive; jpg, png, webp, bmp, gif, tiff).")
 @click.option("--k", type=POSITIVE, default=16, show_default=True, help="Images kept per unit and ranking.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
 @click.option("--batch-size", type=POSITIVE, default=32, show_default=True)

@@ -130,19 +130,10 @@ def run_mining(
     check_layers(model, layers)
     if k < 1 or batch_size < 1:
         raise PhospheneError("--k and --batch-size must be at least 1")
-    root = Path(images)
-    if not root.is_dir():
-        raise PhospheneError(f"image folder not found: {root}")
-    paths, unlisted = scan_images(root)
-    if not paths:
-        raise PhospheneError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}"
-                             + (f"; {len(unlisted)} subfolders unreadable" if unlisted else ""))
+    root, out = Path(images), Path(out)
+    paths, unlisted = _list_folder(root)
     prep = Preprocessing(size or getattr(model, "input_size", 224), crop_fraction, min_side, max_pixels)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file, not a folder")
-    with _writing(out):
-        out.mkdir(parents=True, exist_ok=True)
+    _make_out(out)
     with run_lock(out), LayerTap(model, layers, truncate=True) as tap:
         shapes = _layer_shapes(tap, prep.size, device)
         config = {
@@ -185,6 +176,24 @@ def run_mining(
                                time.perf_counter() - start_time)
     _check_used(out, manifest)
     return MiningRun(out)
+
+
+def _list_folder(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The image files under ``root`` and its unreadable subfolders; `PhospheneError` if none."""
+    if not root.is_dir():
+        raise PhospheneError(f"image folder not found: {root}")
+    paths, unlisted = scan_images(root)
+    if not paths:
+        raise PhospheneError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}"
+                             + (f"; {len(unlisted)} subfolders unreadable" if unlisted else ""))
+    return paths, unlisted
+
+
+def _make_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder")
+    with _writing(out):
+        out.mkdir(parents=True, exist_ok=True)
 
 
 def _states(extremes: dict[str, LayerExtremes]) -> dict:
