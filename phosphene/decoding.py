@@ -83,6 +83,17 @@ def _check_header(image: Image.Image, max_pixels: int, min_side: int, max_aspect
         raise ImageDecodeError(f"extreme aspect ratio ({w}x{h}, more than {max_aspect:g}:1)")
 
 
+def _region(image: Image.Image, size: int, crop_fraction: float):
+    """The part of ``image`` the centre crop reads (with the bicubic filter's margin) and the crop
+    box relative to it: converting and resizing only that part bounds the work by the output."""
+    w, h = image.size
+    left, top, right, bottom = crop_box(w, h, crop_fraction)
+    margin = math.ceil(2 * (right - left) / size) + 2
+    x0, y0 = max(0, math.floor(left) - margin), max(0, math.floor(top) - margin)
+    x1, y1 = min(w, math.ceil(right) + margin), min(h, math.ceil(bottom) + margin)
+    return image.crop((x0, y0, x1, y1)), (left - x0, top - y0, right - x0, bottom - y0)
+
+
 def _decode(path: Path, size: int | None, crop_fraction: float, tolerant: bool, limits) -> Image.Image:
     with Image.open(path) as image:
         _check_header(image, *limits)
@@ -95,8 +106,13 @@ def _decode(path: Path, size: int | None, crop_fraction: float, tolerant: bool, 
                 image.load()
         else:
             image.load()
-        image = ImageOps.exif_transpose(image) or image
-        return to_rgb(image)
+        if image.getexif().get(0x0112, 1) != 1:  # only then: exif_transpose copies the image
+            image = ImageOps.exif_transpose(image)
+        if size is None:
+            return to_rgb(image)
+        region, box = _region(image, size, crop_fraction)
+        return to_rgb(region).resize((size, size), Image.Resampling.BICUBIC, box=box,
+                                     reducing_gap=3.0)
 
 
 def read_rgb(path: str | os.PathLike, size: int | None = None, crop_fraction: float = 0.875,
@@ -131,10 +147,7 @@ def read_rgb(path: str | os.PathLike, size: int | None = None, crop_fraction: fl
         raise ImageDecodeError(f"unreadable ({type(exc).__name__})") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ImageDecodeError(f"truncated or corrupt ({type(exc).__name__}: {str(exc)[:80]})") from None
-    if size is None:
-        return rgb
-    box = crop_box(*rgb.size, crop_fraction)
-    return rgb.resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
+    return rgb
 
 
 def scan_images(folder: str | os.PathLike) -> tuple[list[Path], list[tuple[str, str]]]:

@@ -60,6 +60,13 @@ def test_exif_orientation_and_16_bit_decode_alike(corpus):
     assert tensor[:, 0, 0].max() < 0.01 and tensor[:, -1, -1].min() > 0.99
 
 
+def test_bombs_without_the_aspect_limit_decode_only_their_centre(corpus):
+    folder, _, _ = corpus
+    for name in ("bomb_wide.png", "bomb_huge.png"):
+        crop = read_rgb(folder / name, 32, max_aspect=float("inf"))
+        assert crop.size == (32, 32) and crop.getextrema() == ((0, 0),) * 3
+
+
 def test_unreadable_subfolder_is_reported(model, tmp_path, monkeypatch):
     folder = tmp_path / "images"
     (folder / "locked").mkdir(parents=True)

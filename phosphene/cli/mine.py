@@ -7,7 +7,7 @@ import click
 from ..mining import run_mining
 from . import main
 from .common import model_options, open_model
-from .options import POSITIVE, SIDE, WORKERS
+from .options import POSITIVE, SIDE, WORKERS, FiniteFloat
 
 
 @main.command("mine")
@@ -24,9 +24,11 @@ from .options import POSITIVE, SIDE, WORKERS
               help="Checkpoint every N batches (and at least every 2 minutes).")
 @click.option("--max-pixels", type=POSITIVE, default=100_000_000, show_default=True,
               help="Skip images with more pixels than this.")
+@click.option("--max-aspect", type=FiniteFloat(at_least=1.0), default=20.0, show_default=True,
+              help="Skip images more than this many times longer than wide (resize bombs).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def mine_command(model_name, weights, device, layers, images, k, out, batch_size, workers, size,
-                 checkpoint_every, max_pixels, quiet) -> None:
+                 checkpoint_every, max_pixels, max_aspect, quiet) -> None:
     """Keep the top-k and bottom-k images of every unit (by channel mean, spatial max and min).
 
     Writes OUT/topk.parquet, images.parquet, skipped.csv and manifest.json. Rerun the same command to
@@ -36,6 +38,7 @@ def mine_command(model_name, weights, device, layers, images, k, out, batch_size
     names = [name.strip() for name in layers.split(",") if name.strip()]
     run = run_mining(model, names, images, out, k=k, batch_size=batch_size, num_workers=workers,
                      size=size, checkpoint_every=checkpoint_every, max_pixels=max_pixels,
+                     max_aspect=max_aspect,
                      progress=False if quiet else None)
     summary = run.manifest["summary"]
     click.echo(f"mined {summary['n_used']} of {summary['n_images']} images for "

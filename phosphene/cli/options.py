@@ -24,12 +24,14 @@ NATURALS = click.IntRange(min=2)  # one image per unit needs a reference and a q
 
 
 class FiniteFloat(click.ParamType):
-    """A finite float, optionally ``> 0`` (``positive``) or ``>= 0`` (``non_negative``)."""
+    """A finite float, optionally ``> 0`` (``positive``), ``>= 0`` (``non_negative``) or
+    ``>= at_least``."""
 
     name = "float"
 
-    def __init__(self, positive: bool = False, non_negative: bool = False):
-        self.positive, self.non_negative = positive, non_negative
+    def __init__(self, positive: bool = False, non_negative: bool = False,
+                 at_least: float | None = None):
+        self.positive, self.non_negative, self.at_least = positive, non_negative, at_least
 
     def convert(self, value, param, ctx):
         try:
@@ -42,6 +44,8 @@ class FiniteFloat(click.ParamType):
             self.fail(f"{value!r} must be greater than 0", param, ctx)
         if self.non_negative and number < 0:
             self.fail(f"{value!r} must not be negative", param, ctx)
+        if self.at_least is not None and number < self.at_least:
+            self.fail(f"{value!r} must be at least {self.at_least:g}", param, ctx)
         return number
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..decoding import (
+from ..decoding import (  # noqa: F401  (defaults re-exported for run.py)
     DEFAULT_MAX_ASPECT,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_SIDE,

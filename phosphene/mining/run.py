@@ -26,7 +26,14 @@ from ..errors import OutputError, PhospheneError
 from ..hooks import LayerTap, check_layers
 from ..models import load_model
 from . import store
-from .dataset import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, Preprocessing, batch_loader, list_hash
+from .dataset import (
+    DEFAULT_MAX_ASPECT,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_SIDE,
+    Preprocessing,
+    batch_loader,
+    list_hash,
+)
 from .lock import run_lock
 from .reader import MiningRun
 from .topk import STATS, LayerExtremes
@@ -108,6 +115,7 @@ def run_mining(
     crop_fraction: float = 0.875,
     min_side: int = DEFAULT_MIN_SIDE,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_aspect: float = DEFAULT_MAX_ASPECT,
     checkpoint_every: int = 50,
     checkpoint_seconds: float = 120.0,
     device: str | torch.device | None = None,
@@ -132,7 +140,8 @@ def run_mining(
         raise PhospheneError("--k and --batch-size must be at least 1")
     root, out = Path(images), Path(out)
     paths, unlisted = _list_folder(root)
-    prep = Preprocessing(size or getattr(model, "input_size", 224), crop_fraction, min_side, max_pixels)
+    prep = Preprocessing(size or getattr(model, "input_size", 224), crop_fraction, min_side, max_pixels,
+                         max_aspect)
     _make_out(out)
     with run_lock(out), LayerTap(model, layers, truncate=True) as tap:
         shapes = _layer_shapes(tap, prep.size, device)
