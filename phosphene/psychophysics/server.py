@@ -105,7 +105,6 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
         raise ValueError("the admin token must have at least 16 characters")
     stimuli = stimuli if isinstance(stimuli, StimulusSet) else StimulusSet.load(stimuli)
     root = stimuli.root.resolve()
-    allowed = stimuli.image_paths()
     images_per_unit = tuple(images_per_unit)
     design(stimuli, trials_per_condition, images_per_unit, catch_trials, seed)  # fail early if unfit
     db = ExperimentDB(db_path)
@@ -116,59 +115,26 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
     session_rate = RateLimit(limits.sessions_per_client, limits.session_window_s)
     app.state.db = db
     app.state.stimuli = stimuli
+    _add_page_routes(app, title, root, stimuli.image_paths())
+    _add_admin_routes(app, db, admin_token)
 
     def make_trials(participant: int) -> tuple[int, list[dict]]:
         pseed = participant_seed(seed, participant)
         trials = design(stimuli, trials_per_condition, images_per_unit, catch_trials, pseed)
         return pseed, [t.to_dict() for t in trials]
 
-    def own_session(session: str, authorization: str | None) -> dict:
-        token = _bearer(authorization)
-        if token is None:
-            raise HTTPException(401, "missing session token")
-        row = db.session(session)
-        if row is None:
-            raise HTTPException(404, "no such session")
-        if not secrets.compare_digest(row["token_sha256"], token_digest(token)):
-            raise HTTPException(403, "this token does not belong to this session")
-        return row
-
-    def require_admin(authorization: str | None) -> None:
-        token = _bearer(authorization)
-        if token is None:
-            raise HTTPException(401, "missing admin token")
-        if not secrets.compare_digest(token.encode(), admin_token.encode()):
-            raise HTTPException(403, "wrong admin token")
-
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
-        return _static("index.html").replace("{{title}}", title)
-
-    @app.get("/app.js")
-    def app_js() -> Response:
-        return Response(_static("app.js"), media_type="text/javascript")
-
-    @app.get("/style.css")
-    def style_css() -> Response:
-        return Response(_static("style.css"), media_type="text/css")
-
     @app.post("/api/sessions", status_code=201)
     def new_session(body: NewSession, request: Request) -> dict:
         if not body.consent:
             raise HTTPException(400, "consent is required to take part")
-        wait = session_rate.allow(request.client.host if request.client else "?")
-        if wait:
-            raise HTTPException(429, "too many new sessions from this address; try again later",
-                                headers={"Retry-After": str(int(wait) + 1)})
-        if db.open_sessions(time.time() - limits.open_session_s) >= limits.max_open_sessions:
-            raise HTTPException(503, "the experiment is full right now; try again later")
+        _admit(request, session_rate, db, limits)
         session, token, participant = db.create_session(make_trials)
         n = len(db.session(session)["trials"])
         return {"session": session, "token": token, "participant": participant, "trials": n}
 
     @app.get("/api/sessions/{session}")
     def get_session(session: str, authorization: Annotated[str | None, Header()] = None) -> dict:
-        row = own_session(session, authorization)
+        row = _own_session(db, session, authorization)
         trials = [Trial.from_dict(t) for t in row["trials"]]
         done = db.answered(session)
         return {"session": session, "participant": row["participant"], "trials": len(trials),
@@ -178,7 +144,7 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
     @app.post("/api/sessions/{session}/responses")
     def respond(session: str, body: Submission,
                 authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
-        row = own_session(session, authorization)
+        row = _own_session(db, session, authorization)
         trials = row["trials"]
         if body.trial >= len(trials):
             raise HTTPException(422, f"trial {body.trial} does not exist")
@@ -204,6 +170,47 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
                              "next": done if done < total else None},
                             status_code=201 if status == "created" else 200)
 
+    return app
+
+
+def _admit(request: Request, rate: RateLimit, db: ExperimentDB, limits: Limits) -> None:
+    """429 past the client's session rate, 503 past the cap on open sessions."""
+    wait = rate.allow(request.client.host if request.client else "?")
+    if wait:
+        raise HTTPException(429, "too many new sessions from this address; try again later",
+                            headers={"Retry-After": str(int(wait) + 1)})
+    if db.open_sessions(time.time() - limits.open_session_s) >= limits.max_open_sessions:
+        raise HTTPException(503, "the experiment is full right now; try again later")
+
+
+def _own_session(db: ExperimentDB, session: str, authorization: str | None) -> dict:
+    """The session row if ``authorization`` holds its token; 401/403/404 otherwise."""
+    token = _bearer(authorization)
+    if token is None:
+        raise HTTPException(401, "missing session token")
+    row = db.session(session)
+    if row is None:
+        raise HTTPException(404, "no such session")
+    if not secrets.compare_digest(row["token_sha256"], token_digest(token)):
+        raise HTTPException(403, "this token does not belong to this session")
+    return row
+
+
+def _add_page_routes(app: FastAPI, title: str, root: Path, allowed: set[str]) -> None:
+    """The page, its script and style, and the stimulus images (manifest files only)."""
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return _static("index.html").replace("{{title}}", title)
+
+    @app.get("/app.js")
+    def app_js() -> Response:
+        return Response(_static("app.js"), media_type="text/javascript")
+
+    @app.get("/style.css")
+    def style_css() -> Response:
+        return Response(_static("style.css"), media_type="text/css")
+
     @app.get("/stimuli/{path:path}")
     def stimulus(path: str) -> FileResponse:
         if "\x00" in path:
@@ -220,6 +227,17 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
         return FileResponse(target, media_type="image/png",
                             headers={"Cache-Control": "private, max-age=3600"})
 
+
+def _add_admin_routes(app: FastAPI, db: ExperimentDB, admin_token: str) -> None:
+    """CSV export and summary, behind the admin token."""
+
+    def require_admin(authorization: str | None) -> None:
+        token = _bearer(authorization)
+        if token is None:
+            raise HTTPException(401, "missing admin token")
+        if not secrets.compare_digest(token.encode(), admin_token.encode()):
+            raise HTTPException(403, "wrong admin token")
+
     @app.get("/api/admin/export.csv")
     def export(authorization: Annotated[str | None, Header()] = None) -> Response:
         require_admin(authorization)
@@ -233,8 +251,6 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
 
         return {**db.counts(), "orphaned_sessions": db.orphaned(),
                 "conditions": [c.to_dict() for c in summarize(db.responses())]}
-
-    return app
 
 
 def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
