@@ -99,7 +99,7 @@ def _decode(path: Path, size: int | None, crop_fraction: float, tolerant: bool, 
         _check_header(image, *limits)
         if size is not None and image.format == "JPEG":
             w, h = image.size
-            scale = min(1.0, size / crop_fraction / min(w, h))
+            scale = min(1.0, 2 * size / crop_fraction / min(w, h))  # keep 2x what the crop needs
             image.draft("RGB", (math.ceil(w * scale), math.ceil(h * scale)))
         if tolerant:
             with _tolerate_truncation():
