@@ -8,6 +8,7 @@ import click
 import torch
 
 from ..models import DEFAULT_MODEL, load_model
+from .options import check_device, device_callback
 
 
 def model_options(func):
@@ -17,7 +18,8 @@ def model_options(func):
                   help="efficientnet_lite0, torchvision:<name> or timm:<name>.")
     @click.option("--weights", type=click.Path(dir_okay=False), default=None,
                   help="State-dict file replacing the model's default weights.")
-    @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available).")
+    @click.option("--device", default=None, callback=device_callback,
+                  help="cpu, cuda, cuda:1, mps (default: cuda if available).")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
@@ -42,7 +44,7 @@ def target_options(required: bool = True, help: str = "Target unit LAYER:CHANNEL
 def pick_device(device: str | None) -> str:
     """The requested device, or CUDA when there is one, else CPU."""
     if device:
-        return device
+        return check_device(device)
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

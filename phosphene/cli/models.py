@@ -12,6 +12,7 @@ from ..models import list_models
 from ..torch_utils import model_device
 from . import main
 from .common import model_options, open_model
+from .options import POSITIVE, SIDE
 
 
 @main.command("models")
@@ -24,7 +25,7 @@ def models_command() -> None:
 @main.command("layers")
 @click.argument("model_name", required=False, default="efficientnet_lite0")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None)
-@click.option("--size", type=int, default=None, help="Input side (default: the model's).")
+@click.option("--size", type=SIDE, default=None, help="Input side (default: the model's).")
 def layers_command(model_name: str, weights: str | None, size: int | None) -> None:
     """Print every layer of MODEL with its output shape."""
     model = open_model(model_name, weights, "cpu")
@@ -38,7 +39,7 @@ def layers_command(model_name: str, weights: str | None, size: int | None) -> No
 @main.command("classify")
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @model_options
-@click.option("--top", type=int, default=5, show_default=True)
+@click.option("--top", type=POSITIVE, default=5, show_default=True)
 def classify_command(images, model_name, weights, device, top) -> None:
     """Print the top classes for each IMAGE."""
     model = open_model(model_name, weights, device)
