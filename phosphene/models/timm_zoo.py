@@ -33,6 +33,9 @@ def _import_timm():
 
 def check_name(timm: Any, spec: str) -> None:
     """`ModelLoadError` unless timm knows the architecture and, when given, the pretrained tag."""
+    if spec.startswith(("hf-hub:", "local-dir:")):
+        raise ModelLoadError(f"timm:{spec}: Hub-repository names are not supported; use timm:<arch> with "
+                             "--weights FILE (the repository's model.safetensors)")
     arch, _, tag = spec.partition(".")
     if not timm.is_model(arch):
         import difflib
