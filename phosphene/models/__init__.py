@@ -9,6 +9,7 @@ library's own cache (torch.hub's, the Hugging Face Hub's), downloaded there when
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 from collections.abc import Callable
@@ -113,11 +114,8 @@ def list_models() -> list[str]:
     """Registered model names plus the ``torchvision:`` / ``timm:`` forms that are available."""
     names = sorted(_FACTORIES)
     for prefix, form in (("torchvision", "torchvision:<arch>[.<WEIGHTS>]"), ("timm", "timm:<arch>[.<tag>]")):
-        try:
-            __import__(prefix)
+        if importlib.util.find_spec(prefix) is not None:  # without importing it (timm is slow)
             names.append(form)
-        except ImportError:
-            pass
     return names
 
 
