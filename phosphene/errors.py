@@ -33,3 +33,7 @@ class UnitOutOfRangeError(PhospheneError):
 
 class ModelLoadError(PhospheneError):
     """An unknown model name, a missing optional package, or unreadable weights."""
+
+
+class OutputError(PhospheneError):
+    """An output folder or file that cannot be written (read-only, full disk, a file in the way)."""

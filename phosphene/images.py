@@ -13,51 +13,48 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+from .decoding import (  # noqa: F401  (IMAGE_SUFFIXES re-exported)
+    DEFAULT_MAX_ASPECT,
+    IMAGE_SUFFIXES,
+    ImageDecodeError,
+    crop_box,
+    display_path,
+    read_rgb,
+    scan_images,
+    to_rgb,
+)
 
 
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL image (any mode) to a (3, H, W) float tensor in [0, 1]."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float32)
-        array = array / max(float(array.max()), 1.0) if image.mode != "I" else array / 65535.0
-        array = np.repeat(np.clip(array, 0, 1)[..., None], 3, axis=2)
-        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
-    if image.mode in ("P", "PA", "LA", "RGBA"):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    """PIL image (any mode) to a (3, H, W) float tensor in [0, 1] (`decoding.to_rgb` conversion)."""
+    rgb = np.asarray(to_rgb(image), dtype=np.float32) / 255.0
     return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
 
 
 def resize_center_crop(image: Image.Image, size: int, crop_fraction: float = 0.875) -> Image.Image:
-    """Resize the short side to ``size / crop_fraction`` and cut the central ``size`` square."""
-    short = round(size / crop_fraction)
-    w, h = image.size
-    scale = short / min(w, h)
-    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                         Image.Resampling.BICUBIC)
-    w, h = image.size
-    left, top = (w - size) // 2, (h - size) // 2
-    return image.crop((left, top, left + size, top + size))
+    """Resize the short side to ``size / crop_fraction`` and cut the central ``size`` square
+    (the crop is cut from the source first, so the work does not grow with the aspect ratio)."""
+    return image.resize((size, size), Image.Resampling.BICUBIC,
+                        box=crop_box(*image.size, crop_fraction), reducing_gap=3.0)
 
 
 def load_image(path: str | os.PathLike, size: int | None = None,
                crop_fraction: float = 0.875) -> torch.Tensor:
-    """Read an image file as (3, H, W) in [0, 1]; with ``size``, resized and centre-cropped."""
-    with Image.open(path) as image:
-        image.load()
-        if size is not None:
-            image = resize_center_crop(image.convert("RGB") if image.mode not in ("RGB", "L")
-                                       else image, size, crop_fraction)
-        return pil_to_tensor(image)
+    """Read an image file as (3, H, W) in [0, 1]; with ``size``, resized and centre-cropped.
+
+    Decoded by `phosphene.decoding.read_rgb` (EXIF orientation, first frame, bounded work); a bad
+    file raises `ImageDecodeError` naming the file and the reason.
+    """
+    try:
+        return pil_to_tensor(read_rgb(path, size, crop_fraction,
+                                      max_aspect=DEFAULT_MAX_ASPECT if size else math.inf))
+    except ImageDecodeError as exc:
+        raise ImageDecodeError(f"cannot read image {display_path(path)}: {exc}") from None
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """All image files under ``folder`` (recursive), sorted."""
-    return sorted(p for p in Path(folder).rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """All image files under ``folder`` (recursive), sorted; see `decoding.IMAGE_SUFFIXES`."""
+    return scan_images(folder)[0]
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -66,19 +63,47 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
         np.uint8)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename in it) to disk, where the platform allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, never half-written."""
+    """Write ``data`` to ``path`` through a temporary file and a rename, never half-written.
+
+    The file is fsynced before the rename and the folder after it, so once this returns the new
+    content survives a power cut; its permissions follow the umask (like ``open``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fsync_dir(path.parent)
 
 
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> None:

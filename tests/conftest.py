@@ -187,3 +187,21 @@ def report_site(report_run, model, tmp_path_factory):
     result = build_report(report_run, ["_blocks.4", "_blocks.8"], site, [0, 1, 2], model=model,
                           settings=settings, progress=False)
     return site, settings, result
+
+
+@pytest.fixture
+def no_network(monkeypatch) -> list:
+    """Any socket connection or name lookup raises; returns the list of attempts (for assertions)."""
+    import socket
+
+    attempts: list = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[1:] if args else kwargs)
+        raise OSError("network access attempted in a test that forbids it")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts

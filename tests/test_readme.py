@@ -2,7 +2,8 @@
 
 The ```python blocks run in order in one namespace. Sizes and step counts are rewritten small,
 file names point at sample images and temporary folders, and `accentuate` / `invert` get one step
-and one crop; ``seeds`` and ``images`` (prose: "your images") are two sample images.
+and one crop; ``seeds`` and ``images`` (prose: "your images") are two sample images, ``my_module`` and
+``my_detector`` a small network; `load_model` returns the session's model.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def test_readme_python_examples_run(model, samples_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(inversion, "invert", quick(inversion.invert))
     monkeypatch.setattr(phosphene, "load_model", lambda *args, **kwargs: model)
     seeds = torch.stack([phosphene.load_image(p, 48) for p in samples[:2]])
-    namespace = {"seeds": seeds, "images": seeds}
+    nn = torch.nn
+    my_module = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    namespace = {"seeds": seeds, "images": seeds, "my_module": my_module, "my_detector": my_module}
     for index, block in enumerate(python_blocks(README.read_text())):
         code = shrink(block, paths)
         try:

@@ -5,7 +5,8 @@ Rewrites: sizes and step counts become tiny where the command has the option (ad
 leaves the default), ``../shared/data/imagenet-samples`` becomes a folder of a few sample images
 (same file names), ``$VAR`` comes from a small environment. Commands that do not end by themselves
 or need what only people produce (``experiment serve``/``export``/``analyze``) and ``--ray`` ones
-(covered by tests/test_ray.py) are parsed but not run.
+(covered by tests/test_ray.py), and commands for models that need torchvision, timm or downloaded
+weights (tests/test_*models.py) are parsed but not run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from phosphene.cli import main
+from phosphene.cli.report import DefaultBuildGroup
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SAMPLES = "../shared/data/imagenet-samples"
@@ -34,8 +36,11 @@ TINY = {"--steps": "1", "--size": "48", "--viz-size": "48", "--image-size": "48"
         "--accent-crops": "1", "--accent-top": "1", "--accent-unrelated": "0", "--trials": "4",
         "--group": "1"}
 # option -> tiny value; replaced only where the README gives the option
-SHRINK = {"--channels": ("0-15", "0-1"), "--lam-sweep": (None, "0,1"), "--batch": (None, "2"),
-          "--units": ("0-15", "0-1")}
+SHRINK = {"--channels": ("0-15", "0-1"), "--lam-sweep": (None, "0,1"), "--batch": (None, "2")}
+# (sub)command -> option -> tiny value, set (replaced or added) for that command only
+PER_COMMAND = {("report", "build"): {"--units": "0-1"}}
+# models run here; others need torchvision, timm or downloaded weights (tests/test_*models.py)
+EMBEDDED = ("efficientnet_lite",)
 NOT_RUN = (("experiment", "serve"), ("experiment", "export"), ("experiment", "analyze"),
            ("report", "serve"))
 
@@ -47,6 +52,8 @@ def readme_commands(text: str) -> list[str]:
         for line in block.replace("\\\n", " ").splitlines():
             for part in line.split("&&"):
                 words = shlex.split(part, comments=True)
+                while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):  # VAR=value before the command
+                    words = words[1:]
                 if words[:1] == ["phosphene"]:
                     commands.append(shlex.join(words))
     return commands
@@ -75,9 +82,12 @@ def resolve(args: list[str]) -> tuple[list[str], click.Command]:
 def tiny(command: str, samples: Path) -> list[str]:
     """The command's arguments with tiny sizes and the sample folder replaced."""
     args = shlex.split(os.path.expandvars(command.replace(SAMPLES, str(samples))))[1:]
+    group = main.commands.get(args[0]) if args else None
+    if isinstance(group, DefaultBuildGroup) and len(args) > 1 and args[1] not in group.commands:
+        args.insert(1, "build")  # `phosphene report RUN ...` is `phosphene report build RUN ...`
     path, cmd = resolve(args)
     options = {opt for param in cmd.params for opt in getattr(param, "opts", [])}
-    for option, value in TINY.items():
+    for option, value in {**TINY, **PER_COMMAND.get(tuple(path), {})}.items():
         if option not in options:
             continue
         if option in args:
@@ -97,8 +107,11 @@ def parse(args: list[str]) -> None:
 
 
 def runs(args: list[str]) -> bool:
+    """Whether the test runs the command (else it only parses it)."""
     path, _ = resolve(args)
-    return tuple(path) not in NOT_RUN and "--ray" not in args
+    model = args[args.index("--model") + 1] if "--model" in args else EMBEDDED[0]
+    return (tuple(path) not in NOT_RUN and "--ray" not in args and "--weights" not in args
+            and model.startswith(EMBEDDED))
 
 
 @pytest.fixture

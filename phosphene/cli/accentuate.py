@@ -16,6 +16,7 @@ from ..images import load_image
 from ..param import SEEDED_PARAMETERIZATIONS
 from . import main
 from .common import model_options, open_model
+from .options import CROPS, NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, SEED, SIDE, STEPS
 
 
 def parse_lams(text: str) -> list[float]:
@@ -46,26 +47,26 @@ def load_seeds(paths, size: int):
 @click.option("--image", "image_opts", multiple=True, type=click.Path(dir_okay=False),
               help="A seed image (repeatable; positional paths work too). All go in one batch.")
 @click.option("--layer", default=None, help="Layer of the channel to accentuate.")
-@click.option("--channel", type=int, default=None, help="Channel of --layer.")
-@click.option("--class", "class_index", type=int, default=None, help="Class logit to accentuate.")
+@click.option("--channel", type=NON_NEGATIVE, default=None, help="Channel of --layer.")
+@click.option("--class", "class_index", type=NON_NEGATIVE, default=None, help="Class logit to accentuate.")
 @click.option("--reg-layer", default="_blocks.8", show_default=True,
               help="Layer of the latent regularization ('input' for pixel space).")
-@click.option("--lam", type=float, default=1.0, show_default=True, help="Regularization weight.")
+@click.option("--lam", type=NON_NEGATIVE_FLOAT, default=1.0, show_default=True, help="Regularization weight.")
 @click.option("--lam-sweep", default=None, help="Several weights, e.g. 0,0.5,1,2 (one batch).")
-@click.option("--steps", type=int, default=100, show_default=True)
-@click.option("--crops", type=int, default=16, show_default=True, help="Crops per step.")
-@click.option("--size", type=int, default=None, help="Canvas side (default: the model's input).")
-@click.option("--input-size", type=int, default=None,
+@click.option("--steps", type=STEPS, default=100, show_default=True)
+@click.option("--crops", type=CROPS, default=16, show_default=True, help="Crops per step.")
+@click.option("--size", type=SIDE, default=None, help="Canvas side (default: the model's input).")
+@click.option("--input-size", type=SIDE, default=None,
               help="Side the crops are resized to (default: the model's input).")
 @click.option("--param", type=click.Choice(tuple(SEEDED_PARAMETERIZATIONS)), default="phase",
               show_default=True)
 @click.option("--mask", type=click.Choice(["none", "attribution"]), default="none", show_default=True,
               help="'attribution' confines changes to where the objective is attributed.")
-@click.option("--lr", type=float, default=0.05, show_default=True)
+@click.option("--lr", type=POSITIVE_FLOAT, default=0.05, show_default=True)
 @click.option("--balance", "balance_by", type=click.Choice(BALANCES), default="params",
               show_default=True,
               help="beta from gradients w.r.t. the parameters (faccent's lambda) or the image.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random draws.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seeds the random draws.")
 @click.option("--no-fold", "no_fold", is_flag=True,
               help="Keep BatchNorm layers as they are (default: fold those not read).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -10,6 +10,14 @@ from ..mining.source import load_source
 from ..units import parse_unit
 from . import main
 from .common import model_options, open_model, target_options
+from .options import (
+    GRID,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    SIDE,
+    STEPS,
+)
 
 
 @main.command("atlas")
@@ -21,17 +29,17 @@ from .common import model_options, open_model, target_options
 @click.option("--attr-layer", "layer", required=True,
               help="Layer whose attribution (or activation) vectors are laid out.")
 @click.option("--mode", type=click.Choice(MODES), default="attribution", show_default=True)
-@click.option("--grid", type=int, default=None,
+@click.option("--grid", type=GRID, default=None,
               help="Cells per side (default: about 4 images per cell, 3-20, from the number of images).")
-@click.option("--per-group", type=int, default=100, show_default=True,
+@click.option("--per-group", type=POSITIVE, default=100, show_default=True,
               help="Images taken from each of: top f, bottom f, largest attribution norm.")
-@click.option("--min-points", type=int, default=None,
+@click.option("--min-points", type=NON_NEGATIVE, default=None,
               help="Keep cells with more than this many images (default: 1 below 800 images, up to 5).")
-@click.option("--icon-size", type=int, default=64, show_default=True)
-@click.option("--steps", type=int, default=128, show_default=True)
-@click.option("--batch", type=int, default=64, show_default=True, help="Icons rendered per batch.")
-@click.option("--size", type=int, default=None, help="Image side (default: the run's or the model's).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--icon-size", type=SIDE, default=64, show_default=True)
+@click.option("--steps", type=STEPS, default=128, show_default=True)
+@click.option("--batch", type=POSITIVE, default=64, show_default=True, help="Icons rendered per batch.")
+@click.option("--size", type=SIDE, default=None, help="Image side (default: the run's or the model's).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def atlas_command(run, model_name, weights, device, images_dir, target, layer, position, post_activation,

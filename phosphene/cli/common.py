@@ -8,16 +8,36 @@ import click
 import torch
 
 from ..models import DEFAULT_MODEL, load_model
+from .options import check_device, device_callback
+
+OFFLINE_KEY = "phosphene.offline"
+
+
+def _remember_offline(ctx: click.Context, _param, value: bool) -> bool:
+    if value:
+        ctx.meta[OFFLINE_KEY] = True
+    return value
+
+
+def offline_option(func):
+    """``--offline``: forbid downloading weights (read by `open_model` from the click context)."""
+    return click.option("--offline", is_flag=True, expose_value=False, callback=_remember_offline,
+                        help="Never download weights: use the local caches or --weights "
+                             "(also PHOSPHENE_OFFLINE=1 or HF_HUB_OFFLINE=1).")(func)
 
 
 def model_options(func):
-    """``--model``, ``--weights`` and ``--device`` options."""
+    """``--model``, ``--weights``, ``--device`` and ``--offline`` options."""
 
     @click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True,
-                  help="efficientnet_lite0, torchvision:<name> or timm:<name>.")
+                  help="efficientnet_lite0/1/2, inceptionv1, torchvision:<arch>[.<WEIGHTS>] or "
+                       "timm:<arch>[.<tag>] (`phosphene models`).")
     @click.option("--weights", type=click.Path(dir_okay=False), default=None,
-                  help="State-dict file replacing the model's default weights.")
-    @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available).")
+                  help="Weights file (state dict, checkpoint or .safetensors) replacing the default "
+                       "weights.")
+    @click.option("--device", default=None, callback=device_callback,
+                  help="cpu, cuda, cuda:1, mps (default: cuda if available).")
+    @offline_option
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
@@ -42,10 +62,16 @@ def target_options(required: bool = True, help: str = "Target unit LAYER:CHANNEL
 def pick_device(device: str | None) -> str:
     """The requested device, or CUDA when there is one, else CPU."""
     if device:
-        return device
+        return check_device(device)
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def offline_requested() -> bool | None:
+    """True when the running command got ``--offline``; None (the environment decides) otherwise."""
+    ctx = click.get_current_context(silent=True)
+    return True if ctx is not None and ctx.find_root().meta.get(OFFLINE_KEY) else None
 
 
 def open_model(model_name: str, weights: str | None, device: str | None):
     """Load the model the options describe, on the chosen device."""
-    return load_model(model_name, weights=weights, device=pick_device(device))
+    return load_model(model_name, weights=weights, device=pick_device(device), offline=offline_requested())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 
@@ -13,6 +14,18 @@ from ..images import list_images
 from ..install_hint import install_hint
 from . import main
 from .common import model_options, open_model
+from .options import (
+    NATURALS,
+    NON_NEGATIVE,
+    NON_NEGATIVE_FLOAT,
+    PORT,
+    POSITIVE,
+    SEED,
+    SIDE,
+    STEPS,
+    UNITS_PER_LAYER,
+    device_callback,
+)
 
 
 @main.group("experiment")
@@ -35,12 +48,12 @@ def _parse_counts(value: str) -> tuple[int, ...]:
 
 
 design_options = [
-    click.option("--trials-per-condition", type=int, default=2, show_default=True,
+    click.option("--trials-per-condition", type=POSITIVE, default=2, show_default=True,
                  help="Trials per (trial type x layer x images per unit)."),
     click.option("--images-per-unit", default="1,3,5", show_default=True),
-    click.option("--catch", "catch_trials", type=int, default=2, show_default=True,
+    click.option("--catch", "catch_trials", type=NON_NEGATIVE, default=2, show_default=True,
                  help="Catch trials (obvious answer) per participant."),
-    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--seed", type=SEED, default=0, show_default=True),
 ]
 
 
@@ -58,16 +71,16 @@ def with_design(func):
               help="Image folder to rank directly (small folders; instead of --run).")
 @click.option("--layers", default=None,
               help="Three layers, early,middle,late (default: middle block of each depth tertile).")
-@click.option("--units-per-layer", type=int, default=6, show_default=True)
+@click.option("--units-per-layer", type=UNITS_PER_LAYER, default=6, show_default=True)
 @click.option("--units", default=None, help="Units per layer instead of random ones: '1,2,3;4,5,6;7,8,9'.")
-@click.option("--naturals", type=int, default=10, show_default=True, help="Natural exemplars per unit.")
-@click.option("--visualizations", type=int, default=5, show_default=True,
+@click.option("--naturals", type=NATURALS, default=10, show_default=True, help="Natural exemplars per unit.")
+@click.option("--visualizations", type=POSITIVE, default=5, show_default=True,
               help="Visualizations per unit (made different by the diversity term).")
-@click.option("--diversity", type=float, default=10.0, show_default=True)
-@click.option("--steps", type=int, default=256, show_default=True)
-@click.option("--viz-size", type=int, default=224, show_default=True)
-@click.option("--image-size", type=int, default=224, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--diversity", type=NON_NEGATIVE_FLOAT, default=10.0, show_default=True)
+@click.option("--steps", type=STEPS, default=256, show_default=True)
+@click.option("--viz-size", type=SIDE, default=224, show_default=True)
+@click.option("--image-size", type=SIDE, default=224, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 def stimuli_command(model_name, weights, device, run_dir, images, layers, units_per_layer, units,
@@ -124,7 +137,7 @@ def _warn_few_units(stimulus_set, enough: int = 6) -> None:
 @experiment.command("trials")
 @click.argument("stimuli", type=click.Path(file_okay=False))
 @with_design
-@click.option("--participant", type=int, default=0, show_default=True)
+@click.option("--participant", type=NON_NEGATIVE, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the full trial list as JSON.")
 def trials_command(stimuli, trials_per_condition, images_per_unit, catch_trials, seed, participant,
                    as_json) -> None:
@@ -145,30 +158,63 @@ def trials_command(stimuli, trials_per_condition, images_per_unit, catch_trials,
 @experiment.command("serve")
 @click.argument("stimuli", type=click.Path(file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=PORT, default=8000, show_default=True)
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
               help="SQLite file for responses (default: STIMULI/responses.sqlite).")
-@click.option("--admin-token", default=None, envvar="PHOSPHENE_ADMIN_TOKEN",
-              help="Token for /api/admin/* (default: a random one, printed).")
+@click.option("--admin-token-file", type=click.Path(dir_okay=False), default=None,
+              help="File whose first line is the token for /api/admin/*.")
+@click.option("--admin-token", default=None,
+              help="Token for /api/admin/* (visible in `ps`: prefer PHOSPHENE_ADMIN_TOKEN or "
+                   "--admin-token-file; default: a random one, printed once).")
 @with_design
-def serve_command(stimuli, host, port, db_path, admin_token, trials_per_condition, images_per_unit,
-                  catch_trials, seed) -> None:
-    """Serve the web experiment for STIMULI; responses go to a SQLite (WAL) file."""
+def serve_command(stimuli, host, port, db_path, admin_token_file, admin_token, trials_per_condition,
+                  images_per_unit, catch_trials, seed) -> None:
+    """Serve the web experiment for STIMULI; responses go to a SQLite (WAL) file.
+
+    The admin token comes from PHOSPHENE_ADMIN_TOKEN, --admin-token-file or --admin-token;
+    without any, a random one is made and printed once.
+    """
     try:
         from ..psychophysics.server import create_app, serve
     except ImportError as exc:
         raise PhospheneError(f"the web experiment needs {install_hint('psychophysics')}") from exc
-    generated = admin_token is None
-    admin_token = admin_token or secrets.token_urlsafe(24)
-    if len(admin_token) < 16:
-        raise PhospheneError("--admin-token must have at least 16 characters")
+    token, source = admin_token_from(admin_token, admin_token_file)
+    if source == "--admin-token":
+        click.echo("warning: --admin-token is visible to every user of this machine (`ps`); use "
+                   "PHOSPHENE_ADMIN_TOKEN or --admin-token-file", err=True)
     db_path = db_path or str(Path(stimuli) / "responses.sqlite")
-    app = create_app(stimuli, db_path, admin_token, trials_per_condition,
+    app = create_app(stimuli, db_path, token, trials_per_condition,
                      _parse_counts(images_per_unit), catch_trials, seed)
     click.echo(f"experiment on http://{host}:{port}/  (responses -> {db_path})")
-    shown = admin_token if generated else "<your --admin-token>"
-    click.echo(f"admin: curl -H 'Authorization: Bearer {shown}' http://{host}:{port}/api/admin/export.csv")
+    if source == "generated":
+        click.echo(f"admin token (shown once, not stored): {token}")
+    click.echo(f"admin: curl -H \"Authorization: Bearer $PHOSPHENE_ADMIN_TOKEN\" "
+               f"http://{host}:{port}/api/admin/export.csv")
     serve(app, host, port)
+
+
+def admin_token_from(flag: str | None, path: str | None) -> tuple[str, str]:
+    """(token, where it came from): --admin-token-file, else --admin-token, else the environment
+    variable PHOSPHENE_ADMIN_TOKEN, else a new random one ("generated"). `PhospheneError` for an
+    empty or short token."""
+    if path is not None:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PhospheneError(f"cannot read --admin-token-file {path}: {exc}") from None
+        value, source = (lines[0] if lines else ""), "--admin-token-file"
+    elif flag is not None:
+        value, source = flag, "--admin-token"
+    elif "PHOSPHENE_ADMIN_TOKEN" in os.environ:
+        value, source = os.environ["PHOSPHENE_ADMIN_TOKEN"], "PHOSPHENE_ADMIN_TOKEN"
+    else:
+        return secrets.token_urlsafe(24), "generated"
+    value = value.strip()
+    if not value:
+        raise PhospheneError(f"the admin token from {source} is empty")
+    if len(value) < 16:
+        raise PhospheneError(f"the admin token from {source} must have at least 16 characters")
+    return value, source
 
 
 @experiment.command("export")
@@ -183,6 +229,13 @@ def export_command(db_path, out) -> None:
     rows = load_responses(db_path)
     write_responses(rows, out)
     click.echo(f"{len(rows)} responses -> {out}")
+    if Path(db_path).suffix.lower() in (".db", ".sqlite", ".sqlite3"):
+        from ..psychophysics.storage import ExperimentDB
+
+        orphaned = ExperimentDB(db_path, create=False).orphaned()
+        if orphaned:
+            click.echo(f"{orphaned} sessions never answered a trial (consent given, page closed, or "
+                       "server restarted); they have no rows in the export")
 
 
 @experiment.command("analyze")
@@ -205,11 +258,11 @@ def analyze_command(results, out, title) -> None:
               help="Model that plays the participant (not the studied one).")
 @click.option("--feature-layer", default="_relu1", show_default=True,
               help="Observer layer whose pooled activations are the features.")
-@click.option("--size", type=int, default=None, help="Observer input side (default: its own).")
-@click.option("--participants", type=int, default=10, show_default=True,
+@click.option("--size", type=SIDE, default=None, help="Observer input side (default: its own).")
+@click.option("--participants", type=POSITIVE, default=10, show_default=True,
               help="Virtual participants (each the design a human participant would get).")
 @with_design
-@click.option("--device", default=None)
+@click.option("--device", default=None, callback=device_callback)
 @click.option("--quiet", is_flag=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 def simulate_command(stimuli, observer, feature_layer, size, participants, trials_per_condition,
@@ -251,19 +304,19 @@ def simulate_command(stimuli, observer, feature_layer, size, participants, trial
 @click.option("--layers", default=None,
               help="Layers to score. For a mining run: three, early,middle,late (default: as "
                    "`experiment stimuli --run`); for a stimulus set: any of its layers (default: all).")
-@click.option("--trials", type=int, default=200, show_default=True, help="2-AFC trials per unit.")
-@click.option("--group", "group_size", type=int, default=3, show_default=True,
+@click.option("--trials", type=POSITIVE, default=200, show_default=True, help="2-AFC trials per unit.")
+@click.option("--group", "group_size", type=POSITIVE, default=3, show_default=True,
               help="Images in the query and in each candidate group.")
 @click.option("--observer", default="efficientnet_lite1", show_default=True)
 @click.option("--feature-layer", default="_relu1", show_default=True)
-@click.option("--units-per-layer", type=int, default=8, show_default=True,
+@click.option("--units-per-layer", type=UNITS_PER_LAYER, default=8, show_default=True,
               help="Mining run only: random units per layer.")
-@click.option("--naturals", type=int, default=10, show_default=True, help="Mining run only.")
-@click.option("--visualizations", type=int, default=5, show_default=True, help="Mining run only.")
-@click.option("--steps", type=int, default=128, show_default=True, help="Mining run only: render steps.")
-@click.option("--viz-size", type=int, default=128, show_default=True, help="Mining run only.")
-@click.option("--image-size", type=int, default=128, show_default=True, help="Mining run only.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--naturals", type=NATURALS, default=10, show_default=True, help="Mining run only.")
+@click.option("--visualizations", type=POSITIVE, default=5, show_default=True, help="Mining run only.")
+@click.option("--steps", type=STEPS, default=128, show_default=True, help="Mining run only: render steps.")
+@click.option("--viz-size", type=SIDE, default=128, show_default=True, help="Mining run only.")
+@click.option("--image-size", type=SIDE, default=128, show_default=True, help="Mining run only.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @model_options
 @click.option("--quiet", is_flag=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True)

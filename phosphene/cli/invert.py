@@ -10,6 +10,7 @@ from ..inhibition.inversion import invert
 from ..units import parse_unit
 from . import main
 from .common import model_options, open_model, target_options
+from .options import CROPS, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, SEED, SIDE, STEPS
 
 
 @main.command("invert")
@@ -17,12 +18,12 @@ from .common import model_options, open_model, target_options
 @click.option("--image", "image_path", required=True, type=click.Path(), help="Seed image.")
 @target_options()
 @click.option("--attr-layer", required=True, help="Earlier layer to attribute through.")
-@click.option("--steps", type=int, default=256, show_default=True)
-@click.option("--lr", type=float, default=0.02, show_default=True)
-@click.option("--size", type=int, default=None, help="Image side (default: the model's input).")
-@click.option("--crops", type=int, default=4, show_default=True, help="Random crops per image per step.")
-@click.option("--cossim-pow", type=float, default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=STEPS, default=256, show_default=True)
+@click.option("--lr", type=POSITIVE_FLOAT, default=0.02, show_default=True)
+@click.option("--size", type=SIDE, default=None, help="Image side (default: the model's input).")
+@click.option("--crops", type=CROPS, default=4, show_default=True, help="Random crops per image per step.")
+@click.option("--cossim-pow", type=NON_NEGATIVE_FLOAT, default=1.0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def invert_command(model_name, weights, device, image_path, target, attr_layer, position, post_activation,

@@ -8,6 +8,7 @@ from ..mining import run_mining
 from ..mining.contact_sheet import contact_sheets
 from . import main
 from .common import model_options, open_model
+from .options import NON_NEGATIVE, POSITIVE, SIDE, WORKERS, FiniteFloat
 from .ray_options import ray_executor, ray_options
 
 
@@ -15,29 +16,31 @@ from .ray_options import ray_executor, ray_options
 @model_options
 @click.option("--layers", required=True, help="Comma-separated layer names, e.g. _blocks.8,_conv_head.")
 @click.option("--images", "images", required=True, type=click.Path(),
-              help="Image folder (recursive; jpg, png, webp, bmp).")
-@click.option("--k", type=int, default=16, show_default=True, help="Images kept per unit and ranking.")
+              help="Image folder (recursive; jpg, png, webp, bmp, gif, tiff).")
+@click.option("--k", type=POSITIVE, default=16, show_default=True, help="Images kept per unit and ranking.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (0: inline).")
-@click.option("--size", type=int, default=None, help="Crop side (default: the model's input size).")
-@click.option("--checkpoint-every", type=int, default=50, show_default=True,
+@click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
+@click.option("--workers", type=WORKERS, default=2, show_default=True, help="Decoding processes (0: inline).")
+@click.option("--size", type=SIDE, default=None, help="Crop side (default: the model's input size).")
+@click.option("--checkpoint-every", type=POSITIVE, default=50, show_default=True,
               help="Checkpoint every N batches (and at least every 2 minutes).")
-@click.option("--max-pixels", type=int, default=100_000_000, show_default=True,
+@click.option("--max-pixels", type=POSITIVE, default=100_000_000, show_default=True,
               help="Skip images with more pixels than this.")
-@click.option("--sheet-k", type=int, default=8, show_default=True,
+@click.option("--sheet-k", type=NON_NEGATIVE, default=8, show_default=True,
               help="Images per unit on the contact sheets contact_<layer>.png (0: no sheets).")
-@click.option("--sheet-units", type=int, default=64, show_default=True,
+@click.option("--sheet-units", type=POSITIVE, default=64, show_default=True,
               help="Units (the first N of each layer) on the contact sheets.")
 @click.option("--no-fold", "no_fold", is_flag=True,
               help="Keep BatchNorm layers as they are (default: fold those not mined).")
+@click.option("--max-aspect", type=FiniteFloat(at_least=1.0), default=20.0, show_default=True,
+              help="Skip images more than this many times longer than wide (resize bombs).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @ray_options
-@click.option("--shard-batches", type=int, default=4, show_default=True,
+@click.option("--shard-batches", type=POSITIVE, default=4, show_default=True,
               help="With --ray: batches per shard (the unit of work and of resume).")
 def mine_command(model_name, weights, device, layers, images, k, out, batch_size, workers, size,
-                 checkpoint_every, max_pixels, sheet_k, sheet_units, no_fold, quiet, ray_address,
-                 ray_cpus, ray_gpus, ray_workers, shard_batches) -> None:
+                 checkpoint_every, max_pixels, sheet_k, sheet_units, no_fold, max_aspect, quiet,
+                 ray_address, ray_cpus, ray_gpus, ray_workers, shard_batches) -> None:
     """Keep the top-k and bottom-k images of every unit (by channel mean, spatial max and min).
 
     Writes OUT/topk.parquet, images.parquet, skipped.csv, manifest.json and a contact sheet PNG per
@@ -50,6 +53,7 @@ def mine_command(model_name, weights, device, layers, images, k, out, batch_size
     with ray_executor(ray_address, ray_cpus, ray_gpus, ray_workers, shard_batches) as executor:
         run = run_mining(model, names, images, out, k=k, batch_size=batch_size, num_workers=workers,
                          size=size, checkpoint_every=checkpoint_every, max_pixels=max_pixels,
+                         max_aspect=max_aspect,
                          fold=not no_fold, progress=False if quiet else None,
                          executor=executor)
     sheets = contact_sheets(run, k=sheet_k, max_units=sheet_units) if sheet_k > 0 else {}

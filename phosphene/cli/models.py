@@ -1,4 +1,4 @@
-"""``phosphene models``, ``phosphene layers`` and ``phosphene classify``."""
+"""``phosphene models``, ``layers``, ``classify`` and ``download``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import torch
 
 from ..errors import PhospheneError
 from ..hooks import layer_shapes
-from ..images import load_image
-from ..models import list_models
+from ..models import list_models, load_model
 from ..torch_utils import model_device
 from . import main
-from .common import model_options, open_model
+from .common import model_options, offline_option, open_model
+from .options import POSITIVE, SIDE
 
 
 @main.command("models")
@@ -24,7 +24,8 @@ def models_command() -> None:
 @main.command("layers")
 @click.argument("model_name", required=False, default="efficientnet_lite0")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None)
-@click.option("--size", type=int, default=None, help="Input side (default: the model's).")
+@click.option("--size", type=SIDE, default=None, help="Input side (default: the model's).")
+@offline_option
 def layers_command(model_name: str, weights: str | None, size: int | None) -> None:
     """Print every layer of MODEL with its output shape."""
     model = open_model(model_name, weights, "cpu")
@@ -38,15 +39,15 @@ def layers_command(model_name: str, weights: str | None, size: int | None) -> No
 @main.command("classify")
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @model_options
-@click.option("--top", type=int, default=5, show_default=True)
+@click.option("--top", type=POSITIVE, default=5, show_default=True)
 def classify_command(images, model_name, weights, device, top) -> None:
-    """Print the top classes for each IMAGE."""
+    """Print the top classes for each IMAGE, preprocessed as the model's own evaluation transform."""
     model = open_model(model_name, weights, device)
     names = model.class_names
     failures = 0
     for path in images:
         try:
-            x = load_image(path, model.input_size)[None].to(model_device(model))
+            x = model.prepare_image(path)[None].to(model_device(model))
         except Exception as exc:  # unreadable images are reported and skipped
             click.echo(f"{path}: cannot read image ({type(exc).__name__})", err=True)
             failures += 1
@@ -60,3 +61,13 @@ def classify_command(images, model_name, weights, device, top) -> None:
             click.echo(f"  {p:6.3f}  {k:4d}  {label}")
     if failures:
         raise PhospheneError(f"{failures} of {len(images)} images could not be read")
+
+
+@main.command("download")
+@click.argument("model_names", nargs=-1, required=True)
+def download_command(model_names) -> None:
+    """Fill the local weight caches for MODEL_NAMES (torch.hub's, the Hugging Face Hub's), so that
+    later runs work with --offline; models already cached are not downloaded again."""
+    for name in model_names:
+        model = load_model(name, offline=False)
+        click.echo(f"{model.name}: weights ready")

@@ -8,6 +8,7 @@ import functools
 import click
 
 from ..install_hint import install_hint
+from .options import NON_NEGATIVE_FLOAT, POSITIVE
 
 
 def ray_options(func):
@@ -18,11 +19,11 @@ def ray_options(func):
                   help="Run on Ray workers: HOST:PORT or ray://HOST:PORT of a cluster, auto (the "
                        "cluster of this machine), local:N (start Ray here with N CPUs); bare --ray: "
                        "local with every core. Needs " + install_hint("ray") + ".")
-    @click.option("--ray-cpus", type=float, default=1.0, show_default=True,
+    @click.option("--ray-cpus", type=NON_NEGATIVE_FLOAT, default=1.0, show_default=True,
                   help="CPUs per Ray worker (its torch threads).")
-    @click.option("--ray-gpus", type=float, default=0.0, show_default=True,
+    @click.option("--ray-gpus", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True,
                   help="GPUs per Ray worker (> 0: workers compute on their GPU; 0.5: two per GPU).")
-    @click.option("--ray-workers", type=int, default=None,
+    @click.option("--ray-workers", type=POSITIVE, default=None,
                   help="Number of Ray workers (default: as many as the cluster's resources hold).")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):

@@ -12,6 +12,7 @@ from ..render import render
 from ..transforms import TRANSFORM_SETS
 from . import main
 from .common import model_options, open_model
+from .options import NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SEED, SIDE, STEPS
 from .ray_options import ray_options
 from .render_batched import chunk_option, render_layer_in_batches
 
@@ -25,16 +26,16 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @click.option("--objective", "kind", type=click.Choice(OBJECTIVES), default="channel",
               show_default=True)
 @click.option("--classes", default=None, help="Class indices to render (class logits), e.g. 1,9.")
-@click.option("--diversity", type=float, default=0.0,
+@click.option("--diversity", type=NON_NEGATIVE_FLOAT, default=0.0,
               help="Weight of the diversity term (use with --batch for several images per unit).")
-@click.option("--batch", type=int, default=None, help="Images per unit (default 1).")
-@click.option("--steps", type=int, default=256, show_default=True)
-@click.option("--lr", type=float, default=0.05, show_default=True)
-@click.option("--size", type=int, default=None, help="Image side (default: the model's input).")
+@click.option("--batch", type=POSITIVE, default=None, help="Images per unit (default 1).")
+@click.option("--steps", type=STEPS, default=256, show_default=True)
+@click.option("--lr", type=POSITIVE_FLOAT, default=0.05, show_default=True)
+@click.option("--size", type=SIDE, default=None, help="Image side (default: the model's input).")
 @click.option("--param", type=click.Choice(tuple(PARAMETERIZATIONS)), default="fourier", show_default=True)
 @click.option("--transforms", type=click.Choice(TRANSFORM_SETS), default="standard",
               show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--amp", is_flag=True, help="bfloat16 autocast (GPUs).")
 @click.option("--no-fold", "no_fold", is_flag=True,
               help="Keep BatchNorm layers as they are (default: fold those no objective reads).")

@@ -6,13 +6,14 @@ import click
 
 from .. import objectives as obj
 from ..render_batches import render_batches
+from .options import POSITIVE
 from .ray_options import ray_executor
 
 
 def chunk_option(func):
     """``--chunk N``: units per optimization; renders batch folders (see `render_batches`)."""
     return click.option(
-        "--chunk", type=int, default=None,
+        "--chunk", type=POSITIVE, default=None,
         help="Render the units in batches of N (one optimization each, seed --seed + batch number) "
              "into OUT/batch_BBBB/; resumable. Default 16 with --channels all or --ray.")(func)
 

@@ -11,6 +11,7 @@ from ..install_hint import install_hint
 from ..objectives import parse_units
 from . import main
 from .common import model_options
+from .options import CROPS, NON_NEGATIVE, NON_NEGATIVE_FLOAT, PORT, POSITIVE, SEED, SIDE, STEPS
 
 SUBCOMMANDS = ("build", "serve")
 
@@ -40,26 +41,27 @@ def report_group() -> None:
 @click.option("--units", default=None, help="Units of each layer, e.g. 0-31 (default: all).")
 @click.option("--out", type=click.Path(), required=True, help="Site folder (created or extended).")
 @model_options
-@click.option("--steps", type=int, default=256, show_default=True, help="Visualization steps.")
-@click.option("--size", type=int, default=224, show_default=True, help="Side of rendered images.")
-@click.option("--diverse", type=int, default=4, show_default=True, help="Visualizations per unit.")
-@click.option("--diversity", type=float, default=10.0, show_default=True, help="Diversity weight.")
+@click.option("--steps", type=STEPS, default=256, show_default=True, help="Visualization steps.")
+@click.option("--size", type=SIDE, default=224, show_default=True, help="Side of rendered images.")
+@click.option("--diverse", type=POSITIVE, default=4, show_default=True, help="Visualizations per unit.")
+@click.option("--diversity", type=NON_NEGATIVE_FLOAT, default=10.0, show_default=True,
+              help="Diversity weight.")
 @click.option("--param", type=click.Choice(["fourier", "pixel", "maco"]), default="fourier",
               show_default=True)
-@click.option("--batch", type=int, default=16, show_default=True, help="Units per optimization.")
-@click.option("--k", type=int, default=8, show_default=True, help="Top/bottom exemplars shown.")
-@click.option("--probe", type=int, default=128, show_default=True,
+@click.option("--batch", type=POSITIVE, default=16, show_default=True, help="Units per optimization.")
+@click.option("--k", type=POSITIVE, default=8, show_default=True, help="Top/bottom exemplars shown.")
+@click.option("--probe", type=POSITIVE, default=128, show_default=True,
               help="Dataset images for E+/E-, tension, selectivity, completeness.")
-@click.option("--mtis", type=int, default=3, show_default=True, help="Most tense images shown.")
-@click.option("--accent-steps", type=int, default=64, show_default=True)
-@click.option("--accent-crops", type=int, default=8, show_default=True)
-@click.option("--accent-top", type=int, default=2, show_default=True,
+@click.option("--mtis", type=NON_NEGATIVE, default=3, show_default=True, help="Most tense images shown.")
+@click.option("--accent-steps", type=STEPS, default=64, show_default=True)
+@click.option("--accent-crops", type=CROPS, default=8, show_default=True)
+@click.option("--accent-top", type=NON_NEGATIVE, default=2, show_default=True,
               help="Accentuations in top exemplars.")
-@click.option("--accent-unrelated", type=int, default=1, show_default=True,
+@click.option("--accent-unrelated", type=NON_NEGATIVE, default=1, show_default=True,
               help="Accentuations in unrelated images.")
-@click.option("--neighbours", type=int, default=6, show_default=True)
+@click.option("--neighbours", type=NON_NEGATIVE, default=6, show_default=True)
 @click.option("--atlas", is_flag=True, help="An activation atlas on each layer page (umap-learn).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def build_command(run, layers, units, out, model_name, weights, device, quiet, **settings) -> None:
     """Build or extend the report site OUT from the mining RUN (done units are skipped)."""
@@ -85,7 +87,7 @@ def build_command(run, layers, units, out, model_name, weights, device, quiet, *
 
 @report_group.command("serve")
 @click.argument("site", type=click.Path())
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=PORT, default=8000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (local by default).")
 def serve_command(site, port, host) -> None:
     """Serve the static site SITE over HTTP (the pages also work straight from disk)."""

@@ -9,6 +9,7 @@ from ..inhibition.tension import tension_report
 from ..units import parse_unit
 from . import main
 from .common import model_options, open_model, target_options
+from .options import POSITIVE, SIDE, WORKERS
 
 
 @main.command("tension")
@@ -19,10 +20,11 @@ from .common import model_options, open_model, target_options
 @target_options()
 @click.option("--attr-layer", "attr_layers", multiple=True, required=True,
               help="Earlier layer to attribute through (repeat for several; the first one draws maps).")
-@click.option("--n", "count", type=int, default=8, show_default=True, help="Images per MEI/MII/MTI grid.")
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (0: inline).")
-@click.option("--size", type=int, default=None,
+@click.option("--n", "count", type=POSITIVE, default=8, show_default=True,
+              help="Images per MEI/MII/MTI grid.")
+@click.option("--batch-size", type=POSITIVE, default=16, show_default=True)
+@click.option("--workers", type=WORKERS, default=2, show_default=True, help="Decoding processes (0: inline).")
+@click.option("--size", type=SIDE, default=None,
               help="Crop side (default: the run's, else the model's input size).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")

@@ -9,33 +9,35 @@ raises. What is converted and what is skipped:
 - skipped: empty (zero-byte) files, files that are not images (unidentified), truncated or corrupt
   data, images smaller than ``min_side`` pixels on a side (a 1x1 image carries no picture, only a
   colour), images larger than ``max_pixels`` (decompression bombs, and images too big to decode
-  cheaply).
+  cheaply), images more than ``max_aspect`` times longer than wide (or the reverse).
 
-Preprocessing of the kept images: resize the short side to ``size / crop_fraction`` (bicubic) and cut
-the central ``size`` square, as `phosphene.images.resize_center_crop`.
+Decoding is `phosphene.decoding.read_rgb` (EXIF orientation; truncated JPEGs decoded as far as their
+data goes). Preprocessing of the kept images: the central square that "short side to
+``size / crop_fraction``, centre crop ``size``" keeps is cut from the source and resized to ``size``
+(bicubic), so the work does not grow with the aspect ratio.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from ..images import resize_center_crop
+from ..decoding import (  # noqa: F401  (defaults re-exported for run.py)
+    DEFAULT_MAX_ASPECT,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_SIDE,
+    ImageDecodeError,
+    read_rgb,
+)
+from ..decoding import to_rgb as _to_rgb  # noqa: F401  (kept for callers of the old name)
 
-DEFAULT_MAX_PIXELS = 100_000_000
-DEFAULT_MIN_SIDE = 8
-
-
-class SkipImage(Exception):
-    """An image file that cannot be used; ``str(exc)`` is the reason."""
+SkipImage = ImageDecodeError  # an image file that cannot be used; ``str(exc)`` is the reason
 
 
 @dataclass(frozen=True)
@@ -46,60 +48,24 @@ class Preprocessing:
     crop_fraction: float = 0.875
     min_side: int = DEFAULT_MIN_SIDE
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_aspect: float = DEFAULT_MAX_ASPECT
 
     def describe(self) -> dict:
         return {
             "size": self.size, "crop_fraction": self.crop_fraction, "min_side": self.min_side,
-            "max_pixels": self.max_pixels,
-            "steps": f"first frame; to RGB (alpha over white, 16-bit scaled to 8-bit); short side -> "
-                     f"round({self.size}/{self.crop_fraction}) bicubic; centre crop {self.size}; "
-                     f"/255 to [0,1]; the model applies its own normalization",
+            "max_pixels": self.max_pixels, "max_aspect": self.max_aspect,
+            "steps": f"first frame; EXIF orientation; to RGB (alpha over white, 16-bit scaled to "
+                     f"8-bit); central square of side {self.crop_fraction} x short side -> "
+                     f"{self.size} bicubic (= short side to round({self.size}/{self.crop_fraction}), "
+                     f"centre crop {self.size}); /255 to [0,1]; the model applies its own "
+                     f"normalization",
         }
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode to RGB: alpha composited over white, 16/32-bit integers scaled to 8 bit."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        array = np.asarray(image, dtype=np.float64) / 257.0
-        image = Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), mode="L")
-    elif image.mode == "F":
-        image = Image.fromarray(np.clip(np.asarray(image) * 255.0, 0, 255).astype(np.uint8), mode="L")
-    has_alpha = image.mode in ("PA", "LA", "RGBA", "La", "RGBa")
-    if has_alpha or (image.mode == "P" and "transparency" in image.info):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    return image.convert("RGB")
 
 
 def decode_image(path: str | os.PathLike, prep: Preprocessing) -> np.ndarray:
     """Read ``path`` as a (3, size, size) uint8 array; raise `SkipImage` with the reason if unusable."""
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise SkipImage("empty file (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                w, h = image.size
-                if w * h > prep.max_pixels:
-                    raise SkipImage(f"too large ({w}x{h} > {prep.max_pixels} pixels)")
-                if min(w, h) < prep.min_side:
-                    raise SkipImage(f"too small ({w}x{h}, a side < {prep.min_side} px)")
-                image.seek(0)
-                image.load()
-                rgb = _to_rgb(image)
-    except SkipImage:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise SkipImage(f"too large ({exc})") from None
-    except UnidentifiedImageError:
-        raise SkipImage("not an image (unidentified format)") from None
-    except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:
-        raise SkipImage(f"unreadable ({type(exc).__name__})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise SkipImage(f"truncated or corrupt ({type(exc).__name__}: {str(exc)[:80]})") from None
-    crop = resize_center_crop(rgb, prep.size, prep.crop_fraction)
+    crop = read_rgb(path, prep.size, prep.crop_fraction, prep.min_side, prep.max_pixels,
+                    prep.max_aspect)
     return np.ascontiguousarray(np.asarray(crop, dtype=np.uint8).transpose(2, 0, 1))
 
 
@@ -169,5 +135,5 @@ def list_hash(root: Path, paths: Sequence[Path]) -> str:
             size = path.stat().st_size
         except OSError:
             size = -1
-        digest.update(f"{path.relative_to(root).as_posix()}\t{size}\n".encode())
+        digest.update(os.fsencode(path.relative_to(root).as_posix()) + f"\t{size}\n".encode())
     return digest.hexdigest()

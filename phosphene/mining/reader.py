@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ class MiningRun:
         self.config = self.manifest["config"]
         self.image_root = Path(self.config["image_root"])
         self._groups: dict[tuple[str, str, str], dict[str, np.ndarray]] | None = None
+        self._paths: list[Path] | None = None
 
     @property
     def layers(self) -> list[str]:
@@ -65,7 +67,8 @@ class MiningRun:
     @property
     def preprocessing(self) -> Preprocessing:
         p = self.config["preprocessing"]
-        return Preprocessing(p["size"], p["crop_fraction"], p["min_side"], p["max_pixels"])
+        return Preprocessing(p["size"], p["crop_fraction"], p["min_side"], p["max_pixels"],
+                             p.get("max_aspect", math.inf))
 
     def table(self) -> pa.Table:
         """The whole top/bottom-k table (read it with pandas: ``run.table().to_pandas()``)."""
@@ -73,7 +76,12 @@ class MiningRun:
 
     def image_paths(self) -> list[Path]:
         """Every listed file, by dataset index (skipped ones included)."""
-        return [self.image_root / p for p in store.read_image_list(self.root)]
+        return list(self._path_list())
+
+    def _path_list(self) -> list[Path]:
+        if self._paths is None:
+            self._paths = [self.image_root / p for p in store.read_image_list(self.root)]
+        return self._paths
 
     def skipped(self) -> list[tuple[int, str, str]]:
         """(index, relative path, reason) of every file that could not be used."""
@@ -88,6 +96,11 @@ class MiningRun:
                 mask = ((arrays["layer"] == key[0]) & (arrays["stat"] == key[1])
                         & (arrays["direction"] == key[2]))
                 self._groups[key] = {n: a[mask] for n, a in arrays.items()}
+        if (layer, stat, direction) not in self._groups:
+            summary = self.manifest.get("summary", {})
+            raise PhospheneError(f"mining run {self.root} has no examples: none of its "
+                                 f"{summary.get('n_images', '?')} images could be used (reasons in "
+                                 f"{self.root / store.SKIPPED})")
         return self._groups[layer, stat, direction]
 
     def examples(self, layer: str, unit: int, direction: str = "top", by: str = "mean",
@@ -110,8 +123,9 @@ class MiningRun:
             raise UnitOutOfRangeError(f"unit {unit} out of range: {layer} has {channels} units")
         rows = np.nonzero((group["unit"] == unit) & (group["rank"] < k))[0]
         rows = rows[np.argsort(group["rank"][rows], kind="stable")]
+        paths = self._path_list()
         return [Example(layer, unit, by, direction, int(group["rank"][r]), int(group["image_index"][r]),
-                        self.image_root / str(group["path"][r]), float(group["value"][r]),
+                        paths[int(group["image_index"][r])], float(group["value"][r]),
                         None if group["y"][r] < 0 else int(group["y"][r]),
                         None if group["x"][r] < 0 else int(group["x"][r])) for r in rows]
 

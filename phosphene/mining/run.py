@@ -13,7 +13,8 @@ import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,14 +23,22 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import PhospheneError
+from ..decoding import IMAGE_SUFFIXES, display_path, scan_images
+from ..errors import OutputError, PhospheneError
 from ..folding import fold_batchnorm
 from ..hooks import LayerTap, check_layers
-from ..images import list_images
 from ..models import load_model
 from ..torch_utils import model_device, progress_enabled
 from . import store
-from .dataset import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, Preprocessing, batch_loader, list_hash
+from .dataset import (
+    DEFAULT_MAX_ASPECT,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_SIDE,
+    Preprocessing,
+    batch_loader,
+    list_hash,
+)
+from .lock import run_lock
 from .reader import MiningRun
 from .topk import STATS, LayerExtremes
 
@@ -56,12 +65,49 @@ def _layer_shapes(tap: LayerTap, size: int, device: torch.device) -> dict[str, l
     return {name: list(acts[name].shape[1:]) for name in tap.layers}
 
 
-def _check_same_run(out: Path, old: dict, config: dict) -> None:
+def _check_same_run(out: Path, old: dict, config: dict, relative: list[str]) -> None:
     differing = [key for key in config if old.get("config", {}).get(key) != config[key]]
+    if set(differing) <= {"n_images", "image_list_sha256"} and differing:
+        raise PhospheneError(_folder_changed(out, store.read_image_list(out), relative))
     if differing:
         raise PhospheneError(
             f"{out} holds a different mining run ({', '.join(differing)} differ); "
             "rerun the original command to resume it, or choose another --out")
+
+
+def _folder_changed(out: Path, old: list[str], new: list[str]) -> str:
+    """What changed in the image folder since the run in ``out`` started, and what to do."""
+    added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+
+    def some(names: list[str]) -> str:
+        shown = ", ".join(display_path(n) for n in names[:3])
+        return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+    parts = ([f"{len(added)} added ({some(added)})"] if added else []) + \
+            ([f"{len(removed)} removed ({some(removed)})"] if removed else [])
+    change = "; ".join(parts) or "files changed size"
+    return (f"the image folder changed since the run in {out} started: {change}. Restore the folder "
+            f"to resume that run, or start a new run with another --out (or delete {out})")
+
+
+@contextmanager
+def _writing(out: Path) -> Iterator[None]:
+    """Turn a failed write into `OutputError` (one line); earlier checkpoints stay intact."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f" ({display_path(exc.filename)})" if exc.filename else ""
+        raise OutputError(f"cannot write the run folder {out}: {reason}{where}; the last checkpoint "
+                          "is intact, rerun the same command once the problem is fixed") from None
+
+
+def _check_used(out: Path, manifest: dict) -> None:
+    summary = manifest.get("summary", {})
+    if summary.get("n_used", 1) == 0:
+        reasons = ", ".join(f"{n} {r}" for r, n in summary.get("skipped_by_reason", {}).items())
+        raise PhospheneError(f"none of the {summary.get('n_images')} images could be used "
+                             f"({reasons}); see {out / store.SKIPPED}")
 
 
 @dataclass
@@ -79,13 +125,14 @@ class MiningPlan:
     batch_size: int
     config: dict
     shapes: dict[str, list[int]]
+    unlisted: list[tuple[str, str]]
     fold: bool = True
 
 
 def plan_mining(model: nn.Module | str, layers: Sequence[str], images: str | os.PathLike,
                 out: str | os.PathLike, k: int = 16, batch_size: int = 32, size: int | None = None,
                 crop_fraction: float = 0.875, min_side: int = DEFAULT_MIN_SIDE,
-                max_pixels: int = DEFAULT_MAX_PIXELS,
+                max_pixels: int = DEFAULT_MAX_PIXELS, max_aspect: float = DEFAULT_MAX_ASPECT,
                 device: str | torch.device | None = None) -> MiningPlan:
     """Check the arguments of `run_mining`, list the images and build the run's config."""
     if isinstance(model, str):
@@ -98,16 +145,11 @@ def plan_mining(model: nn.Module | str, layers: Sequence[str], images: str | os.
     check_layers(model, layers)
     if k < 1 or batch_size < 1:
         raise PhospheneError("--k and --batch-size must be at least 1")
-    root = Path(images)
-    if not root.is_dir():
-        raise PhospheneError(f"image folder not found: {root}")
-    paths = list_images(root)
-    if not paths:
-        raise PhospheneError(f"no images (jpg, png, webp, bmp) under {root}")
-    prep = Preprocessing(size or getattr(model, "input_size", 224), crop_fraction, min_side, max_pixels)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise PhospheneError(f"--out {out} is a file, not a folder")
+    root, out = Path(images), Path(out)
+    paths, unlisted = _list_folder(root)
+    prep = Preprocessing(size or getattr(model, "input_size", 224), crop_fraction, min_side, max_pixels,
+                         max_aspect)
+    _make_out(out)
     with LayerTap(model, layers, truncate=True) as tap:
         shapes = _layer_shapes(tap, prep.size, device)
     config = {
@@ -117,7 +159,8 @@ def plan_mining(model: nn.Module | str, layers: Sequence[str], images: str | os.
         "image_list_sha256": list_hash(root, paths),
     }
     relative = [p.relative_to(root).as_posix() for p in paths]
-    return MiningPlan(model, device, layers, paths, relative, prep, out, k, batch_size, config, shapes)
+    return MiningPlan(model, device, layers, paths, relative, prep, out, k, batch_size, config, shapes,
+                      unlisted)
 
 
 def run_mining(
@@ -132,6 +175,7 @@ def run_mining(
     crop_fraction: float = 0.875,
     min_side: int = DEFAULT_MIN_SIDE,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_aspect: float = DEFAULT_MAX_ASPECT,
     checkpoint_every: int = 50,
     checkpoint_seconds: float = 120.0,
     device: str | torch.device | None = None,
@@ -144,26 +188,41 @@ def run_mining(
     ``model`` is an `ImageModel` (or a registered name). Writes the run folder ``out`` (see
     `phosphene.mining.store`) and returns it opened. Rerunning with the same arguments resumes an
     interrupted run (or returns a finished one); other arguments on an existing run raise
-    `PhospheneError`. ``executor`` (e.g. `phosphene.distributed.RayExecutor`) mines fixed shards of
-    the image list on its workers instead (`phosphene.mining.sharded`): the same tables. ``fold``
-    folds the BatchNorm layers not mined into their convolutions for the run (`fold_batchnorm`; a
-    model in training mode is left as it is).
+    `PhospheneError`; a second run on the same ``out`` at the same time is refused (a lock file).
+    ``executor`` (e.g. `phosphene.distributed.RayExecutor`) mines fixed shards of the image list on
+    its workers instead (`phosphene.mining.sharded`): the same tables. ``fold`` folds the BatchNorm
+    layers not mined into their convolutions for the run (`fold_batchnorm`; a model in training
+    mode is left as it is).
     """
     plan = plan_mining(model, layers, images, out, k, batch_size, size, crop_fraction, min_side,
-                       max_pixels, device)
+                       max_pixels, max_aspect, device)
     plan.fold = fold
+    out = plan.out
+    with run_lock(out):
+        with _writing(out):
+            status = _open_or_create(out, plan.config, plan.shapes, plan.relative, plan.unlisted)
+        if status != "complete":
+            if executor is not None:
+                from .sharded import mine_sharded
+
+                with _writing(out):
+                    mine_sharded(plan, executor, num_workers, checkpoint_every, checkpoint_seconds,
+                                 progress)
+            else:
+                _mine_here(plan, num_workers, checkpoint_every, checkpoint_seconds, progress)
+    _check_used(out, store.read_json(out / store.MANIFEST))
+    return MiningRun(out)
+
+
+def _mine_here(plan: MiningPlan, num_workers: int, checkpoint_every: int, checkpoint_seconds: float,
+               progress: bool | None) -> None:
+    """The single-process loop: resume from the checkpoint, stream the rest, write the tables."""
     model, device, layers, paths, prep, out = (plan.model, plan.device, plan.layers, plan.paths,
                                                plan.prep, plan.out)
-    shapes, relative = plan.shapes, plan.relative
-    if _open_or_create(out, plan.config, shapes, relative) == "complete":
-        return MiningRun(out)
-    if executor is not None:
-        from .sharded import mine_sharded
-
-        return mine_sharded(plan, executor, num_workers, checkpoint_every, checkpoint_seconds, progress)
-    with fold_batchnorm(model, layers, prep.size, device, fold), \
+    batch_size = plan.batch_size
+    with fold_batchnorm(model, layers, prep.size, device, plan.fold), \
             LayerTap(model, layers, truncate=True) as tap:
-        extremes, processed, skipped = _resume(out, layers, shapes, k, device)
+        extremes, processed, skipped = _resume(out, layers, plan.shapes, plan.k, device)
         start_time = time.perf_counter()
         loader = batch_loader(paths, prep, batch_size, start=processed, num_workers=num_workers,
                               pin_memory=device.type == "cuda")
@@ -182,28 +241,48 @@ def run_mining(
                 since_save += 1
                 bar.update(1)
                 if since_save >= checkpoint_every or time.monotonic() - last_save >= checkpoint_seconds:
-                    store.save_checkpoint(out, processed, _states(extremes), skipped)
+                    with _writing(out):
+                        store.save_checkpoint(out, processed, _states(extremes), skipped)
                     last_save, since_save = time.monotonic(), 0
-    store.save_checkpoint(out, processed, _states(extremes), skipped)
-    _finish(out, extremes, shapes, relative, skipped, time.perf_counter() - start_time)
-    return MiningRun(out)
+        with _writing(out):
+            store.save_checkpoint(out, processed, _states(extremes), skipped)
+            _finish(out, extremes, plan.shapes, plan.relative, skipped, time.perf_counter() - start_time)
+
+
+def _list_folder(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The image files under ``root`` and its unreadable subfolders; `PhospheneError` if none."""
+    if not root.is_dir():
+        raise PhospheneError(f"image folder not found: {root}")
+    paths, unlisted = scan_images(root)
+    if not paths:
+        raise PhospheneError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}"
+                             + (f"; {len(unlisted)} subfolders unreadable" if unlisted else ""))
+    return paths, unlisted
+
+
+def _make_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder")
+    with _writing(out):
+        out.mkdir(parents=True, exist_ok=True)
 
 
 def _states(extremes: dict[str, LayerExtremes]) -> dict:
     return {name: e.state() for name, e in extremes.items()}
 
 
-def _open_or_create(out: Path, config: dict, shapes: dict, relative: list[str]) -> str:
+def _open_or_create(out: Path, config: dict, shapes: dict, relative: list[str],
+                    unlisted: list[tuple[str, str]]) -> str:
     """Check the manifest of an existing run against ``config`` or start a new run; its status."""
     manifest_path = out / store.MANIFEST
     if manifest_path.is_file():
         old = store.read_json(manifest_path)
-        _check_same_run(out, old, config)
+        _check_same_run(out, old, config, relative)
         return old.get("status", "running")
-    out.mkdir(parents=True, exist_ok=True)
     store.write_image_list(out, relative)
     store.write_json(manifest_path, {"format": 1, "status": "running", "config": config,
-                                     "layer_shapes": shapes, "versions": _versions()})
+                                     "layer_shapes": shapes, "versions": _versions(),
+                                     "unlisted": [list(u) for u in unlisted]})
     return "running"
 
 
@@ -219,15 +298,16 @@ def _resume(out: Path, layers: list[str], shapes: dict, k: int, device: torch.de
 
 
 def _finish(out: Path, extremes: dict[str, LayerExtremes], shapes: dict, relative: list[str],
-            skipped: list[tuple[int, str]], seconds: float) -> None:
+            skipped: list[tuple[int, str]], seconds: float) -> dict:
     """Write the tables, then mark the manifest complete (last, so a kill before it only redoes this)."""
     widths = {name: (shape[2] if len(shape) == 3 else 1) for name, shape in shapes.items()}
     store.write_parquet(out / store.TOPK, store.topk_table(_states(extremes), widths, relative))
-    store.write_skipped(out, skipped, relative)
-    reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
     manifest = store.read_json(out / store.MANIFEST)
+    store.write_skipped(out, skipped, relative, [tuple(u) for u in manifest.get("unlisted", [])])
+    reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
     manifest.update(status="complete", summary={
         "n_images": len(relative), "n_used": len(relative) - len(skipped), "n_skipped": len(skipped),
         "skipped_by_reason": dict(sorted(reasons.items())), "seconds_last_session": round(seconds, 2),
     })
     store.write_json(out / store.MANIFEST, manifest)
+    return manifest

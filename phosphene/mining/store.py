@@ -2,11 +2,15 @@
 
 - ``manifest.json``: model, layers (with output shapes), k, preprocessing, image root, image-list
   hash and count, versions, ``status`` (``running`` / ``complete``) and, once complete, a summary;
-- ``images.parquet``: ``index``, ``path`` (relative to the image root) of every listed file;
+- ``images.parquet``: ``index``, ``path`` (relative to the image root; bytes that are not UTF-8
+  written as ``\\xNN``) and ``path_bytes`` (the exact name) of every listed file;
 - ``checkpoint.pt``: running top-k state, number of files processed, skipped files so far;
 - ``topk.parquet``: one row per (layer, unit, stat, direction, rank): ``image_index``, ``path``,
   ``value``, ``y``, ``x`` (-1 for the channel mean, which has no position);
-- ``skipped.csv``: ``index``, ``path``, ``reason`` of every file that could not be used.
+- ``skipped.csv``: ``index``, ``path``, ``reason`` of every file that could not be used (and, with
+  index -1, every subfolder that could not be listed).
+
+Durability: each file is fsynced before its rename and the folder after it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from ..images import atomic_write_bytes
+from ..images import atomic_write_bytes, display_path
 
 MANIFEST = "manifest.json"
 IMAGES = "images.parquet"
@@ -46,13 +50,19 @@ def write_parquet(path: str | os.PathLike, table: pa.Table) -> None:
 
 
 def write_image_list(run: Path, relative_paths: list[str]) -> None:
+    """``index``, ``path`` (printable; undecodable bytes as ``\\xNN``) and ``path_bytes`` (exact)."""
     table = pa.table({"index": pa.array(np.arange(len(relative_paths)), pa.int64()),
-                      "path": pa.array(relative_paths, pa.string())})
+                      "path": pa.array([display_path(p) for p in relative_paths], pa.string()),
+                      "path_bytes": pa.array([os.fsencode(p) for p in relative_paths], pa.binary())})
     write_parquet(run / IMAGES, table)
 
 
 def read_image_list(run: Path) -> list[str]:
-    return pq.read_table(run / IMAGES, columns=["path"]).column("path").to_pylist()
+    """The relative paths by index, exactly as on disk (runs before ``path_bytes``: ``path``)."""
+    table = pq.read_table(run / IMAGES)
+    if "path_bytes" in table.column_names:
+        return [os.fsdecode(b) for b in table.column("path_bytes").to_pylist()]
+    return table.column("path").to_pylist()
 
 
 def save_checkpoint(run: Path, processed: int, state: dict, skipped: list[tuple[int, str]]) -> None:
@@ -93,7 +103,7 @@ def topk_table(states: dict[str, dict[str, dict[str, torch.Tensor]]], widths: di
             columns["y"].append(np.where(pos >= 0, pos // width, -1).astype(np.int32))
             columns["x"].append(np.where(pos >= 0, pos % width, -1).astype(np.int32))
     arrays = {n: np.concatenate(v) if v else np.zeros(0) for n, v in columns.items()}
-    paths = np.asarray(relative_paths, dtype=object)
+    paths = np.asarray([display_path(p) for p in relative_paths], dtype=object)
     arrays["path"] = paths[arrays["image_index"].astype(np.int64)] if len(paths) else arrays["layer"]
     types = {"layer": pa.string(), "unit": pa.int32(), "stat": pa.string(), "direction": pa.string(),
              "rank": pa.int32(), "image_index": pa.int64(), "path": pa.string(), "value": pa.float32(),
@@ -101,12 +111,16 @@ def topk_table(states: dict[str, dict[str, dict[str, torch.Tensor]]], widths: di
     return pa.table({n: pa.array(arrays[n], t) for n, t in types.items()})
 
 
-def write_skipped(run: Path, skipped: list[tuple[int, str]], relative_paths: list[str]) -> None:
+def write_skipped(run: Path, skipped: list[tuple[int, str]], relative_paths: list[str],
+                  unlisted: list[tuple[str, str]] = ()) -> None:
+    """``skipped.csv``: skipped files by index, then (index -1) folders that could not be listed."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["index", "path", "reason"])
     for index, reason in sorted(skipped):
-        writer.writerow([index, relative_paths[index], reason])
+        writer.writerow([index, display_path(relative_paths[index]), reason])
+    for path, reason in unlisted:
+        writer.writerow([-1, display_path(path), reason])
     atomic_write_bytes(run / SKIPPED, buffer.getvalue().encode())
 
 

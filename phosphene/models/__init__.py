@@ -1,22 +1,25 @@
 """Model registry: ``load_model(name)`` returns an `ImageModel` in eval mode taking [0,1] images.
 
-Names: ``efficientnet_lite0`` (the embedded default), ``torchvision:<name>`` and ``timm:<name>``
-(when those packages are installed; weights from their local cache or ``weights=FILE``), or any
-``nn.Module`` passed from Python. Nothing is ever downloaded.
+Names: ``efficientnet_lite0`` (the embedded default), ``efficientnet_lite1/2``, ``inceptionv1``
+(lucid's), ``torchvision:<arch>[.<WEIGHTS>]`` and ``timm:<arch>[.<tag>]`` (when those packages are
+installed), or any ``nn.Module`` passed from Python. Weights come from ``weights=FILE`` or from the
+library's own cache (torch.hub's, the Hugging Face Hub's), downloaded there when absent unless offline
+(``offline=True``, ``PHOSPHENE_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import os
 from collections.abc import Callable
 from importlib import resources
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import ModelLoadError
-from ..install_hint import install_hint
+from .checkpoints import cached_download, hub_checkpoint_path, is_offline, load_into, read_state_dict
 from .efficientnet_lite import (
     LITE1_STAGES,
     LITE2_STAGES,
@@ -24,22 +27,26 @@ from .efficientnet_lite import (
     lite0_weights_path,
     lite_weights_path,
 )
-from .wrapper import ImageModel, Normalize, layer_root
+from .inception_v1 import INPUT_SIZE as INCEPTION_V1_SIZE
+from .inception_v1 import LUCID_OFFSET, WEIGHTS_URL, InceptionV1
+from .preprocess import ImageSpec
+from .timm_zoo import load_timm
+from .torchvision_zoo import load_torchvision
+from .wrapper import ImageModel, Normalize, OutputKey, layer_root
 
 __all__ = [
-    "ImageModel", "Normalize", "layer_root", "load_model", "list_models", "imagenet_class_names",
-    "register_model", "DEFAULT_MODEL",
+    "ImageModel", "ImageSpec", "Normalize", "layer_root", "load_model", "list_models",
+    "imagenet_class_names", "register_model", "read_state_dict", "is_offline", "DEFAULT_MODEL",
 ]
 
 DEFAULT_MODEL = "efficientnet_lite0"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_FACTORIES: dict[str, Callable[[str | None], ImageModel]] = {}
+_FACTORIES: dict[str, Callable[..., ImageModel]] = {}
 
 
 def register_model(name: str):
-    """Decorator registering ``factory(weights_path_or_None) -> ImageModel`` under ``name``."""
+    """Decorator registering ``factory(weights_path_or_None) -> ImageModel`` under ``name``; a
+    factory that may download also takes ``offline`` (True, False or None for the environment's)."""
 
     def decorate(factory: Callable[[str | None], ImageModel]):
         _FACTORIES[name] = factory
@@ -54,35 +61,11 @@ def imagenet_class_names() -> list[str]:
     return text.splitlines()
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a state dict from ``path`` with a clear error for missing or unreadable files."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelLoadError(f"cannot read weights file {path}: {type(exc).__name__}") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelLoadError(f"weights file {path} does not hold a state dict of tensors")
-    return state
-
-
-def _load_into(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1:2] or [str(exc)[:200]]
-        raise ModelLoadError(f"weights in {source} do not fit the model: {first[0].strip()}") from exc
-
-
 @register_model("efficientnet_lite0")
 def _efficientnet_lite0(weights: str | None) -> ImageModel:
     net = EfficientNetLite()
     path = weights or lite0_weights_path()
-    _load_into(net, read_state_dict(path), str(path))
+    load_into(net, read_state_dict(path), str(path))
     # The TF-trained checkpoint expects (x*255 - 127) / 128.
     return ImageModel(net, mean=(127 / 255,) * 3, std=(128 / 255,) * 3, input_size=224,
                       class_names=imagenet_class_names(), name="efficientnet_lite0")
@@ -95,7 +78,7 @@ def _lite_variant(variant: int, stages, input_size: int, weights: str | None) ->
             weights = lite_weights_path(variant)
         except ImportError as exc:
             raise ModelLoadError(str(exc)) from exc
-    _load_into(net, read_state_dict(weights), weights)
+    load_into(net, read_state_dict(weights), weights)
     return ImageModel(net, mean=(127 / 255,) * 3, std=(128 / 255,) * 3, input_size=input_size,
                       class_names=imagenet_class_names(), name=f"efficientnet_lite{variant}")
 
@@ -110,63 +93,29 @@ def _efficientnet_lite2(weights: str | None) -> ImageModel:
     return _lite_variant(2, LITE2_STAGES, 260, weights)
 
 
-def _torchvision_model(arch: str, weights: str | None) -> ImageModel:
-    try:
-        import torchvision
-    except ImportError as exc:
-        raise ModelLoadError(f"torchvision models need torchvision: {install_hint('torchvision')}") from exc
-    try:
-        net = torchvision.models.get_model(arch, weights=None)
-    except ValueError as exc:
-        raise ModelLoadError(f"torchvision has no model {arch!r}") from exc
-    input_size = 224
+@register_model("inceptionv1")
+def _inceptionv1(weights: str | None, offline: bool | None = None) -> ImageModel:
+    """lucid's InceptionV1; weights from ``weights``, else lucent's torch-hub file ``inception5h.pth``."""
     if weights is None:
-        enum = torchvision.models.get_model_weights(arch).DEFAULT
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
-        if not cached.is_file():
+        cached = hub_checkpoint_path(WEIGHTS_URL)
+        if not cached.is_file() and is_offline(offline):
             raise ModelLoadError(
-                f"no local weights for torchvision:{arch} (looked for {cached}); "
-                "pass --weights FILE (phosphene never downloads)")
-        weights = str(cached)
-        input_size = enum.transforms().crop_size[0]
-    _load_into(net, read_state_dict(weights), weights)
-    return ImageModel(net, IMAGENET_MEAN, IMAGENET_STD, input_size,
-                      imagenet_class_names(), f"torchvision:{arch}")
-
-
-def _timm_model(arch: str, weights: str | None) -> ImageModel:
-    try:
-        import timm
-    except ImportError as exc:
-        raise ModelLoadError(f"timm models need timm: {install_hint('timm')}") from exc
-    if arch not in timm.list_models():
-        raise ModelLoadError(f"timm has no model {arch!r}")
-    if weights is not None:
-        net = timm.create_model(arch, pretrained=False)
-        _load_into(net, read_state_dict(weights), weights)
-    else:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            net = timm.create_model(arch, pretrained=True)
-        except Exception as exc:
-            raise ModelLoadError(
-                f"no local weights for timm:{arch}; pass --weights FILE (phosphene never downloads)"
-            ) from exc
-    cfg = net.pretrained_cfg
-    classes = imagenet_class_names() if cfg.get("num_classes", 1000) == 1000 else None
-    return ImageModel(net, cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD),
-                      cfg.get("input_size", (3, 224, 224))[-1], classes, f"timm:{arch}")
+                f"no weights for inceptionv1 at {cached} (where lucent keeps them) and offline mode "
+                f"forbids downloading; fill it with `phosphene download inceptionv1` or by downloading "
+                f"{WEIGHTS_URL} there, or pass --weights inception5h.pth")
+        weights = str(cached_download(WEIGHTS_URL, "inceptionv1", offline))
+    net = InceptionV1()
+    load_into(net, read_state_dict(weights), weights)
+    return ImageModel(net, mean=(LUCID_OFFSET / 255,) * 3, std=(1 / 255,) * 3, input_size=INCEPTION_V1_SIZE,
+                      class_names=None, name="inceptionv1", interpolation="bilinear")
 
 
 def list_models() -> list[str]:
-    """Registered model names plus the ``torchvision:`` / ``timm:`` prefixes that are available."""
+    """Registered model names plus the ``torchvision:`` / ``timm:`` forms that are available."""
     names = sorted(_FACTORIES)
-    for prefix in ("torchvision", "timm"):
-        try:
-            __import__(prefix)
-            names.append(f"{prefix}:<name>")
-        except ImportError:
-            pass
+    for prefix, form in (("torchvision", "torchvision:<arch>[.<WEIGHTS>]"), ("timm", "timm:<arch>[.<tag>]")):
+        if importlib.util.find_spec(prefix) is not None:  # without importing it (timm is slow)
+            names.append(form)
     return names
 
 
@@ -174,32 +123,41 @@ def load_model(
     model: str | nn.Module = DEFAULT_MODEL,
     weights: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
+    offline: bool | None = None,
+    output: OutputKey = None,
 ) -> ImageModel:
     """Return an `ImageModel` in eval mode: (N, 3, H, W) images in [0, 1] in, logits out.
 
-    ``model`` is a registered name, ``torchvision:<arch>``, ``timm:<arch>``, or an ``nn.Module``
-    (used as is when it is already an `ImageModel`, else wrapped with identity preprocessing).
-    ``weights`` is a state-dict file replacing the default weights.
+    ``model`` is a registered name, ``torchvision:<arch>[.<WEIGHTS>]``, ``timm:<arch>[.<tag>]``, or
+    an ``nn.Module`` (used as is when it is already an `ImageModel`, else wrapped with identity
+    preprocessing). ``weights`` is a weights file (state dict, training checkpoint or safetensors)
+    replacing the default weights. ``offline`` forbids downloads (None: ``PHOSPHENE_OFFLINE`` /
+    ``HF_HUB_OFFLINE``). ``output`` selects the logits from a network returning a dict, tuple or
+    output object (key, index or attribute name).
     """
     weights = str(weights) if weights is not None else None
     if isinstance(model, ImageModel):
         wrapped = model
     elif isinstance(model, nn.Module):
         if weights is not None:
-            _load_into(model, read_state_dict(weights), weights)
+            load_into(model, read_state_dict(weights), weights)
         wrapped = ImageModel(model, name=type(model).__name__)
     elif model in _FACTORIES:
-        wrapped = _FACTORIES[model](weights)
+        factory = _FACTORIES[model]
+        takes_offline = "offline" in inspect.signature(factory).parameters
+        wrapped = factory(weights, offline=offline) if takes_offline else factory(weights)
     elif model.startswith("torchvision:"):
-        wrapped = _torchvision_model(model.split(":", 1)[1], weights)
+        wrapped = load_torchvision(model.split(":", 1)[1], weights, offline)
     elif model.startswith("timm:"):
-        wrapped = _timm_model(model.split(":", 1)[1], weights)
+        wrapped = load_timm(model.split(":", 1)[1], weights, offline)
     else:
         import difflib
         close = difflib.get_close_matches(model, list(_FACTORIES), n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelLoadError(
             f"unknown model {model!r}{hint} (known: {', '.join(list_models())})")
+    if output is not None:
+        wrapped.output = output
     wrapped.eval().requires_grad_(False)
     if device is not None:
         wrapped.to(device)

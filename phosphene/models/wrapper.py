@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 
 import torch
+from PIL import Image
 from torch import nn
+
+from ..errors import ModelLoadError
+from .preprocess import ImageSpec
+
+OutputKey = str | int | None
 
 
 class Normalize(nn.Module):
@@ -25,7 +32,9 @@ class ImageModel(nn.Module):
 
     Layers are named as in ``net.named_modules()`` (the wrapper adds no prefix), so the names a user
     knows from the original model work unchanged. ``forward`` takes (N, 3, H, W) in [0, 1] and returns
-    the network's output (logits for classifiers).
+    the network's output (logits for classifiers); for networks that return a dict, a tuple or an
+    object with attributes, ``output`` names the key, index or attribute holding the logits.
+    ``spec`` (`ImageSpec`) is the model's evaluation preprocessing; `prepare_image` applies it.
     """
 
     def __init__(
@@ -36,19 +45,53 @@ class ImageModel(nn.Module):
         input_size: int = 224,
         class_names: Sequence[str] | None = None,
         name: str = "model",
+        resize_size: int | None = None,
+        interpolation: str = "bicubic",
+        output: OutputKey = None,
     ):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.net = net
-        self.input_size = input_size
+        self.spec = ImageSpec(input_size, resize_size, interpolation, tuple(mean), tuple(std))
         self.class_names = list(class_names) if class_names is not None else None
         self.name = name
+        self.output = output
+
+    @property
+    def input_size(self) -> int:
+        """The side of the square images the model was trained on (``spec.input_size``)."""
+        return self.spec.input_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalize(x))
+        return select_output(self.net(self.normalize(x)), self.output)
+
+    def prepare_image(self, image: Image.Image | str | os.PathLike | torch.Tensor) -> torch.Tensor:
+        """The model's (3, S, S) input in [0, 1] for a PIL image, an image file or a (3, H, W)
+        tensor in [0, 1], preprocessed as the model's own evaluation transform (`ImageSpec.prepare`):
+        ``model(model.prepare_image("cat.jpg")[None])`` classifies a photo the way its authors did."""
+        return self.spec.prepare(image)
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, input_size={self.input_size}"
+        out = f", output={self.output!r}" if self.output is not None else ""
+        return f"name={self.name!r}, input_size={self.input_size}{out}"
+
+
+def select_output(result: object, key: OutputKey) -> torch.Tensor:
+    """``result[key]`` (dict or tuple) or ``result.key`` (model-output objects); ``result`` itself
+    when ``key`` is None. A missing key is a `ModelLoadError` naming the keys there are."""
+    if key is None:
+        return result
+    if isinstance(result, Mapping):
+        if key in result:
+            return result[key]
+        raise ModelLoadError(f"model output has no key {key!r} (keys: {', '.join(map(str, result))})")
+    if isinstance(key, int) and isinstance(result, (tuple, list)):
+        if -len(result) <= key < len(result):
+            return result[key]
+        raise ModelLoadError(f"model output index {key} out of range ({len(result)} outputs)")
+    if isinstance(key, str) and hasattr(result, key):
+        return getattr(result, key)
+    raise ModelLoadError(f"cannot select output {key!r} from a {type(result).__name__}")
 
 
 def layer_root(model: nn.Module) -> nn.Module:

@@ -64,14 +64,18 @@ def load_responses(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise PhospheneError(f"no such results file: {path}")
     if path.suffix.lower() in (".db", ".sqlite", ".sqlite3"):
-        return ExperimentDB(path).responses()
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"source", "kind", "depth", "images_per_unit", "correct", "items"} - set(
-            reader.fieldnames or [])
-        if missing:
-            raise PhospheneError(f"{path} is not a responses CSV (missing columns: {sorted(missing)})")
-        return list(reader)
+        return ExperimentDB(path, create=False).responses()
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"source", "kind", "depth", "images_per_unit", "correct", "items"} - set(
+                reader.fieldnames or [])
+            if missing:
+                raise PhospheneError(f"{path} is not a responses CSV (missing columns: "
+                                     f"{sorted(missing)})")
+            return list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise PhospheneError(f"{path} is not a responses CSV ({type(exc).__name__})") from None
 
 
 def write_responses(rows: Iterable[dict[str, Any]], path: str | Path) -> None:

@@ -13,8 +13,12 @@ Routes (``create_app``):
 - ``GET /stimuli/{path}``: stimulus images; only files the manifest names, never outside the folder.
 - ``GET /api/admin/export.csv`` and ``/api/admin/summary`` (``Authorization: Bearer ADMIN_TOKEN``).
 
-Wrong or missing session tokens give 403/401, malformed bodies 422, unknown sessions 404; none of
-them writes anything.
+Wrong or missing session tokens give 403/401, malformed bodies 422 (strict types: no ``true`` for 1,
+no ``"800"`` for 800, no NaN/Infinity), bodies over the size limit 413, bodies that do not arrive in
+time 408, too many new sessions from one address 429, too many open sessions 503, unknown sessions
+404; none of them writes anything. Every reply carries a Content-Security-Policy and the other
+headers of `guard.SecurityHeaders`; API replies are ``Cache-Control: no-store``. The server stores
+no user agent, no IP address: only the consent-named answers, reaction times and trial lists.
 """
 
 from __future__ import annotations
@@ -25,14 +29,18 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import PhospheneError
+from .guard import BodyLimit, RateLimit, SecurityHeaders
 from .stimuli import StimulusSet
 from .storage import ExperimentDB, encode_list, rows_to_csv, token_digest
 from .trials import IMAGES_PER_UNIT, UNITS_PER_TRIAL, Trial, design, participant_seed
@@ -40,13 +48,26 @@ from .trials import IMAGES_PER_UNIT, UNITS_PER_TRIAL, Trial, design, participant
 MAX_RT_MS = 3_600_000.0
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one client may cost the server: body size and time, session creation rate (per
+    address), and open sessions (not finished, younger than ``open_session_s``)."""
+
+    max_body_bytes: int = 16_384
+    body_timeout_s: float = 10.0
+    sessions_per_client: int = 100
+    session_window_s: float = 600.0
+    max_open_sessions: int = 2000
+    open_session_s: float = 86_400.0
+
+
 class NewSession(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     consent: bool
 
 
 class Submission(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     trial: int = Field(ge=0, le=100_000)
     assignment: list[int] = Field(min_length=UNITS_PER_TRIAL, max_length=UNITS_PER_TRIAL)
     rt_ms: float = Field(ge=0, le=MAX_RT_MS)
@@ -64,69 +85,56 @@ def _bearer(authorization: str | None) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 listing where and why, without echoing the input (it may be NaN or huge)."""
+    errors = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_token: str,
                trials_per_condition: int = 2, images_per_unit: Sequence[int] = IMAGES_PER_UNIT,
-               catch_trials: int = 2, seed: int = 0, title: str = "Which images belong together?"
-               ) -> FastAPI:
-    """The experiment app for a stimulus folder, storing into the SQLite file ``db_path``."""
+               catch_trials: int = 2, seed: int = 0, title: str = "Which images belong together?",
+               limits: Limits | None = None) -> FastAPI:
+    """The experiment app for a stimulus folder, storing into the SQLite file ``db_path``.
+
+    ``limits`` (`Limits`) bound request bodies, session creation per client and open sessions.
+    """
+    limits = limits or Limits()
     if not admin_token or len(admin_token) < 16:
         raise ValueError("the admin token must have at least 16 characters")
     stimuli = stimuli if isinstance(stimuli, StimulusSet) else StimulusSet.load(stimuli)
     root = stimuli.root.resolve()
-    allowed = stimuli.image_paths()
     images_per_unit = tuple(images_per_unit)
     design(stimuli, trials_per_condition, images_per_unit, catch_trials, seed)  # fail early if unfit
     db = ExperimentDB(db_path)
     app = FastAPI(title="phosphene psychophysics", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s)
+    app.add_middleware(SecurityHeaders)
+    session_rate = RateLimit(limits.sessions_per_client, limits.session_window_s)
     app.state.db = db
     app.state.stimuli = stimuli
+    _add_page_routes(app, title, root, stimuli.image_paths())
+    _add_admin_routes(app, db, admin_token)
 
     def make_trials(participant: int) -> tuple[int, list[dict]]:
         pseed = participant_seed(seed, participant)
         trials = design(stimuli, trials_per_condition, images_per_unit, catch_trials, pseed)
         return pseed, [t.to_dict() for t in trials]
 
-    def own_session(session: str, authorization: str | None) -> dict:
-        token = _bearer(authorization)
-        if token is None:
-            raise HTTPException(401, "missing session token")
-        row = db.session(session)
-        if row is None:
-            raise HTTPException(404, "no such session")
-        if not secrets.compare_digest(row["token_sha256"], token_digest(token)):
-            raise HTTPException(403, "this token does not belong to this session")
-        return row
-
-    def require_admin(authorization: str | None) -> None:
-        token = _bearer(authorization)
-        if token is None:
-            raise HTTPException(401, "missing admin token")
-        if not secrets.compare_digest(token.encode(), admin_token.encode()):
-            raise HTTPException(403, "wrong admin token")
-
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
-        return _static("index.html").replace("{{title}}", title)
-
-    @app.get("/app.js")
-    def app_js() -> Response:
-        return Response(_static("app.js"), media_type="text/javascript")
-
-    @app.get("/style.css")
-    def style_css() -> Response:
-        return Response(_static("style.css"), media_type="text/css")
-
     @app.post("/api/sessions", status_code=201)
     def new_session(body: NewSession, request: Request) -> dict:
         if not body.consent:
             raise HTTPException(400, "consent is required to take part")
-        session, token, participant = db.create_session(make_trials, request.headers.get("user-agent"))
+        _admit(request, session_rate, db, limits)
+        session, token, participant = db.create_session(make_trials)
         n = len(db.session(session)["trials"])
         return {"session": session, "token": token, "participant": participant, "trials": n}
 
     @app.get("/api/sessions/{session}")
     def get_session(session: str, authorization: Annotated[str | None, Header()] = None) -> dict:
-        row = own_session(session, authorization)
+        row = _own_session(db, session, authorization)
         trials = [Trial.from_dict(t) for t in row["trials"]]
         done = db.answered(session)
         return {"session": session, "participant": row["participant"], "trials": len(trials),
@@ -136,7 +144,7 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
     @app.post("/api/sessions/{session}/responses")
     def respond(session: str, body: Submission,
                 authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
-        row = own_session(session, authorization)
+        row = _own_session(db, session, authorization)
         trials = row["trials"]
         if body.trial >= len(trials):
             raise HTTPException(422, f"trial {body.trial} does not exist")
@@ -162,9 +170,55 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
                              "next": done if done < total else None},
                             status_code=201 if status == "created" else 200)
 
+    return app
+
+
+def _admit(request: Request, rate: RateLimit, db: ExperimentDB, limits: Limits) -> None:
+    """429 past the client's session rate, 503 past the cap on open sessions."""
+    wait = rate.allow(request.client.host if request.client else "?")
+    if wait:
+        raise HTTPException(429, "too many new sessions from this address; try again later",
+                            headers={"Retry-After": str(int(wait) + 1)})
+    if db.open_sessions(time.time() - limits.open_session_s) >= limits.max_open_sessions:
+        raise HTTPException(503, "the experiment is full right now; try again later")
+
+
+def _own_session(db: ExperimentDB, session: str, authorization: str | None) -> dict:
+    """The session row if ``authorization`` holds its token; 401/403/404 otherwise."""
+    token = _bearer(authorization)
+    if token is None:
+        raise HTTPException(401, "missing session token")
+    row = db.session(session)
+    if row is None:
+        raise HTTPException(404, "no such session")
+    if not secrets.compare_digest(row["token_sha256"], token_digest(token)):
+        raise HTTPException(403, "this token does not belong to this session")
+    return row
+
+
+def _add_page_routes(app: FastAPI, title: str, root: Path, allowed: set[str]) -> None:
+    """The page, its script and style, and the stimulus images (manifest files only)."""
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return _static("index.html").replace("{{title}}", title)
+
+    @app.get("/app.js")
+    def app_js() -> Response:
+        return Response(_static("app.js"), media_type="text/javascript")
+
+    @app.get("/style.css")
+    def style_css() -> Response:
+        return Response(_static("style.css"), media_type="text/css")
+
     @app.get("/stimuli/{path:path}")
     def stimulus(path: str) -> FileResponse:
-        target = (root / path).resolve()
+        if "\x00" in path:
+            raise HTTPException(404, "no such stimulus")
+        try:
+            target = (root / path).resolve()
+        except (OSError, RuntimeError, ValueError):
+            raise HTTPException(404, "no such stimulus") from None
         if not target.is_relative_to(root):
             raise HTTPException(403, "outside the stimulus folder")
         relative = target.relative_to(root).as_posix()
@@ -172,6 +226,17 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
             raise HTTPException(404, "no such stimulus")
         return FileResponse(target, media_type="image/png",
                             headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _add_admin_routes(app: FastAPI, db: ExperimentDB, admin_token: str) -> None:
+    """CSV export and summary, behind the admin token."""
+
+    def require_admin(authorization: str | None) -> None:
+        token = _bearer(authorization)
+        if token is None:
+            raise HTTPException(401, "missing admin token")
+        if not secrets.compare_digest(token.encode(), admin_token.encode()):
+            raise HTTPException(403, "wrong admin token")
 
     @app.get("/api/admin/export.csv")
     def export(authorization: Annotated[str | None, Header()] = None) -> Response:
@@ -184,16 +249,25 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
         require_admin(authorization)
         from .analysis import summarize
 
-        return {**db.counts(), "conditions": [c.to_dict() for c in summarize(db.responses())]}
-
-    return app
+        return {**db.counts(), "orphaned_sessions": db.orphaned(),
+                "conditions": [c.to_dict() for c in summarize(db.responses())]}
 
 
 def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the app with uvicorn (blocking)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        sock = socket.socket(infos[0][0], socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(infos[0][4])
+    except (OSError, OverflowError) as exc:
+        raise PhospheneError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
+                             ) from None
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", server_header=False,
+                                           limit_concurrency=200, timeout_keep_alive=5))
+    server.run(sockets=[sock])
 
 
 @contextmanager
@@ -206,7 +280,7 @@ def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0,
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", limit_concurrency=limit_concurrency,
-                                           backlog=256))
+                                           backlog=256, server_header=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import OutputError, PhospheneError
+
 RESPONSE_COLUMNS = (
     "source", "session", "participant", "trial", "kind", "depth", "layer", "images_per_unit",
     "units", "answer", "assignment", "correct", "items", "rt_ms", "response_id", "created",
@@ -74,30 +76,42 @@ def encode_list(values) -> str:
 class ExperimentDB:
     """The experiment's SQLite file. Thread-safe: every call opens its own connection."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, create: bool = True):
+        """Open (``create``: or start) the database; `PhospheneError` if ``path`` is another file."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        if not create and not self.path.is_file():
+            raise PhospheneError(f"no such database: {self.path}")
+        try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.connect() as db:
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if create and not tables - {"sqlite_sequence"}:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(SCHEMA)
+                else:
+                    check_experiment_db(db, self.path)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise OutputError(f"cannot use {self.path} as an experiment database: {exc}") from None
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA busy_timeout=30000")
-        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA synchronous=FULL")  # a stored answer survives a power cut
         try:
             yield db
         finally:
             db.close()
 
     # -- sessions -----------------------------------------------------------------------------------
-    def create_session(self, make_trials: Callable[[int], tuple[int, list[dict]]],
-                       user_agent: str | None = None) -> tuple[str, str, int]:
+    def create_session(self, make_trials: Callable[[int], tuple[int, list[dict]]]
+                       ) -> tuple[str, str, int]:
         """A new session with the next participant number; returns (session id, token, participant).
 
-        ``make_trials(participant) -> (seed, trials)`` builds that participant's trial list.
+        ``make_trials(participant) -> (seed, trials)`` builds that participant's trial list. Nothing
+        about the participant's browser is stored (the ``user_agent`` column stays empty).
         """
         session, token = secrets.token_urlsafe(9), secrets.token_urlsafe(32)
         with self.connect() as db:
@@ -108,7 +122,7 @@ class ExperimentDB:
                 seed, trials = make_trials(participant)
                 db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
                            (session, token_digest(token), participant, seed, json.dumps(trials),
-                            (user_agent or "")[:300], time.time()))
+                            None, time.time()))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -166,6 +180,34 @@ class ExperimentDB:
         with self.connect() as db:
             return {"sessions": db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0],
                     "responses": db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]}
+
+    def orphaned(self) -> int:
+        """Sessions created but never answered (a page closed after consent, a restart, or a bot);
+        they have no rows in the export."""
+        with self.connect() as db:
+            return db.execute(ORPHANS).fetchone()[0]
+
+    def open_sessions(self, since: float) -> int:
+        """Sessions created after ``since`` (epoch seconds) that have not answered all trials."""
+        with self.connect() as db:
+            return db.execute(
+                "SELECT COUNT(*) FROM sessions s WHERE s.created > ? AND json_array_length(s.trials) > "
+                "(SELECT COUNT(*) FROM responses r WHERE r.session = s.id)", (since,)).fetchone()[0]
+
+
+ORPHANS = ("SELECT COUNT(*) FROM sessions s WHERE NOT EXISTS "
+           "(SELECT 1 FROM responses r WHERE r.session = s.id)")
+
+
+def check_experiment_db(db: sqlite3.Connection, path: Path) -> None:
+    """Raise `PhospheneError` unless ``db`` has the experiment's tables and columns."""
+    for table, needed in (("sessions", {"id", "token_sha256", "trials"}),
+                          ("responses", set(RESPONSE_COLUMNS))):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if not needed <= columns:
+            lacking = f"lacks {', '.join(sorted(needed - columns))}" if columns else "missing"
+            raise PhospheneError(f"{path} is not a phosphene experiment database (table {table!r} "
+                                 f"{lacking})")
 
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:

@@ -1,0 +1,84 @@
+"""Validated option types for the CLI: every number is checked at the boundary, so bad values end
+in click's one-line usage error (exit 2) before any work starts."""
+
+from __future__ import annotations
+
+import math
+
+import click
+import torch
+
+from ..errors import PhospheneError
+
+POSITIVE = click.IntRange(min=1)
+NON_NEGATIVE = click.IntRange(min=0)
+SIDE = click.IntRange(min=8, max=4096)  # an image side in pixels
+STEPS = click.IntRange(min=1, max=1_000_000)
+PORT = click.IntRange(min=1, max=65535)
+SEED = click.IntRange(min=0, max=2**32 - 1)
+WORKERS = click.IntRange(min=0, max=64)
+CROPS = click.IntRange(min=1, max=256)
+GRID = click.IntRange(min=1, max=200)
+UNITS_PER_LAYER = click.IntRange(min=3)  # a trial shows three units of one layer
+NATURALS = click.IntRange(min=2)  # one image per unit needs a reference and a query
+
+
+class FiniteFloat(click.ParamType):
+    """A finite float, optionally ``> 0`` (``positive``), ``>= 0`` (``non_negative``) or
+    ``>= at_least``."""
+
+    name = "float"
+
+    def __init__(self, positive: bool = False, non_negative: bool = False,
+                 at_least: float | None = None):
+        self.positive, self.non_negative, self.at_least = positive, non_negative, at_least
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.positive and number <= 0:
+            self.fail(f"{value!r} must be greater than 0", param, ctx)
+        if self.non_negative and number < 0:
+            self.fail(f"{value!r} must not be negative", param, ctx)
+        if self.at_least is not None and number < self.at_least:
+            self.fail(f"{value!r} must be at least {self.at_least:g}", param, ctx)
+        return number
+
+
+FINITE = FiniteFloat()
+POSITIVE_FLOAT = FiniteFloat(positive=True)
+NON_NEGATIVE_FLOAT = FiniteFloat(non_negative=True)
+
+
+def check_device(device: str | None) -> str | None:
+    """``device`` if this machine has it (None stays None); `PhospheneError` otherwise."""
+    if device is None:
+        return None
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise PhospheneError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PhospheneError(f"--device {device}: no CUDA GPU is available here (use --device cpu)")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise PhospheneError(f"--device {device}: this machine has {torch.cuda.device_count()} "
+                                 "CUDA device(s)")
+    elif parsed.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise PhospheneError(f"--device {device}: MPS is not available here (use --device cpu)")
+    elif parsed.type != "cpu":
+        raise PhospheneError(f"--device {device}: phosphene runs on cpu, cuda or mps")
+    return device
+
+
+def device_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """click callback: validate ``--device`` before any work."""
+    try:
+        return check_device(value)
+    except PhospheneError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[-1], ctx, param) from None

@@ -1,0 +1,48 @@
+"""An advisory lock on a mining run folder, so two runs never write the same ``--out`` at once.
+
+The lock is ``flock`` on ``OUT/.lock`` (which holds the owner's pid for the message): the kernel
+drops it when its process ends, however it ends, so a lock left by a killed run is simply taken
+over. Where ``fcntl`` does not exist (Windows) no lock is taken.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import PhospheneError
+
+LOCK = ".lock"
+
+
+class RunLockedError(PhospheneError):
+    """Another process is mining into the same run folder."""
+
+
+@contextmanager
+def run_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold the lock of ``folder`` for the block; `RunLockedError` if another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(folder) / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise RunLockedError(f"{folder} is in use by another mining run (pid {owner}); wait for "
+                                 "it to finish, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
