@@ -57,7 +57,8 @@ def test_batched_render_errors_are_one_line(tmp_path):
     assert len(result.output.strip().splitlines()) == 1, result.output
     # a bad number is refused by the option's range, as click reports it (usage line + one error line)
     result = runner.invoke(main, RENDER + ["--channels", "all", "--chunk", "0"] + out)
-    assert result.exit_code == 2 and "Invalid value for '--chunk': 0 is not in the range x>=1" in result.output
+    assert result.exit_code == 2
+    assert "Invalid value for '--chunk': 0 is not in the range x>=1" in result.output
     assert "Traceback" not in result.output
 
 
