@@ -52,12 +52,12 @@ def test_channels_all_renders_every_unit_in_resumable_batches(one_thread, tmp_pa
 
 def test_batched_render_errors_are_one_line(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, RENDER + ["--channels", "3,40", "--chunk", "2",
-                                           "--out", str(tmp_path / "x")])
+    out = ["--out", str(tmp_path / "x")]
+    result = runner.invoke(main, RENDER + ["--channels", "3,40", "--chunk", "2"] + out)
     assert result.exit_code == 2 and "unit 40 out of range: _blocks.0 has 16 units" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     # a bad number is refused by the option's range, as click reports it (usage line + one error line)
-    result = runner.invoke(main, RENDER + ["--channels", "all", "--chunk", "0", "--out", str(tmp_path / "y")])
+    result = runner.invoke(main, RENDER + ["--channels", "all", "--chunk", "0"] + out)
     assert result.exit_code == 2
     assert "Invalid value for '--chunk': 0 is not in the range x>=1" in result.output
     assert "Traceback" not in result.output
