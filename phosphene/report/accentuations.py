@@ -57,7 +57,7 @@ def accentuations(model: nn.Module, run: mining.MiningRun, layer: str, units: li
         reg = files.read(chunk[0], "inhibition")["attr_layer"]
         result = accentuate(model, obj.channel(layer, owners), images, reg_layer=reg, lam=1.0,
                             steps=settings.accent_steps, crops=settings.accent_crops, canvas=settings.size,
-                            input_size=settings.size, seed_rng=settings.seed, progress=False)
+                            input_size=settings.size, seed=settings.seed, progress=False)
         row = 0
         for unit in chunk:
             records = []
