@@ -111,3 +111,13 @@ def test_attribution_layer_is_the_module_before(model):
     assert attribution_layer(model, "_blocks.8") == "_blocks.7"
     assert attribution_layer(model, "_blocks.8._bn1") == "_blocks.8._depthwise_conv"
     assert attribution_layer(model, "_conv_stem") == "input"
+
+
+def test_atlas_option_puts_an_activation_atlas_on_the_layer_page(report_run, model, tmp_path):
+    settings = ReportSettings(steps=2, size=48, diverse=1, batch=1, k=4, probe=8, mtis=1, accent_steps=1,
+                              accent_crops=1, accent_top=1, accent_unrelated=0, neighbours=1, atlas=True)
+    site = tmp_path / "site"
+    build_report(report_run, ["_blocks.4"], site, [0], model=model, settings=settings, progress=False)
+    atlas = site / "_blocks.4" / "atlas"
+    assert (atlas / "atlas.png").stat().st_size > 0 and (atlas / "index.html").is_file()
+    assert 'href="atlas/index.html"' in (site / "_blocks.4" / "index.html").read_text()

@@ -64,9 +64,9 @@ def _atlas(model: nn.Module, run: mining.MiningRun, layer: str, settings: Report
     if not settings.atlas or (files.root / "atlas" / "atlas.json").is_file():
         return
     source = load_source(run.root, model)
-    grid = 12 if len(source.paths) >= 200 else 6
-    result = build_atlas(model, source.images, source.paths, layer, None, mode="activation", grid=grid,
-                         min_points=2, icon_size=64, steps=max(16, settings.steps // 2), seed=settings.seed,
+    # grid and min_points adapt to the number of images (`atlas_defaults`), so small runs get an atlas too
+    result = build_atlas(model, source.images, source.paths, layer, None, mode="activation",
+                         icon_size=64, steps=max(16, settings.steps // 2), seed=settings.seed,
                          progress=progress)
     result.save(files.root / "atlas")
 
