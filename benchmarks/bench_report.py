@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import phosphene  # noqa: E402
 from phosphene import objectives as obj  # noqa: E402
 from phosphene.report import ReportSettings, build_report  # noqa: E402
-from phosphene.report.units import grouped_diversity  # noqa: E402
 
 
 def compare(model, layer: str, units: list[int], settings: ReportSettings) -> tuple[float, float]:
@@ -31,7 +30,7 @@ def compare(model, layer: str, units: list[int], settings: ReportSettings) -> tu
 
     def objective(us):
         per = [u for u in us for _ in range(settings.diverse)]
-        return obj.channel(layer, per) + settings.diversity * grouped_diversity(layer, settings.diverse)
+        return obj.channel(layer, per) + settings.diversity * obj.diversity(layer, group=settings.diverse)
 
     start = time.perf_counter()
     phosphene.render(model, objective(units), steps=settings.steps, size=settings.size,

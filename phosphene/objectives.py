@@ -261,11 +261,13 @@ def class_prob(classes: Units) -> Objective:
                      [f"class {u}" for u in index.units])
 
 
-def diversity(layer: str) -> Objective:
+def diversity(layer: str, group: int | None = None) -> Objective:
     """Penalty on similar styles across the batch: ``-sum_{b != a} cos(G_a, G_b) / N`` for image a.
 
     G is the Gram matrix of the layer over positions (lucid's diversity). Summed over the batch
     this equals lucid's objective. The views of one image share its Gram matrix (their mean).
+    With ``group``, each run of ``group`` adjacent images is compared only within itself (N = group),
+    so several units rendered in one batch each get diverse images without competing.
     """
 
     def fn(acts: Acts) -> torch.Tensor:
@@ -277,12 +279,17 @@ def diversity(layer: str) -> Objective:
         if copies > 1:
             gram = gram.view(b // copies, copies, -1).mean(1)
         gram = F.normalize(gram, dim=1)
-        sim = gram @ gram.T
-        n = sim.shape[0]
-        values = -(sim.sum(1) - sim.diagonal()) / max(n, 1)
+        if group is None:
+            sim = gram @ gram.T
+            values = -(sim.sum(1) - sim.diagonal()) / max(sim.shape[0], 1)
+        else:
+            runs = gram.view(-1, group, gram.shape[-1])
+            sim = runs @ runs.transpose(1, 2)
+            values = (-(sim.sum(-1) - sim.diagonal(dim1=1, dim2=2)) / group).reshape(-1)
         return values.repeat_interleave(copies) if copies > 1 else values
 
-    return Objective(fn, [layer], f"diversity({layer})")
+    name = f"diversity({layer})" if group is None else f"diversity({layer}, group={group})"
+    return Objective(fn, [layer], name)
 
 
 def alignment(layer: str, target: torch.Tensor, cossim_pow: float = 1.0) -> Objective:

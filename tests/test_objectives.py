@@ -82,6 +82,14 @@ def test_diversity_is_zero_for_orthogonal_styles_and_negative_for_equal_ones():
     assert torch.allclose(obj.diversity("L")(Acts({"L": same})), torch.full((3,), -2 / 3))
 
 
+
+def test_grouped_diversity_compares_each_group_only_within_itself():
+    styles = torch.rand(6, 3, 2, 2)
+    grouped = obj.diversity("L", group=3)(Acts({"L": styles}))
+    separate = torch.cat([obj.diversity("L")(Acts({"L": styles[i:i + 3]})) for i in (0, 3)])
+    assert torch.allclose(grouped, separate)
+    assert not torch.allclose(grouped, obj.diversity("L")(Acts({"L": styles})))
+
 def test_parse_units():
     assert parse_units("0-3") == [0, 1, 2, 3]
     assert parse_units("1,5,7-8") == [1, 5, 7, 8]

@@ -1,7 +1,8 @@
 """Stage 1: the unit visualizations, all units of a layer in batches through the one `render` loop.
 
 A batch holds ``batch`` units x ``diverse`` images; each unit's images are pushed apart by a
-diversity term computed *within* the unit's group (`grouped_diversity`), so units never compete.
+diversity term computed *within* the unit's group (`objectives.diversity(layer, group=...)`), so
+units never compete.
 The value reported per image is the unit's channel mean on the clean image, without the diversity
 term; the unit's main visualization is its image with the largest value.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
@@ -21,27 +21,6 @@ from .layout import LayerFiles, write_picture
 
 STAGE = "visualize"
 THUMB = 112
-
-
-def grouped_diversity(layer: str, group: int) -> obj.Objective:
-    """lucid's diversity term (-Σ_{b'≠b} cos(G_b, G_b') / n), over each run of ``group`` adjacent
-    images separately (G: the layer's Gram matrix)."""
-
-    def fn(acts: obj.Acts) -> torch.Tensor:
-        copies = getattr(acts, "copies", 1)
-        act = acts[layer].float()
-        b, c = act.shape[:2]
-        flat = act.reshape(b, c, -1)
-        gram = torch.bmm(flat, flat.transpose(1, 2)).reshape(b, -1)
-        if copies > 1:
-            gram = gram.view(b // copies, copies, -1).mean(1)
-        gram = F.normalize(gram, dim=1).view(-1, group, gram.shape[-1])
-        sim = gram @ gram.transpose(1, 2)
-        values = -(sim.sum(-1) - sim.diagonal(dim1=1, dim2=2)) / group
-        values = values.reshape(-1)
-        return values.repeat_interleave(copies) if copies > 1 else values
-
-    return obj.Objective(fn, [layer], f"grouped_diversity({layer}, {group})")
 
 
 def unit_values(model: nn.Module, layer: str, units: list[int], images: torch.Tensor) -> torch.Tensor:
@@ -62,7 +41,7 @@ def visualize(model: nn.Module, layer: str, units: list[int], settings: ReportSe
         per_unit = [u for u in chunk for _ in range(settings.diverse)]
         objective = obj.channel(layer, per_unit)
         if settings.diverse > 1 and settings.diversity:
-            objective = objective + settings.diversity * grouped_diversity(layer, settings.diverse)
+            objective = objective + settings.diversity * obj.diversity(layer, group=settings.diverse)
         result = render(model, objective, param=settings.param, transforms="standard",
                         steps=settings.steps, size=settings.size, batch=len(per_unit),
                         seed=settings.seed + chunk[0], progress=False)
