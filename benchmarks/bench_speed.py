@@ -40,6 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_render  # noqa: E402
 from bench_render import StepClock, fresh_model, truncated  # noqa: E402
 from timing import Timer  # noqa: E402
 
@@ -76,22 +77,28 @@ def render_steps(lib, model, args, steps, device, units=None, **options) -> tupl
     return gaps[1:], result  # the first gap includes the folding probe / setup
 
 
-def bare_steps(module, n, side, iters, device, amp) -> list[float]:
-    x = torch.rand(n, 3, side, side, device=device, requires_grad=True)
+def bare_steps(module, n, side, iters, device, amp, channels_last: bool = False) -> list[float]:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.rand(n, 3, side, side, device=device).contiguous(memory_format=fmt).requires_grad_(True)
     auto = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
     with auto:
         module(x).float().mean().backward()
     times = []
     for _ in range(iters):
         sync(device)
-        t0 = time.perf_counter()
+        t0 = bench_render.CLOCK[0]()
         x.grad = None
         with auto:
             out = module(x)
         out.float().mean().backward()
         sync(device)
-        times.append(time.perf_counter() - t0)
+        times.append(bench_render.CLOCK[0]() - t0)
     return times
+
+
+def variant_options(key: str) -> dict:
+    """render() options of a variant of this checkout."""
+    return {"fold": key != "nofold", "compile": key == "compile", "channels_last": key == "fold_cl"}
 
 
 def paired_rounds(args, device, orig) -> dict:
@@ -99,6 +106,8 @@ def paired_rounds(args, device, orig) -> dict:
     models = {"fold": fresh_model().to(device), "nofold": fresh_model().to(device)}
     if orig is not None:
         models["orig"] = orig.load_model("efficientnet_lite0", device=str(device)).eval()
+    if args.channels_last:
+        models["fold_cl"] = fresh_model().to(device)
     if args.compile:
         models["compile"] = fresh_model().to(device)
         with Timer() as t:
@@ -110,12 +119,18 @@ def paired_rounds(args, device, orig) -> dict:
         m.eval().requires_grad_(False)
     folding = fold_batchnorm(bare_folded, [], view, device)
     folded_pairs = folding.__enter__()
+    bare_cl = None
+    if args.channels_last:
+        bare_cl = truncated(fresh_model(), args.layer).to(device).eval().requires_grad_(False)
+        bare_cl.to(memory_format=torch.channels_last)
+        folding_cl = fold_batchnorm(bare_cl, [], view, device)
+        folding_cl.__enter__()
     print(f"bare_view_fold: {len(folded_pairs)} BatchNorms folded", flush=True)
     for key, m in models.items():  # one untimed run of each (kernels, allocator)
         lib = orig if key == "orig" else phosphene
         render_steps(lib, m, args, 2, device, **({} if key == "orig" else
-                                                 {"fold": key != "nofold", "compile": key == "compile"}))
-    variants = list(models) + ["bare_view", "bare_view_fold"]
+                                                 variant_options(key)))
+    variants = list(models) + ["bare_view", "bare_view_fold"] + (["bare_view_fold_cl"] if bare_cl else [])
     per: dict[str, list[float]] = {k: [] for k in variants}
     try:
         for r in range(args.rounds):
@@ -125,9 +140,11 @@ def paired_rounds(args, device, orig) -> dict:
                     times = bare_steps(bare_plain, n, view, args.round_steps - 1, device, args.amp)
                 elif key == "bare_view_fold":
                     times = bare_steps(bare_folded, n, view, args.round_steps - 1, device, args.amp)
+                elif key == "bare_view_fold_cl":
+                    times = bare_steps(bare_cl, n, view, args.round_steps - 1, device, args.amp, True)
                 else:
                     lib = orig if key == "orig" else phosphene
-                    opts = {} if key == "orig" else {"fold": key != "nofold", "compile": key == "compile"}
+                    opts = {} if key == "orig" else variant_options(key)
                     times, _ = render_steps(lib, models[key], args, args.round_steps, device, **opts)
                 per[key].append(statistics.median(times))
             print(f"  round {r}: " + ", ".join(f"{k} {1000 * v[-1] / n:.1f}" for k, v in per.items())
@@ -136,6 +153,9 @@ def paired_rounds(args, device, orig) -> dict:
         folding.__exit__(None, None, None)
     ratio_defs = {"speedup_fold_vs_nofold": ("nofold", "fold"), "speedup_fold_vs_orig": ("orig", "fold"),
                   "speedup_nofold_vs_orig": ("orig", "nofold"),
+                  "speedup_fold_cl_vs_orig": ("orig", "fold_cl"),
+                  "speedup_fold_cl_vs_fold": ("fold", "fold_cl"),
+                  "overhead_fold_cl_vs_bare_view_fold_cl": ("fold_cl", "bare_view_fold_cl"),
                   "speedup_compile_vs_fold": ("fold", "compile"),
                   "overhead_fold_vs_bare_view_fold": ("fold", "bare_view_fold"),
                   "overhead_nofold_vs_bare_view": ("nofold", "bare_view"),
@@ -185,11 +205,11 @@ def accentuation(args, device) -> dict:
                                      steps=args.accentuate, crops=16, device=device, progress=False,
                                      fold=key == "fold")
                 sync(device)
-            times[key].append(t.wall)
+            times[key].append(t.cpu if args.clock == "cpu" else t.wall)
         print(f"  accentuate round {r}: fold {times['fold'][-1]:.1f} s, nofold {times['nofold'][-1]:.1f} s",
               flush=True)
     rounds = [b / a for a, b in zip(times["fold"], times["nofold"])]
-    return {"wall_s": times, "speedup_fold_vs_nofold_median": statistics.median(rounds),
+    return {f"{args.clock}_s": times, "speedup_fold_vs_nofold_median": statistics.median(rounds),
             "rounds": [round(x, 3) for x in rounds]}
 
 
@@ -218,7 +238,7 @@ def mining(args, device) -> dict:
                                batch_size=batch, num_workers=0, device=device, progress=False,
                                fold=key == "fold")
                 sync(device)
-            res[key].append(len(paths) / t.wall)
+            res[key].append(len(paths) / (t.cpu if args.clock == "cpu" else t.wall))
         print(f"  mining round {r}: " + ", ".join(f"{k} {v[-1]:.1f} img/s" for k, v in res.items()),
               flush=True)
     out = {"images_per_s": res}
@@ -254,6 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--round-steps", type=int, default=6)
     ap.add_argument("--original", default=None, help="folder holding a phosphene_orig/ package")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--channels-last", action="store_true", help="also time fold + channels_last")
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--full-channels", default=None, help="channels of the --full renders")
     ap.add_argument("--skip-paired", action="store_true")
@@ -262,8 +283,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     ap.add_argument("--top1", action="store_true", help="top-1 on all sample images, fold vs not")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: time steps by this process's CPU time (robust to other processes' load; "
+                         "use with --threads 1)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.clock == "cpu":
+        bench_render.CLOCK[0] = time.process_time
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     device = torch.device(args.device)

@@ -35,7 +35,7 @@ from .hooks import INPUT, LayerTap
 from .images import atomic_write_bytes, image_grid, save_image
 from .objectives import Acts, Objective, evaluate
 from .param import make_param
-from .torch_utils import frozen, model_device, progress_enabled
+from .torch_utils import frozen, memory_format, model_device, progress_enabled, resolve_channels_last
 from .transforms import Compose, make_transforms
 
 __all__ = ["RenderConfig", "RenderResult", "Renderer", "frozen", "model_device", "progress_enabled",
@@ -56,7 +56,7 @@ class RenderConfig:
     copies: int = 1  # transformed views of each image per step
     amp: bool = False
     truncate: bool = True
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: channels-last on the CPU (faster), contiguous elsewhere
     thresholds: tuple[int, ...] = ()  # steps after which the images are kept
     fold: bool = True  # fold eval BatchNorm that no objective reads into its convolution
     compile: bool = False  # torch.compile the truncated forward (eager, with a warning, if it fails)
@@ -166,11 +166,11 @@ class Renderer:
         self.saliency = torch.zeros(self.batch, 1, self.size, self.size, device=self.device)
         self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if config.amp
                          else contextlib.nullcontext())
-        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        if config.channels_last:
-            model.to(memory_format=torch.channels_last)
+        self.channels_last = resolve_channels_last(config.channels_last, self.device)
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self._stack = contextlib.ExitStack()
         try:
+            self._stack.enter_context(memory_format(model, self.channels_last))
             self._stack.enter_context(frozen(model))
             self._stack.enter_context(fold_batchnorm(model, self.objective.layers, self.size, self.device,
                                                      config.fold))
@@ -234,7 +234,7 @@ class Renderer:
             "transforms": transforms if isinstance(transforms, str) or transforms is None
             else repr(transforms.transforms),
             "model": getattr(self.model, "name", type(self.model).__name__),
-            "stop_layer": self.tap.stop_layer,
+            "stop_layer": self.tap.stop_layer, "channels_last": self.channels_last,
         }
 
     def run(self, progress: bool | None = None) -> RenderResult:
@@ -270,7 +270,7 @@ def render(
     progress: bool | None = None,
     amp: bool = False,
     truncate: bool = True,
-    channels_last: bool = False,
+    channels_last: bool | None = None,
     param_options: dict[str, Any] | None = None,
     optimizer: OptimizerFactory | None = None,
     thresholds: Sequence[int] = (),
@@ -297,6 +297,8 @@ def render(
         fold: fold eval BatchNorm into the preceding convolutions where no objective reads them
             (`fold_batchnorm`; same activations within float tolerance, the model is restored).
         compile: run the truncated forward under ``torch.compile`` (eager with a warning if it fails).
+        channels_last: run the model in channels-last memory order (default: on the CPU, where it is
+            faster; the model's own tensors are put back afterwards).
     Returns:
         a `RenderResult` with images, objective history, final objective on the clean images,
         a transparency map, and the snapshots at ``thresholds``.

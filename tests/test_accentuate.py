@@ -165,7 +165,7 @@ def test_regularization_in_pixel_space_and_at_a_deep_layer_both_run(model, seeds
 
 
 def test_channel_objective_and_other_parameterizations(model, seeds):
-    result = accentuate(model, obj.channel("_blocks.10", [3, 7]), seeds, REG, steps=6, crops=2,
+    result = accentuate(model, obj.channel("_blocks.10", [3, 7]), seeds, REG, steps=12, crops=2,
                         param="fourier", input_size=SIZE, progress=False)
     assert result.labels == ["_blocks.10:3", "_blocks.10:7"]
     assert (result.gain > 0).all()

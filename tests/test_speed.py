@@ -118,3 +118,18 @@ def test_cli_render_no_fold_and_compile_options(tmp_path, monkeypatch):
     assert settings["fold"] is False and settings["compile"] is True
     for verb in ("accentuate", "mine"):
         assert "--no-fold" in CliRunner().invoke(main, [verb, "--help"]).output
+
+
+def test_channels_last_is_the_cpu_default_and_matches_contiguous(model):
+    """Channels-last (the CPU default) changes memory order only: same objective values, and the
+    model's weights are handed back in their original layout."""
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    strides = [p.stride() for p in weights]
+    assert all(p.is_contiguous() for p in weights)
+    runs = {flag: phosphene.render(model, obj.channel("_blocks.2", [0, 1]), steps=3, size=48,
+                                   progress=False, channels_last=flag) for flag in (None, False)}
+    assert runs[None].settings["channels_last"] is True
+    assert runs[False].settings["channels_last"] is False
+    assert torch.allclose(runs[None].history, runs[False].history, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(runs[None].images, runs[False].images, atol=1e-4)
+    assert [p.stride() for p in weights] == strides

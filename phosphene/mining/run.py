@@ -28,7 +28,7 @@ from ..errors import OutputError, PhospheneError
 from ..folding import fold_batchnorm
 from ..hooks import LayerTap, check_layers
 from ..models import load_model
-from ..torch_utils import model_device, progress_enabled
+from ..torch_utils import memory_format, model_device, progress_enabled, resolve_channels_last
 from . import store
 from .dataset import (
     DEFAULT_MAX_ASPECT,
@@ -220,7 +220,9 @@ def _mine_here(plan: MiningPlan, num_workers: int, checkpoint_every: int, checkp
     model, device, layers, paths, prep, out = (plan.model, plan.device, plan.layers, plan.paths,
                                                plan.prep, plan.out)
     batch_size = plan.batch_size
-    with fold_batchnorm(model, layers, prep.size, device, plan.fold), \
+    channels_last = resolve_channels_last(None, device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    with memory_format(model, channels_last), fold_batchnorm(model, layers, prep.size, device, plan.fold), \
             LayerTap(model, layers, truncate=True) as tap:
         extremes, processed, skipped = _resume(out, layers, plan.shapes, plan.k, device)
         start_time = time.perf_counter()
@@ -233,7 +235,8 @@ def _mine_here(plan: MiningPlan, num_workers: int, checkpoint_every: int, checkp
             for batch in loader:
                 skipped.extend(batch.skipped)
                 if len(batch.indices):
-                    acts = tap(batch.images.to(device, non_blocking=True).float().div_(255))
+                    images = batch.images.to(device, non_blocking=True).float().div_(255)
+                    acts = tap(images.contiguous(memory_format=fmt))
                     index = batch.indices.to(device, non_blocking=True)
                     for name in layers:
                         extremes[name].update(acts[name], index)

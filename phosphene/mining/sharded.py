@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from ..folding import fold_batchnorm
 from ..hooks import LayerTap
 from ..images import atomic_write_bytes
+from ..torch_utils import resolve_channels_last
 from .dataset import Preprocessing, batch_loader
 from .reader import MiningRun
 from .topk import LayerExtremes, RunningExtremes
@@ -83,10 +84,12 @@ class ShardMiner:
 
     def setup(self, device: torch.device) -> tuple[LayerTap, torch.device]:
         model = self.model.to(device).eval()
-        if self.fold:  # as the single-process run folds, on a copy that stays folded for the worker
-            model = copy.deepcopy(model)
+        self._format = (torch.channels_last if resolve_channels_last(None, device)
+                        else torch.contiguous_format)  # as the single-process run does
+        if self.fold or self._format == torch.channels_last:  # on a copy that stays so for the worker
+            model = copy.deepcopy(model).to(memory_format=self._format)
             self._folded = contextlib.ExitStack()
-            self._folded.enter_context(fold_batchnorm(model, self.layers, self.prep.size, device, True))
+            self._folded.enter_context(fold_batchnorm(model, self.layers, self.prep.size, device, self.fold))
         return LayerTap(model, self.layers, truncate=True), device  # hooks stay on
 
     def run(self, context: tuple[LayerTap, torch.device], task: ShardTask) -> dict:
@@ -100,7 +103,8 @@ class ShardMiner:
             for batch in loader:
                 skipped.extend((task.start + i, reason) for i, reason in batch.skipped)
                 if len(batch.indices):
-                    acts = tap(batch.images.to(device, non_blocking=True).float().div_(255))
+                    images = batch.images.to(device, non_blocking=True).float().div_(255)
+                    acts = tap(images.contiguous(memory_format=self._format))
                     index = (batch.indices + task.start).to(device, non_blocking=True)
                     for name in self.layers:
                         extremes[name].update(acts[name], index)
