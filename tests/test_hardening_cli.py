@@ -74,8 +74,6 @@ def test_fuzzed_numeric_options_never_give_a_traceback(name):
     ["render", "--layer", "x", "--channels", "0", "--out", OUT, "--size", "0"],
     ["render", "--layer", "x", "--channels", "0", "--out", OUT, "--lr", "nan"],
     ["render", "--layer", "x", "--channels", "0", "--out", OUT, "--batch", "0"],
-    ["render", "--layer", "x", "--channels", "0", "--out", OUT, "--device", "cuda:99"],
-    ["render", "--layer", "x", "--channels", "0", "--out", OUT, "--device", "toaster"],
     ["mine", "--layers", "x", "--images", "d", "--out", OUT, "--workers", "-1"],
     ["mine", "--layers", "x", "--images", "d", "--out", OUT, "--max-pixels", "0"],
     ["classify", "a.png", "--top", "-1"],
@@ -83,11 +81,24 @@ def test_fuzzed_numeric_options_never_give_a_traceback(name):
     ["experiment", "stimuli", "--images", "d", "--out", OUT, "--naturals", "0"],
     ["experiment", "trials", OUT, "--participant", "-1"],
     ["experiment", "serve", OUT, "--port", "99999"],
-    ["experiment", "simulate", OUT, "--out", OUT, "--device", "cuda:99"],
 ])
 def test_known_bad_inputs_are_usage_errors(args):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "Invalid value" in result.output, result.output
+    assert_clean(result)
+
+
+@pytest.mark.parametrize("args", [
+    ["render", "--layer", "x", "--channels", "0", "--out", OUT, "--device", "cuda:99"],
+    ["render", "--layer", "x", "--channels", "0", "--out", OUT, "--device", "toaster"],
+    ["experiment", "simulate", OUT, "--out", OUT, "--device", "cuda:99"],
+    ["report", "build", "run", "--layers", "x", "--out", OUT, "--device", "mps"],
+])
+def test_unavailable_device_is_one_line_exit_2(args):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    assert "device" in result.output
     assert_clean(result)
 
 

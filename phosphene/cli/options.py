@@ -77,8 +77,5 @@ def check_device(device: str | None) -> str | None:
 
 
 def device_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """click callback: validate ``--device`` before any work."""
-    try:
-        return check_device(value)
-    except PhospheneError as exc:
-        raise click.BadParameter(str(exc).split(": ", 1)[-1], ctx, param) from None
+    """click callback: validate ``--device`` before any work (a `PhospheneError`: one line, exit 2)."""
+    return check_device(value)
