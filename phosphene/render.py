@@ -33,10 +33,11 @@ from .errors import PhospheneError
 from .folding import fold_batchnorm
 from .hooks import INPUT, LayerTap
 from .images import atomic_write_bytes, image_grid, save_image
+from .models.input_shape import fit_side, fixed_input_size, input_channels
 from .objectives import Acts, Objective, evaluate
 from .param import make_param
 from .torch_utils import frozen, model_device, progress_enabled
-from .transforms import Compose, make_transforms
+from .transforms import Compose, ending_at, make_transforms
 
 __all__ = ["RenderConfig", "RenderResult", "Renderer", "frozen", "model_device", "progress_enabled",
            "render"]
@@ -146,18 +147,21 @@ class Renderer:
         self.config = config = config or RenderConfig()
         self.device = torch.device(device) if device is not None else model_device(model)
         self.size = config.size or getattr(model, "input_size", 224)
+        self.fixed = fixed_input_size(model)  # vision transformers: the views end at this side
         self.batch = config.batch or self.objective.batch_size or 1
         if any(not 1 <= t <= config.steps for t in config.thresholds):
             raise PhospheneError(f"thresholds must be steps in 1..{config.steps}, got {config.thresholds}")
         cpu_gen = torch.Generator().manual_seed(config.seed)
         if isinstance(param, str):
             self.param_name = param
-            param = make_param(param, self.batch, self.size, generator=cpu_gen, **(param_options or {}))
+            channels = input_channels(model)
+            options = {**({"channels": channels} if channels != 3 else {}), **(param_options or {})}
+            param = make_param(param, self.batch, self.size, generator=cpu_gen, **options)
         else:
             self.param_name = type(param).__name__
         self.param = param.to(self.device)
         self.transforms_name = transforms
-        self.transform = make_transforms(transforms, self.size)
+        self.transform = ending_at(make_transforms(transforms, self.size), self.size, self.fixed)
         self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
         factory = optimizer or (lambda params: torch.optim.Adam(params, lr=config.lr))
         self.optimizer = factory(self.param.parameters())
@@ -172,8 +176,8 @@ class Renderer:
         self._stack = contextlib.ExitStack()
         try:
             self._stack.enter_context(frozen(model))
-            self._stack.enter_context(fold_batchnorm(model, self.objective.layers, self.size, self.device,
-                                                     config.fold))
+            self._stack.enter_context(fold_batchnorm(model, self.objective.layers, self.fixed or self.size,
+                                                     self.device, config.fold))
             self.tap = self._stack.enter_context(LayerTap(model, self.objective.layers,
                                                           truncate=config.truncate))
         except BaseException:
@@ -212,7 +216,7 @@ class Renderer:
     def result(self) -> RenderResult:
         """Evaluate the clean images and gather everything into a `RenderResult`."""
         images = self.images()
-        clean = images.contiguous(memory_format=self.memory_format)
+        clean = fit_side(images, self.fixed).contiguous(memory_format=self.memory_format)
         with torch.no_grad(), self.autocast:
             final = evaluate(self.objective, Acts(self.tap(clean)))
         peak = self.saliency.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]

@@ -10,6 +10,7 @@ import torch
 from .. import objectives as obj
 from ..accentuation import accentuate
 from ..accentuation.balance import BALANCES
+from ..accentuation.reg_layer import default_reg_layer
 from ..errors import PhospheneError
 from ..hooks import check_layers
 from ..images import load_image
@@ -49,8 +50,9 @@ def load_seeds(paths, size: int):
 @click.option("--layer", default=None, help="Layer of the channel to accentuate.")
 @click.option("--channel", type=NON_NEGATIVE, default=None, help="Channel of --layer.")
 @click.option("--class", "class_index", type=NON_NEGATIVE, default=None, help="Class logit to accentuate.")
-@click.option("--reg-layer", default="_blocks.8", show_default=True,
-              help="Layer of the latent regularization ('input' for pixel space).")
+@click.option("--reg-layer", default=None,
+              help="Layer of the latent regularization ('input' for pixel space; default: a block at "
+                   "about half depth, _blocks.8 for efficientnet_lite0).")
 @click.option("--lam", type=NON_NEGATIVE_FLOAT, default=1.0, show_default=True, help="Regularization weight.")
 @click.option("--lam-sweep", default=None, help="Several weights, e.g. 0,0.5,1,2 (one batch).")
 @click.option("--steps", type=STEPS, default=100, show_default=True)
@@ -86,6 +88,7 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     else:
         check_layers(model, [layer])
         objective = obj.channel(layer, channel)
+    reg_layer = reg_layer or default_reg_layer(model)
     check_layers(model, [reg_layer])
     size = size or getattr(model, "input_size", 224)
     seeds, skipped = load_seeds(paths, size)
