@@ -34,6 +34,7 @@ from .folding import fold_batchnorm
 from .hooks import INPUT, LayerTap
 from .images import atomic_write_bytes, image_grid, save_image
 from .models.input_shape import fit_side, fixed_input_size, input_channels
+from .models.outputs import with_output
 from .objectives import Acts, Objective, evaluate
 from .param import make_param
 from .torch_utils import frozen, model_device, progress_enabled
@@ -141,8 +142,10 @@ class Renderer:
     def __init__(self, model: nn.Module, objective: Objective | str | Callable,
                  param: str | nn.Module = "fourier", transforms: str | Compose | None = "standard",
                  config: RenderConfig | None = None, optimizer: OptimizerFactory | None = None,
-                 device: str | torch.device | None = None, param_options: dict[str, Any] | None = None):
+                 device: str | torch.device | None = None, param_options: dict[str, Any] | None = None,
+                 output_key: str | int | None = None):
         self.started = time.perf_counter()
+        model = with_output(model, output_key)  # logits of a dict/tuple-returning network
         self.model, self.objective = model, as_objective(objective)
         self.config = config = config or RenderConfig()
         self.device = torch.device(device) if device is not None else model_device(model)
@@ -280,6 +283,7 @@ def render(
     thresholds: Sequence[int] = (),
     fold: bool = True,
     compile: bool = False,
+    output_key: str | int | None = None,
 ) -> RenderResult:
     """Optimize images to maximize ``objective`` on ``model``; one image per batch element.
 
@@ -301,6 +305,8 @@ def render(
         fold: fold eval BatchNorm into the preceding convolutions where no objective reads them
             (`fold_batchnorm`; same activations within float tolerance, the model is restored).
         compile: run the truncated forward under ``torch.compile`` (eager with a warning if it fails).
+        output_key: the key, index or attribute of the logits when the network returns a dict, a
+            tuple or an output object (the class objectives read them; see `load_model`'s ``output``).
     Returns:
         a `RenderResult` with images, objective history, final objective on the clean images,
         a transparency map, and the snapshots at ``thresholds``.
@@ -308,5 +314,6 @@ def render(
     config = RenderConfig(steps=steps, lr=lr, size=size, batch=batch, seed=seed, copies=copies, amp=amp,
                           truncate=truncate, channels_last=channels_last, fold=fold, compile=compile,
                           thresholds=tuple(int(t) for t in thresholds))
-    renderer = Renderer(model, objective, param, transforms, config, optimizer, device, param_options)
+    renderer = Renderer(model, objective, param, transforms, config, optimizer, device, param_options,
+                        output_key)
     return renderer.run(progress)

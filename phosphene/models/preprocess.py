@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..decoding import read_rgb
 from ..images import pil_to_tensor
+from .input_shape import to_channels
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
@@ -47,10 +48,12 @@ class ImageSpec:
         return self.input_size / self.resize_size
 
     def prepare(self, image: Image.Image | str | os.PathLike | torch.Tensor) -> torch.Tensor:
-        """(3, input_size, input_size) float tensor in [0, 1] from a PIL image, a file path, or a
-        (3, H, W) tensor in [0, 1]: short side resized to ``resize_size``, centre-cropped."""
-        return center_crop(resize_short_side(to_tensor(image), self.resize_size, self.interpolation),
-                           self.input_size)
+        """(C, input_size, input_size) float tensor in [0, 1] from a PIL image, a file path, or a
+        (3, H, W) tensor in [0, 1]: short side resized to ``resize_size``, centre-cropped; C is the
+        number of ``mean`` entries (RGB made gray by luma for a 1-channel model)."""
+        image = center_crop(resize_short_side(to_tensor(image), self.resize_size, self.interpolation),
+                            self.input_size)
+        return to_channels(image, len(self.mean))
 
 
 def to_tensor(image: Image.Image | str | os.PathLike | torch.Tensor) -> torch.Tensor:
