@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -84,3 +84,20 @@ def center_crop(image: torch.Tensor, side: int) -> torch.Tensor:
     h, w = image.shape[-2:]
     top, left = (h - side) // 2, (w - side) // 2
     return image[..., top:top + side, left:left + side].contiguous()
+
+
+def spec_for(model: object, size: int | None = None) -> ImageSpec:
+    """``model``'s `ImageSpec` (a plain module: the default one) for images of side ``size``
+    (default: its input size): the same crop fraction and interpolation at another size."""
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, ImageSpec):
+        spec = ImageSpec(getattr(model, "input_size", 224))
+    if size is None or size == spec.input_size:
+        return spec
+    return replace(spec, input_size=size, resize_size=round(size / spec.crop_fraction))
+
+
+def load_for(model: object, path: str | os.PathLike, size: int | None = None) -> torch.Tensor:
+    """The image file ``path`` as ``model``'s (C, S, S) input in [0, 1], preprocessed as the model's
+    own evaluation transform (`spec_for`); `ImageDecodeError` for an unusable file."""
+    return spec_for(model, size).prepare(path)

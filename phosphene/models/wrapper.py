@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import ModelLoadError
-from .input_shape import first_conv_channels
+from .input_shape import first_conv_channels, to_channels
 from .preprocess import ImageSpec
 
 OutputKey = str | int | None
@@ -72,6 +72,8 @@ class ImageModel(nn.Module):
         return self.spec.input_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 3 and self.channels == 1:  # RGB images (files, mining) for a grayscale model
+            x = to_channels(x, 1)
         return select_output(self.net(self.normalize(x)), self.output)
 
     def prepare_image(self, image: Image.Image | str | os.PathLike | torch.Tensor) -> torch.Tensor:
