@@ -227,3 +227,38 @@ def test_bad_device_is_one_line_and_exit_2_on_every_verb(verb, device):
     assert result.exit_code == 2
     errors = [line for line in result.output.splitlines() if "Error" in line]
     assert len(errors) == 1 and "--device" in errors[0] and "Traceback" not in result.output
+
+
+# -- LayerNorm on the attribution path --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def convnext() -> ImageModel:
+    tv = pytest.importorskip("torchvision")
+    from torchvision.models.convnext import CNBlockConfig
+
+    torch.manual_seed(0)
+    net = tv.models.ConvNeXt([CNBlockConfig(8, 16, 1), CNBlockConfig(16, None, 1)], num_classes=5)
+    return phosphene.load_model(net.eval(), device="cpu")
+
+
+def test_normalization_between_layers_is_found_in_forward_order(convnext, model):
+    from phosphene.inhibition.norm_check import normalizations_between
+
+    # features: 0 stem (conv, LayerNorm2d), 1 stage, 2 downsample (LayerNorm2d, conv), 3 stage
+    assert normalizations_between(convnext, "features.1", "features.3") == [
+        "features.2.0", "features.3.0.block.2"]
+    assert normalizations_between(convnext, "features.3.0.block.2", "features.3.0.block.5") == []
+    assert normalizations_between(convnext, "input", "features.0.0") == []
+    assert normalizations_between(model, "_blocks.4", "_blocks.8") == []  # BatchNorm is not one
+
+
+def test_tension_warns_about_layernorm_and_still_reports_completeness(convnext, seed_dir, tmp_path):
+    from phosphene.inhibition.tension import tension_report
+
+    report = tension_report(convnext, seed_dir, "features.3:1", ["features.1", "features.3.0.block.2"],
+                            tmp_path, n=2, num_workers=0, size=32, progress=False)
+    summary = json.loads((tmp_path / "tension.json").read_text())
+    assert "features.2.0" in summary["warnings"]["features.1"]
+    assert "features.3.0.block.2" not in summary["warnings"]  # the LayerNorm's own output
+    rows = {(r["layer"], r["variant"]): r for r in summary["completeness"]}
+    assert rows[("features.1", "l1")]["warning"] and np.isfinite(rows[("features.1", "l1")]["pearson"])
+    assert len(report.table.completeness()) == 4 and (tmp_path / "completeness.png").is_file()
