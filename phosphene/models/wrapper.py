@@ -89,14 +89,12 @@ class ImageModel(nn.Module):
 
 def _fit_channels(net: nn.Module, mean: tuple, std: tuple) -> tuple[tuple, tuple]:
     """``mean``/``std`` repeated to the network's input channels when they are one value repeated
-    (the identity default on a grayscale network); a mismatch otherwise is a `ModelLoadError`."""
+    (the identity default on a grayscale network); as given otherwise (per-channel statistics say
+    how many channels the images have)."""
     channels = first_conv_channels(net)
-    if channels is None or channels == len(mean):
+    if channels is None or channels == len(mean) or len(set(mean)) != 1 or len(set(std)) != 1:
         return mean, std
-    if len(set(mean)) == 1 and len(set(std)) == 1:
-        return mean[:1] * channels, std[:1] * channels
-    raise ModelLoadError(f"the network takes {channels}-channel images but mean/std have {len(mean)} "
-                         "entries")
+    return mean[:1] * channels, std[:1] * channels
 
 
 def select_output(result: object, key: OutputKey) -> torch.Tensor:
