@@ -125,6 +125,24 @@ def test_fixed_input_model_refuses_another_crop_size():
                              "conv_proj", steps=1, crops=1, input_size=24)
 
 
+def test_fixed_input_model_mines_at_its_side_and_refuses_another(seed_dir, tmp_path):
+    tv = pytest.importorskip("torchvision")
+    from phosphene.mining import run_mining
+
+    torch.manual_seed(0)
+    vit = tv.models.VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2,
+                                      hidden_dim=16, mlp_dim=16, num_classes=5)
+    model = ImageModel(vit, input_size=32)
+    run = run_mining(model, ["conv_proj"], seed_dir, tmp_path / "run", k=2, batch_size=2, num_workers=0,
+                     progress=False)
+    assert len(run.top("conv_proj", 0, k=2)) == 2
+    with pytest.raises(PhospheneError, match="only takes 32-pixel images"):
+        run_mining(model, ["conv_proj"], seed_dir, tmp_path / "other", size=48, num_workers=0)
+    seeds = torch.rand(1, 3, 40, 40)  # a canvas other than the model's side: the crops end at 32
+    result = phosphene.accentuate(model, obj.class_logit(0), seeds, steps=1, crops=2, progress=False)
+    assert result.images.shape == (1, 3, 40, 40) and result.settings["input_size"] == 32
+
+
 # -- grayscale models ----------------------------------------------------------------------------------
 def test_grayscale_model_is_detected(gray):
     assert input_channels(gray) == 1 and gray.channels == 1

@@ -36,6 +36,7 @@ from ..images import atomic_write_bytes
 from ..mining.dataset import Preprocessing, batch_loader
 from ..mining.source import image_source
 from ..mining.store import write_parquet
+from ..models.input_shape import model_side
 from ..models.preprocess import spec_for
 from ..objectives import Objective
 from ..torch_utils import model_device, progress_enabled
@@ -152,7 +153,7 @@ def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | 
     if run_model is not None and name is not None and run_model != name:
         raise PhospheneError(f"{source} was mined with {run_model}, not {name}; pass --model {run_model}")
     if prep is None or size is not None:
-        prep = Preprocessing(size or getattr(model, "input_size", 224), spec_for(model).crop_fraction)
+        prep = Preprocessing(model_side(model, size), spec_for(model).crop_fraction)
     device = model_device(model)
     results, index = [], []
     with Attributor(model, target, layers) as attributor:

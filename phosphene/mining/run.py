@@ -28,6 +28,7 @@ from ..errors import OutputError, PhospheneError
 from ..folding import fold_batchnorm
 from ..hooks import LayerTap, check_layers
 from ..models import load_model
+from ..models.input_shape import model_side
 from ..models.preprocess import spec_for
 from ..torch_utils import model_device, progress_enabled
 from . import store
@@ -149,7 +150,7 @@ def plan_mining(model: nn.Module | str, layers: Sequence[str], images: str | os.
     root, out = Path(images), Path(out)
     paths, unlisted = _list_folder(root)
     crop_fraction = crop_fraction or spec_for(model).crop_fraction  # the model's own (timm's crop_pct)
-    prep = Preprocessing(size or getattr(model, "input_size", 224), crop_fraction, min_side, max_pixels,
+    prep = Preprocessing(model_side(model, size), crop_fraction, min_side, max_pixels,
                          max_aspect)
     _make_out(out)
     with LayerTap(model, layers, truncate=True) as tap:
