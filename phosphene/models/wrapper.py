@@ -60,6 +60,7 @@ class ImageModel(nn.Module):
         self.class_names = list(class_names) if class_names is not None else None
         self.name = name
         self.output = output
+        self.fixed_size: int | None = None  # the only side the network takes, when detection misses it
 
     @property
     def channels(self) -> int:
