@@ -58,9 +58,10 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) tensor in [0, 1] to an (H, W, 3) uint8 array."""
-    return (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(
+    """(3, H, W) tensor in [0, 1] to an (H, W, 3) uint8 array; (1, H, W) (grayscale) to (H, W)."""
+    array = (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(
         np.uint8)
+    return array[..., 0] if array.shape[-1] == 1 else array
 
 
 def _umask() -> int:
@@ -107,7 +108,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> None:
-    """Save a (3, H, W) tensor in [0, 1] (or a PIL image) as PNG, atomically."""
+    """Save a (3, H, W) tensor in [0, 1] (or a PIL image) as PNG, atomically; a (1, H, W) tensor
+    (a grayscale model's image) as a grayscale PNG."""
     import io
 
     pil = image if isinstance(image, Image.Image) else Image.fromarray(to_uint8(image))
@@ -136,7 +138,7 @@ def image_grid(images: torch.Tensor | Sequence[torch.Tensor], labels: Sequence[s
     for i, img in enumerate(images):
         r, c = divmod(i, columns)
         x, y = padding + c * (w + padding), padding + r * (cell_h + padding)
-        canvas.paste(Image.fromarray(to_uint8(img)), (x, y))
+        canvas.paste(Image.fromarray(to_uint8(img)).convert("RGB"), (x, y))
         if labels:
             draw.text((x + 2, y + h + 1), str(labels[i])[: max(4, w // 6)], fill=(0, 0, 0), font=font)
     for i, line in enumerate(note_lines):

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .errors import PhospheneError, UnitOutOfRangeError
 from .hooks import LOGITS
+from .models.outputs import logits_of
 
 Units = int | Sequence[int] | range | torch.Tensor
 
@@ -240,7 +241,7 @@ def class_logit(classes: Units) -> Objective:
     index = _UnitIndex(classes, "class")
 
     def fn(acts: Acts) -> torch.Tensor:
-        logits = acts[LOGITS]
+        logits = logits_of(acts[LOGITS])
         rows = index.rows(logits.shape[0], logits.shape[1], logits.device)
         return logits.gather(1, rows[:, None])[:, 0]
 
@@ -253,7 +254,7 @@ def class_prob(classes: Units) -> Objective:
     index = _UnitIndex(classes, "class")
 
     def fn(acts: Acts) -> torch.Tensor:
-        logits = acts[LOGITS]
+        logits = logits_of(acts[LOGITS])
         rows = index.rows(logits.shape[0], logits.shape[1], logits.device)
         return logits.float().softmax(1).gather(1, rows[:, None])[:, 0]
 

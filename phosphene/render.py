@@ -33,10 +33,12 @@ from .errors import PhospheneError
 from .folding import fold_batchnorm
 from .hooks import INPUT, LayerTap
 from .images import atomic_write_bytes, image_grid, save_image
+from .models.input_shape import fit_side, fixed_input_size, input_channels
+from .models.outputs import with_output
 from .objectives import Acts, Objective, evaluate
 from .param import make_param
 from .torch_utils import frozen, memory_format, model_device, progress_enabled, resolve_channels_last
-from .transforms import Compose, make_transforms
+from .transforms import Compose, ending_at, make_transforms
 
 __all__ = ["RenderConfig", "RenderResult", "Renderer", "frozen", "model_device", "progress_enabled",
            "render"]
@@ -140,24 +142,29 @@ class Renderer:
     def __init__(self, model: nn.Module, objective: Objective | str | Callable,
                  param: str | nn.Module = "fourier", transforms: str | Compose | None = "standard",
                  config: RenderConfig | None = None, optimizer: OptimizerFactory | None = None,
-                 device: str | torch.device | None = None, param_options: dict[str, Any] | None = None):
+                 device: str | torch.device | None = None, param_options: dict[str, Any] | None = None,
+                 output_key: str | int | None = None):
         self.started = time.perf_counter()
+        model = with_output(model, output_key)  # logits of a dict/tuple-returning network
         self.model, self.objective = model, as_objective(objective)
         self.config = config = config or RenderConfig()
         self.device = torch.device(device) if device is not None else model_device(model)
         self.size = config.size or getattr(model, "input_size", 224)
+        self.fixed = fixed_input_size(model)  # vision transformers: the views end at this side
         self.batch = config.batch or self.objective.batch_size or 1
         if any(not 1 <= t <= config.steps for t in config.thresholds):
             raise PhospheneError(f"thresholds must be steps in 1..{config.steps}, got {config.thresholds}")
         cpu_gen = torch.Generator().manual_seed(config.seed)
         if isinstance(param, str):
             self.param_name = param
-            param = make_param(param, self.batch, self.size, generator=cpu_gen, **(param_options or {}))
+            channels = input_channels(model)
+            options = {**({"channels": channels} if channels != 3 else {}), **(param_options or {})}
+            param = make_param(param, self.batch, self.size, generator=cpu_gen, **options)
         else:
             self.param_name = type(param).__name__
         self.param = param.to(self.device)
         self.transforms_name = transforms
-        self.transform = make_transforms(transforms, self.size)
+        self.transform = ending_at(make_transforms(transforms, self.size), self.size, self.fixed)
         self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
         factory = optimizer or (lambda params: torch.optim.Adam(params, lr=config.lr))
         self.optimizer = factory(self.param.parameters())
@@ -172,8 +179,8 @@ class Renderer:
         try:
             self._stack.enter_context(memory_format(model, self.channels_last))
             self._stack.enter_context(frozen(model))
-            self._stack.enter_context(fold_batchnorm(model, self.objective.layers, self.size, self.device,
-                                                     config.fold))
+            self._stack.enter_context(fold_batchnorm(model, self.objective.layers, self.fixed or self.size,
+                                                     self.device, config.fold))
             self.tap = self._stack.enter_context(LayerTap(model, self.objective.layers,
                                                           truncate=config.truncate))
         except BaseException:
@@ -212,7 +219,7 @@ class Renderer:
     def result(self) -> RenderResult:
         """Evaluate the clean images and gather everything into a `RenderResult`."""
         images = self.images()
-        clean = images.contiguous(memory_format=self.memory_format)
+        clean = fit_side(images, self.fixed).contiguous(memory_format=self.memory_format)
         with torch.no_grad(), self.autocast:
             final = evaluate(self.objective, Acts(self.tap(clean)))
         peak = self.saliency.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
@@ -276,6 +283,7 @@ def render(
     thresholds: Sequence[int] = (),
     fold: bool = True,
     compile: bool = False,
+    output_key: str | int | None = None,
 ) -> RenderResult:
     """Optimize images to maximize ``objective`` on ``model``; one image per batch element.
 
@@ -299,6 +307,8 @@ def render(
         compile: run the truncated forward under ``torch.compile`` (eager with a warning if it fails).
         channels_last: run the model in channels-last memory order (default: on the CPU, where it is
             faster; the model's own tensors are put back afterwards).
+        output_key: the key, index or attribute of the logits when the network returns a dict, a
+            tuple or an output object (the class objectives read them; see `load_model`'s ``output``).
     Returns:
         a `RenderResult` with images, objective history, final objective on the clean images,
         a transparency map, and the snapshots at ``thresholds``.
@@ -306,5 +316,6 @@ def render(
     config = RenderConfig(steps=steps, lr=lr, size=size, batch=batch, seed=seed, copies=copies, amp=amp,
                           truncate=truncate, channels_last=channels_last, fold=fold, compile=compile,
                           thresholds=tuple(int(t) for t in thresholds))
-    renderer = Renderer(model, objective, param, transforms, config, optimizer, device, param_options)
+    renderer = Renderer(model, objective, param, transforms, config, optimizer, device, param_options,
+                        output_key)
     return renderer.run(progress)

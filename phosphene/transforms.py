@@ -121,6 +121,22 @@ class RandomCrop(Geometric):
 
 
 @dataclass
+class Resize(Geometric):
+    """Resize the canvas to ``size`` pixels (no randomness): the last step of a chain that must end
+    at a fixed-input model's side."""
+
+    size: int
+
+    def out_size(self, size: int) -> int:
+        return self.size
+
+    def sample(self, n, size, gen, device):
+        m = _eye(n, device)
+        m[:, 0, 0] = m[:, 1, 1] = size / self.size
+        return m
+
+
+@dataclass
 class Noise:
     """Additive Gaussian noise of std ``gaussian`` plus uniform noise in +-``uniform``."""
 
@@ -255,6 +271,14 @@ def crop_transforms(side: tuple[float, float] = (0.05, 0.99), size: int = 224,
                     noise: float = 0.02) -> Compose:
     """faccent's augmentation: random square crops resized to ``size``, Gaussian + uniform noise."""
     return Compose([RandomCrop(side, size), Noise(noise, noise)])
+
+
+def ending_at(transforms: Compose, size: int, side: int | None) -> Compose:
+    """``transforms`` for ``size``-pixel images, followed by a `Resize` to ``side`` when they do not
+    already end there (fixed-input models; None: as is)."""
+    if side is None or transforms.out_size(size) == side:
+        return transforms
+    return Compose([*transforms.geometric, Resize(side), *transforms.noise])
 
 
 TRANSFORM_SETS = ("standard", "none", "crops")

@@ -68,7 +68,16 @@ def test_readme_python_examples_run(model, samples_dir, tmp_path, monkeypatch):
     seeds = torch.stack([phosphene.load_image(p, 48) for p in samples[:2]])
     nn = torch.nn
     my_module = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
-    namespace = {"seeds": seeds, "images": seeds, "my_module": my_module, "my_detector": my_module}
+
+    class Detector(nn.Module):  # a network returning a dict (the logits under "logits")
+        def __init__(self):
+            super().__init__()
+            self.body = my_module
+
+        def forward(self, x):
+            return {"logits": self.body(x), "boxes": x.mean((2, 3))}
+
+    namespace = {"seeds": seeds, "images": seeds, "my_module": my_module, "my_detector": Detector()}
     for index, block in enumerate(python_blocks(README.read_text())):
         code = shrink(block, paths)
         try:

@@ -42,7 +42,7 @@ PER_COMMAND = {("report", "build"): {"--units": "0-1"}}
 # models run here; others need torchvision, timm or downloaded weights (tests/test_*models.py)
 EMBEDDED = ("efficientnet_lite",)
 NOT_RUN = (("experiment", "serve"), ("experiment", "export"), ("experiment", "analyze"),
-           ("report", "serve"))
+           ("report", "serve"), ("download",))  # download: the network (tests/test_inception_v1.py fakes it)
 
 
 def readme_commands(text: str) -> list[str]:

@@ -4,8 +4,10 @@ from .accentuate import AccentuationResult, accentuate
 from .circuits import CircuitOverlap, circuit_overlap
 from .crops import LatentDistance, SharedCrops, channel_distance, measure
 from .masks import attribution_mask, gaussian_blur, transparency_mask
+from .reg_layer import default_reg_layer
 
 __all__ = [
     "AccentuationResult", "CircuitOverlap", "LatentDistance", "SharedCrops", "accentuate", "attribution_mask",
-    "channel_distance", "circuit_overlap", "gaussian_blur", "measure", "transparency_mask",
+    "channel_distance", "circuit_overlap", "default_reg_layer", "gaussian_blur", "measure",
+    "transparency_mask",
 ]

@@ -34,6 +34,7 @@ from ..errors import PhospheneError
 from ..folding import fold_batchnorm
 from ..hooks import check_layers
 from ..images import atomic_write_bytes, image_grid, save_image
+from ..models.input_shape import fixed_input_size, input_channels, to_channels
 from ..objectives import Acts, Objective
 from ..param import ConfinedImage, seeded_param
 from ..render import RenderConfig, Renderer, as_objective
@@ -41,6 +42,7 @@ from ..torch_utils import frozen, model_device
 from .balance import BALANCES, balance
 from .crops import LatentDistance, SharedCrops, measure, resize
 from .masks import attribution_mask, transparency_mask
+from .reg_layer import default_reg_layer
 
 
 class _Accentuation:
@@ -162,10 +164,11 @@ class AccentuationResult:
 
 
 # -- the method ---------------------------------------------------------------------------------
-def _as_seeds(images: torch.Tensor, canvas: int | None) -> torch.Tensor:
+def _as_seeds(images: torch.Tensor, canvas: int | None, channels: int = 3) -> torch.Tensor:
     seeds = images.unsqueeze(0) if images.dim() == 3 else images
-    if seeds.dim() != 4 or seeds.shape[1] != 3:
+    if seeds.dim() != 4 or seeds.shape[1] not in (1, 3, channels):
         raise PhospheneError(f"seed images must be (N, 3, H, W), got shape {tuple(images.shape)}")
+    seeds = to_channels(seeds, channels)  # RGB seeds for a grayscale model become gray
     if seeds.shape[-1] != seeds.shape[-2] and canvas is None:
         raise PhospheneError("seed images must be square (load them with load_image(path, size))")
     return resize(seeds.float().clamp(0, 1), canvas) if canvas else seeds.float().clamp(0, 1)
@@ -175,7 +178,7 @@ def _seed_batch(model: nn.Module, objective: Objective, images: torch.Tensor, re
                 canvas: int | None) -> torch.Tensor:
     """The seed images as an (N, 3, S, S) batch, after checking the layers and the unit count."""
     check_layers(model, set(objective.layers) | {reg_layer})
-    seeds = _as_seeds(images, canvas)
+    seeds = _as_seeds(images, canvas, input_channels(model))
     n = seeds.shape[0]
     if objective.batch_size not in (None, 1, n):
         raise PhospheneError(f"the objective has {objective.batch_size} units for {n} seed images")
@@ -196,7 +199,7 @@ def accentuate(
     model: nn.Module,
     objective: Objective | str,
     images: torch.Tensor,
-    reg_layer: str,
+    reg_layer: str | None = None,
     lam: float | Sequence[float] = 1.0,
     steps: int = 100,
     crops: int = 16,
@@ -221,7 +224,8 @@ def accentuate(
         model: takes (N, 3, H, W) images in [0, 1].
         objective: f, one value per image (per-image units: one per seed), or a unit "layer:channel".
         images: the seed images x0, (N, 3, H, W) or (3, H, W) in [0, 1] (formerly ``seed=``).
-        reg_layer: layer of the latent regularization R ("input" for pixel space).
+        reg_layer: layer of the latent regularization R ("input" for pixel space; default: a block at
+            about half depth, `default_reg_layer`: ``_blocks.8`` for EfficientNet-Lite0).
         lam: the regularization weight, or a sequence of weights (one accentuation each, one batch).
         steps, lr: Adam steps and learning rate (faccent: 100, 0.05).
         crops, crop_side, noise: views per step, crop side range (fraction of the canvas), noise std.
@@ -243,12 +247,13 @@ def accentuate(
     started = time.perf_counter()
     device = torch.device(device) if device is not None else model_device(model)
     objective = as_objective(objective)
+    reg_layer = reg_layer or default_reg_layer(model)
     lams = _lambdas(lam, steps, crops)
     seeds = _seed_batch(model, objective, images, reg_layer, canvas).to(device)
     n, group, canvas = seeds.shape[0], len(lams), seeds.shape[-1]
     if balance_by not in BALANCES:
         raise PhospheneError(f"unknown balance {balance_by!r}; use one of {', '.join(BALANCES)}")
-    input_size = input_size or getattr(model, "input_size", canvas)
+    input_size = _crop_side(model, input_size, canvas)
     with frozen(model), fold_batchnorm(model, set(objective.layers) | {reg_layer}, canvas, device, fold):
         confine = _confine_mask(model, objective, seeds, mask)
         image = ConfinedImage(seeded_param(param, seeds.repeat_interleave(group, 0)), seeds, confine,
@@ -286,6 +291,16 @@ def accentuate(
         mask=transparency_mask(saliency.cpu()), attribution=None if confine is None else confine.cpu(),
         f_history=torch.stack(state.f_history).cpu(), r_history=torch.stack(state.r_history).cpu(),
         settings=settings, seconds=time.perf_counter() - started)
+
+
+def _crop_side(model: nn.Module, input_size: int | None, canvas: int) -> int:
+    """The side the crops are resized to: ``input_size``, else the model's; a fixed-input model's
+    own side (a different ``input_size`` is an error)."""
+    fixed = fixed_input_size(model)
+    if fixed is not None and input_size not in (None, fixed):
+        raise PhospheneError(f"this model only takes {fixed}-pixel images; input_size {input_size} "
+                             "cannot be used")
+    return fixed or input_size or getattr(model, "input_size", canvas)
 
 
 def _confine_mask(model: nn.Module, objective: Objective, seeds: torch.Tensor,

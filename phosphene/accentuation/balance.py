@@ -61,7 +61,7 @@ def balance(model: nn.Module, objective: Objective, distance: LatentDistance, cr
         raise PhospheneError(f"unknown balance {balance_by!r}; use one of {', '.join(BALANCES)}")
     seeds = distance.seeds
     probe, leaves = _probe_leaves(seeds, param, confine, balance_by)
-    crops.pending = crops.draw(seeds.shape[0], copies, seeds.shape[-1], gen, seeds.device)
+    crops.pending = crops.draw(seeds.shape[0], copies, seeds.shape[-1], gen, seeds.device, seeds.shape[1])
     views = crops.apply_draw(probe, crops.pending)
     with LayerTap(model, objective.layers | {distance.layer}) as tap:
         acts = Acts(tap(views), copies)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..hooks import INPUT, LayerTap
+from ..models.input_shape import fit_side, fixed_input_size
 from ..objectives import Acts, Objective, evaluate
 from ..torch_utils import frozen, model_device
 from ..transforms import Compose, RandomCrop
@@ -45,12 +46,12 @@ class SharedCrops(Compose):
         self.pending: CropDraw | None = None
 
     def draw(self, n: int, copies: int, canvas: int, gen: torch.Generator | None,
-             device: torch.device | str) -> CropDraw:
-        """Crops and noise for ``copies`` views of each of ``n`` seeds."""
+             device: torch.device | str, channels: int = 3) -> CropDraw:
+        """Crops and noise for ``copies`` views of each of ``n`` seeds (``channels`` per image)."""
         maps = self.sample(n * copies, canvas, gen, device)
         noise = None
         if self.noise_std:
-            shape = (n * copies, 3, self.size, self.size)
+            shape = (n * copies, channels, self.size, self.size)
             noise = torch.randn(shape, generator=gen, device=device) * self.noise_std
             noise += (torch.rand(shape, generator=gen, device=device) - 0.5) * self.noise_std
         return CropDraw(maps, noise)
@@ -69,7 +70,7 @@ class SharedCrops(Compose):
     def __call__(self, images: torch.Tensor, gen: torch.Generator | None = None,
                  copies: int = 1) -> torch.Tensor:
         n = images.shape[0] // self.group
-        self.pending = self.draw(n, copies, images.shape[-1], gen, images.device)
+        self.pending = self.draw(n, copies, images.shape[-1], gen, images.device, images.shape[1])
         return self.apply_draw(images, self.pending, self.group)
 
     def take(self) -> CropDraw | None:
@@ -106,9 +107,11 @@ class LatentDistance:
     def __init__(self, model: nn.Module, layer: str, seeds: torch.Tensor, crops: SharedCrops):
         self.layer, self.seeds, self.crops = layer, seeds, crops
         self.tap = None if layer == INPUT else LayerTap(model, [layer])
+        self.side = fixed_input_size(model)  # the un-cropped seeds are resized to it (ViTs)
         self.seed_acts(seeds[:1])
 
     def seed_acts(self, views: torch.Tensor) -> torch.Tensor:
+        views = fit_side(views, self.side)
         with torch.no_grad():
             return views if self.tap is None else self.tap(views)[self.layer]
 

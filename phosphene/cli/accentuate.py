@@ -10,9 +10,10 @@ import torch
 from .. import objectives as obj
 from ..accentuation import accentuate
 from ..accentuation.balance import BALANCES
+from ..accentuation.reg_layer import default_reg_layer
 from ..errors import PhospheneError
 from ..hooks import check_layers
-from ..images import load_image
+from ..models.preprocess import load_for
 from ..param import SEEDED_PARAMETERIZATIONS
 from . import main
 from .common import model_options, open_model
@@ -30,12 +31,13 @@ def parse_lams(text: str) -> list[float]:
     return lams
 
 
-def load_seeds(paths, size: int):
-    """Readable images as a list of ((3, size, size) tensor, stem); unreadable ones as (path, reason)."""
+def load_seeds(paths, size: int, model=None):
+    """Readable images as a list of ((C, size, size) tensor, stem), preprocessed as ``model``'s own
+    evaluation transform (its crop and interpolation); unreadable ones as (path, reason)."""
     seeds, skipped = [], []
     for path in paths:
         try:
-            seeds.append((load_image(path, size), Path(path).name))
+            seeds.append((load_for(model, path, size), Path(path).name))
         except Exception as exc:  # any unreadable file is skipped and reported
             skipped.append((path, type(exc).__name__))
     return seeds, skipped
@@ -49,8 +51,9 @@ def load_seeds(paths, size: int):
 @click.option("--layer", default=None, help="Layer of the channel to accentuate.")
 @click.option("--channel", type=NON_NEGATIVE, default=None, help="Channel of --layer.")
 @click.option("--class", "class_index", type=NON_NEGATIVE, default=None, help="Class logit to accentuate.")
-@click.option("--reg-layer", default="_blocks.8", show_default=True,
-              help="Layer of the latent regularization ('input' for pixel space).")
+@click.option("--reg-layer", default=None,
+              help="Layer of the latent regularization ('input' for pixel space; default: a block at "
+                   "about half depth, _blocks.8 for efficientnet_lite0).")
 @click.option("--lam", type=NON_NEGATIVE_FLOAT, default=1.0, show_default=True, help="Regularization weight.")
 @click.option("--lam-sweep", default=None, help="Several weights, e.g. 0,0.5,1,2 (one batch).")
 @click.option("--steps", type=STEPS, default=100, show_default=True)
@@ -86,9 +89,10 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     else:
         check_layers(model, [layer])
         objective = obj.channel(layer, channel)
+    reg_layer = reg_layer or default_reg_layer(model)
     check_layers(model, [reg_layer])
     size = size or getattr(model, "input_size", 224)
-    seeds, skipped = load_seeds(paths, size)
+    seeds, skipped = load_seeds(paths, size, model)
     for path, reason in skipped:
         click.echo(f"skipped {path}: unreadable ({reason})", err=True)
     if not seeds:

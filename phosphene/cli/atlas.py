@@ -57,5 +57,7 @@ def atlas_command(run, model_name, weights, device, images_dir, target, layer, p
     click.echo(f"{mode} atlas: {len(source.paths)} images ({source.skipped} unreadable skipped), "
                f"{result.settings['selected']} laid out on a {result.grid}x{result.grid} grid (cells of more "
                f"than {result.settings['min_points']}), {len(result.cells)} icons -> {out}/index.html")
+    if result.settings.get("warning"):
+        click.echo(f"warning: {result.settings['warning']}", err=True)
     if result.settings["hint"]:
         click.echo(f"hint: {result.settings['hint']}", err=True)

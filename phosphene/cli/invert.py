@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ..errors import PhospheneError
-from ..images import load_image
 from ..inhibition.inversion import invert
+from ..models.preprocess import load_for
 from ..units import parse_unit
 from . import main
 from .common import model_options, open_model, target_options
@@ -31,7 +31,7 @@ def invert_command(model_name, weights, device, image_path, target, attr_layer, 
     """+ and - attribution accentuations and inversions of one image, and the unit visualization."""
     model = open_model(model_name, weights, device)
     try:
-        image = load_image(image_path, size or model.input_size)
+        image = load_for(model, image_path, size)
     except Exception as exc:
         raise PhospheneError(f"cannot read image {image_path}: {type(exc).__name__}") from None
     result = invert(model, image, parse_unit(target, position, not post_activation), attr_layer,

@@ -8,6 +8,7 @@ import torch
 from ..errors import PhospheneError
 from ..hooks import layer_shapes
 from ..models import list_models, load_model
+from ..models.input_shape import model_side
 from ..torch_utils import model_device
 from . import main
 from .common import model_options, offline_option, open_model
@@ -29,7 +30,7 @@ def models_command() -> None:
 def layers_command(model_name: str, weights: str | None, size: int | None) -> None:
     """Print every layer of MODEL with its output shape."""
     model = open_model(model_name, weights, "cpu")
-    size = size or model.input_size
+    size = model_side(model, size)  # a ViT's own side; another --size is a one-line error
     click.echo(f"# {model.name}, input (1, 3, {size}, {size}); special layers: input, logits")
     for name, kind, shape in layer_shapes(model, size):
         shown = "x".join(map(str, shape)) if shape else "-"

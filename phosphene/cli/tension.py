@@ -46,5 +46,7 @@ def tension_command(run, model_name, weights, device, images, target, attr_layer
     for row in table.completeness():
         click.echo(f"  completeness {row['layer']:<22} {row['variant']}  pearson {row['pearson']:6.3f}  "
                    f"spearman {row['spearman']:6.3f}")
+    for warning in table.warnings.values():
+        click.echo(f"warning: {warning}", err=True)
     top = report.selections["mti"][0]
     click.echo(f"  top MTI: {table.paths[top]} (T {table.tension()[top]:.2f}, f {table.f[top]:.2f})")

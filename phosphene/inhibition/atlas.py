@@ -46,6 +46,7 @@ from ..units import Unit, as_unit
 from .atlas_defaults import auto_grid, auto_min_points, sparse_hint
 from .atlas_page import diverging_colours, write_page
 from .attribution import Attributor, attribute
+from .norm_check import completeness_warnings
 
 MODES = ("attribution", "activation")
 
@@ -317,6 +318,8 @@ def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], l
     settings = {"per_group": per_group, "min_points": min_points, "icon_size": icon_size, "steps": steps,
                 "batch": batch, "cossim_pow": cossim_pow if cossim_pow is not None else power,
                 "n_neighbors": n_neighbors, "min_dist": min_dist, "seed": seed, "images": len(images),
-                "selected": len(keep), "hint": hint}
+                "selected": len(keep), "hint": hint,
+                "warning": (completeness_warnings(model, target.layer, [layer]).get(layer)
+                            if mode == "attribution" else None)}
     return AtlasResult(mode, layer, target, grid, xy, vectors, f, [Path(paths[i]) for i in keep],
                        images[keep], cells, icons, _icon_f(model, icons, target), settings)

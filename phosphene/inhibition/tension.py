@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +36,13 @@ from ..images import atomic_write_bytes
 from ..mining.dataset import Preprocessing, batch_loader
 from ..mining.source import image_source
 from ..mining.store import write_parquet
+from ..models.input_shape import model_side
+from ..models.preprocess import spec_for
 from ..objectives import Objective
 from ..torch_utils import model_device, progress_enabled
 from ..units import Unit, as_unit
 from .attribution import AttributionResult, Attributor, concat
+from .norm_check import completeness_warnings
 
 SELECTIONS = ("mei", "mii", "mti")
 QUANTITIES = ("e_plus", "e_minus", "e_plus_l2", "e_minus_l2", "total")
@@ -85,6 +88,7 @@ class TensionTable:
     values: dict[str, dict[str, np.ndarray]]
     root: Path | None = None
     preprocessing: Preprocessing | None = None
+    warnings: dict[str, str] = field(default_factory=dict)  # layer -> normalization on its path
 
     @classmethod
     def from_result(cls, result: AttributionResult, index: Sequence[int], paths: Sequence[str]):
@@ -122,7 +126,7 @@ class TensionTable:
                                   ("l2", v["e_plus_l2"] - v["e_minus_l2"])):
                 pearson, spearman = correlations(sum_, self.f)
                 rows.append({"layer": name, "variant": variant, "pearson": pearson, "spearman": spearman,
-                             "n": len(self.f)})
+                             "n": len(self.f), "warning": self.warnings.get(name)})
         return rows
 
     def to_arrow(self) -> pa.Table:
@@ -149,7 +153,7 @@ def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | 
     if run_model is not None and name is not None and run_model != name:
         raise PhospheneError(f"{source} was mined with {run_model}, not {name}; pass --model {run_model}")
     if prep is None or size is not None:
-        prep = Preprocessing(size or getattr(model, "input_size", 224))
+        prep = Preprocessing(model_side(model, size), spec_for(model).crop_fraction)
     device = model_device(model)
     results, index = [], []
     with Attributor(model, target, layers) as attributor:
@@ -164,6 +168,8 @@ def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | 
     relative = [paths[i].relative_to(root).as_posix() for i in index]
     table = TensionTable.from_result(concat(results), index, relative)
     table.root, table.preprocessing = root, prep
+    if isinstance(target, Unit):
+        table.warnings = completeness_warnings(model, target.layer, layers)
     return table
 
 
@@ -177,6 +183,7 @@ def save_table(table: TensionTable, out: Path, selections: dict[str, np.ndarray]
         "tension_score": "T = min(E+/mean(E+), E-/mean(E-)) at the primary attribution layer "
                          f"({table.primary}); MTIs = largest T",
         "completeness": table.completeness(),
+        "warnings": table.warnings,
         "selections": {kind: [{"index": int(table.index[i]), "path": table.paths[i], "f": float(table.f[i]),
                                "tension": float(table.tension()[i])} for i in rows]
                        for kind, rows in selections.items()},
@@ -228,7 +235,7 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
     plots.scatter_plot({la: table.values[la]["e_plus"] for la in table.layers},
                        {la: table.values[la]["e_minus"] for la in table.layers}, table.f, selections,
                        title, out / "scatter.png")
-    plots.completeness_plot(rows, f"completeness: {title}", out / "completeness.png")
+    plots.completeness_plot(rows, f"completeness: {title}", out / "completeness.png", table.warnings)
     device = model_device(model)
     tension = table.tension()
     with Attributor(model, target, [table.primary]) as attributor:

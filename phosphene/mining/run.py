@@ -28,6 +28,8 @@ from ..errors import OutputError, PhospheneError
 from ..folding import fold_batchnorm
 from ..hooks import LayerTap, check_layers
 from ..models import load_model
+from ..models.input_shape import model_side
+from ..models.preprocess import spec_for
 from ..torch_utils import memory_format, model_device, progress_enabled, resolve_channels_last
 from . import store
 from .dataset import (
@@ -131,7 +133,7 @@ class MiningPlan:
 
 def plan_mining(model: nn.Module | str, layers: Sequence[str], images: str | os.PathLike,
                 out: str | os.PathLike, k: int = 16, batch_size: int = 32, size: int | None = None,
-                crop_fraction: float = 0.875, min_side: int = DEFAULT_MIN_SIDE,
+                crop_fraction: float | None = None, min_side: int = DEFAULT_MIN_SIDE,
                 max_pixels: int = DEFAULT_MAX_PIXELS, max_aspect: float = DEFAULT_MAX_ASPECT,
                 device: str | torch.device | None = None) -> MiningPlan:
     """Check the arguments of `run_mining`, list the images and build the run's config."""
@@ -147,7 +149,8 @@ def plan_mining(model: nn.Module | str, layers: Sequence[str], images: str | os.
         raise PhospheneError("--k and --batch-size must be at least 1")
     root, out = Path(images), Path(out)
     paths, unlisted = _list_folder(root)
-    prep = Preprocessing(size or getattr(model, "input_size", 224), crop_fraction, min_side, max_pixels,
+    crop_fraction = crop_fraction or spec_for(model).crop_fraction  # the model's own (timm's crop_pct)
+    prep = Preprocessing(model_side(model, size), crop_fraction, min_side, max_pixels,
                          max_aspect)
     _make_out(out)
     with LayerTap(model, layers, truncate=True) as tap:
@@ -172,7 +175,7 @@ def run_mining(
     batch_size: int = 32,
     num_workers: int = 2,
     size: int | None = None,
-    crop_fraction: float = 0.875,
+    crop_fraction: float | None = None,
     min_side: int = DEFAULT_MIN_SIDE,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_aspect: float = DEFAULT_MAX_ASPECT,

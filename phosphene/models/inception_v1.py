@@ -72,6 +72,8 @@ def _conv(model: nn.Module, name: str, c_in: int, c_out: int, kernel: int, strid
 class InceptionV1(nn.Module):
     """lucid's InceptionV1 with lucent's module names; (N, 3, H, W) in lucid's range -> (N, 1008)."""
 
+    reg_layer = "mixed4c"  # the middle of mixed3a..mixed5b: accentuation's default regularization layer
+
     def __init__(self):
         super().__init__()
         _conv(self, "conv2d0", 3, 64, 7, stride=2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..decoding import read_rgb
 from ..images import pil_to_tensor
+from .input_shape import to_channels
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
@@ -47,10 +48,12 @@ class ImageSpec:
         return self.input_size / self.resize_size
 
     def prepare(self, image: Image.Image | str | os.PathLike | torch.Tensor) -> torch.Tensor:
-        """(3, input_size, input_size) float tensor in [0, 1] from a PIL image, a file path, or a
-        (3, H, W) tensor in [0, 1]: short side resized to ``resize_size``, centre-cropped."""
-        return center_crop(resize_short_side(to_tensor(image), self.resize_size, self.interpolation),
-                           self.input_size)
+        """(C, input_size, input_size) float tensor in [0, 1] from a PIL image, a file path, or a
+        (3, H, W) tensor in [0, 1]: short side resized to ``resize_size``, centre-cropped; C is the
+        number of ``mean`` entries (RGB made gray by luma for a 1-channel model)."""
+        image = center_crop(resize_short_side(to_tensor(image), self.resize_size, self.interpolation),
+                            self.input_size)
+        return to_channels(image, len(self.mean))
 
 
 def to_tensor(image: Image.Image | str | os.PathLike | torch.Tensor) -> torch.Tensor:
@@ -81,3 +84,20 @@ def center_crop(image: torch.Tensor, side: int) -> torch.Tensor:
     h, w = image.shape[-2:]
     top, left = (h - side) // 2, (w - side) // 2
     return image[..., top:top + side, left:left + side].contiguous()
+
+
+def spec_for(model: object, size: int | None = None) -> ImageSpec:
+    """``model``'s `ImageSpec` (a plain module: the default one) for images of side ``size``
+    (default: its input size): the same crop fraction and interpolation at another size."""
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, ImageSpec):
+        spec = ImageSpec(getattr(model, "input_size", 224))
+    if size is None or size == spec.input_size:
+        return spec
+    return replace(spec, input_size=size, resize_size=round(size / spec.crop_fraction))
+
+
+def load_for(model: object, path: str | os.PathLike, size: int | None = None) -> torch.Tensor:
+    """The image file ``path`` as ``model``'s (C, S, S) input in [0, 1], preprocessed as the model's
+    own evaluation transform (`spec_for`); `ImageDecodeError` for an unusable file."""
+    return spec_for(model, size).prepare(path)

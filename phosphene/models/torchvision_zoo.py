@@ -102,4 +102,7 @@ def load_torchvision(spec: str, weights: str | None, offline: bool | None) -> Im
             raise ModelLoadError(f"cached weights for {name} do not load ({str(exc)[:160]}); delete the "
                                  "file and run `phosphene download` again") from exc
     categories = enum.meta.get("categories") if enum is not None else None
-    return ImageModel(net, class_names=categories, name=name, **_preprocessing(enum))
+    model = ImageModel(net, class_names=categories, name=name, **_preprocessing(enum))
+    if arch.startswith("maxvit") and enum is not None:  # its attention grids fix the input side
+        model.fixed_size = enum.meta["min_size"][0]
+    return model

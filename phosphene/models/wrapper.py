@@ -10,6 +10,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import ModelLoadError
+from .input_shape import first_conv_channels, to_channels
 from .preprocess import ImageSpec
 
 OutputKey = str | int | None
@@ -35,6 +36,8 @@ class ImageModel(nn.Module):
     the network's output (logits for classifiers); for networks that return a dict, a tuple or an
     object with attributes, ``output`` names the key, index or attribute holding the logits.
     ``spec`` (`ImageSpec`) is the model's evaluation preprocessing; `prepare_image` applies it.
+    Images have ``channels`` channels: as many as ``mean`` has entries, or as the network's first
+    convolution takes when ``mean`` and ``std`` are one value repeated (a grayscale network: 1).
     """
 
     def __init__(
@@ -50,12 +53,19 @@ class ImageModel(nn.Module):
         output: OutputKey = None,
     ):
         super().__init__()
+        mean, std = _fit_channels(net, tuple(mean), tuple(std))
         self.normalize = Normalize(mean, std)
         self.net = net
         self.spec = ImageSpec(input_size, resize_size, interpolation, tuple(mean), tuple(std))
         self.class_names = list(class_names) if class_names is not None else None
         self.name = name
         self.output = output
+        self.fixed_size: int | None = None  # the only side the network takes, when detection misses it
+
+    @property
+    def channels(self) -> int:
+        """Channels of the images the model takes (3 for RGB, 1 for grayscale)."""
+        return len(self.spec.mean)
 
     @property
     def input_size(self) -> int:
@@ -63,6 +73,8 @@ class ImageModel(nn.Module):
         return self.spec.input_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 3 and self.channels == 1:  # RGB images (files, mining) for a grayscale model
+            x = to_channels(x, 1)
         return select_output(self.net(self.normalize(x)), self.output)
 
     def prepare_image(self, image: Image.Image | str | os.PathLike | torch.Tensor) -> torch.Tensor:
@@ -74,6 +86,16 @@ class ImageModel(nn.Module):
     def extra_repr(self) -> str:
         out = f", output={self.output!r}" if self.output is not None else ""
         return f"name={self.name!r}, input_size={self.input_size}{out}"
+
+
+def _fit_channels(net: nn.Module, mean: tuple, std: tuple) -> tuple[tuple, tuple]:
+    """``mean``/``std`` repeated to the network's input channels when they are one value repeated
+    (the identity default on a grayscale network); as given otherwise (per-channel statistics say
+    how many channels the images have)."""
+    channels = first_conv_channels(net)
+    if channels is None or channels == len(mean) or len(set(mean)) != 1 or len(set(std)) != 1:
+        return mean, std
+    return mean[:1] * channels, std[:1] * channels
 
 
 def select_output(result: object, key: OutputKey) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Image parameterizations: ``param()`` returns (N, 3, H, W) images in [0, 1] from its tensors.
+"""Image parameterizations: ``param()`` returns (N, C, H, W) images in [0, 1] from its tensors.
 
 - `PixelImage`: one logit per pixel and colour.
 - `FourierImage`: lucid's decorrelated Fourier basis, coefficients scaled by 1/frequency.
@@ -7,6 +7,8 @@
 
 All three work in the decorrelated colour space of ImageNet (lucid's colour matrix) and map to RGB
 with a sigmoid. Each is an ``nn.Module``; its ``parameters()`` are what the optimizer updates.
+``channels`` (default 3) makes images for models with other input channels (1 for grayscale); colour
+decorrelation applies to 3 channels only.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ COLOR_CORRELATION = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 
 def _mix_colors(t: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     """out[n, d] = sum_c matrix[d, c] * t[n, c] on (N, 3, H, W), as one matmul over the pixels
-    (much faster on CPU than the equivalent einsum, which permutes and copies)."""
+    (much faster on CPU than the equivalent einsum, which permutes and copies). Tensors with other
+    than 3 channels (grayscale models) have no colours to mix and pass unchanged."""
     n, c, h, w = t.shape
+    if c != 3:
+        return t
     return (matrix.to(t) @ t.reshape(n, c, h * w)).reshape(n, -1, h, w)
 
 
@@ -60,14 +65,15 @@ class PixelImage(nn.Module):
     """Pixels as logits: image = sigmoid(recorrelate(t)) (or sigmoid(t) without decorrelation)."""
 
     def __init__(self, batch: int, size: int, sd: float = 0.01, decorrelate_colors: bool = True,
-                 generator: torch.Generator | None = None, init: torch.Tensor | None = None):
+                 generator: torch.Generator | None = None, init: torch.Tensor | None = None,
+                 channels: int = 3):
         super().__init__()
         self.decorrelate_colors = decorrelate_colors
         if init is not None:
             logits = _logit(init.float())
             start = decorrelate(logits) if decorrelate_colors else logits
         else:
-            start = torch.randn(batch, 3, size, size, generator=generator) * sd
+            start = torch.randn(batch, channels, size, size, generator=generator) * sd
         self.pixels = nn.Parameter(start)
 
     def forward(self) -> torch.Tensor:
@@ -79,7 +85,8 @@ class FourierImage(nn.Module):
     """lucid's Fourier parameterization: 1/f-scaled coefficients, decorrelated colour, sigmoid."""
 
     def __init__(self, batch: int, size: int, sd: float = 0.01, decay_power: float = 1.0,
-                 decorrelate_colors: bool = True, generator: torch.Generator | None = None):
+                 decorrelate_colors: bool = True, generator: torch.Generator | None = None,
+                 channels: int = 3):
         super().__init__()
         self.size = size
         self.decorrelate_colors = decorrelate_colors
@@ -87,7 +94,7 @@ class FourierImage(nn.Module):
         scale = 1.0 / freqs.clamp_min(1.0 / size) ** decay_power
         self.register_buffer("scale", scale[None, None, :, :, None])
         self.spectrum = nn.Parameter(
-            torch.randn(batch, 3, *freqs.shape, 2, generator=generator) * sd)
+            torch.randn(batch, channels, *freqs.shape, 2, generator=generator) * sd)
 
     def forward(self) -> torch.Tensor:
         coeffs = torch.view_as_complex((self.scale * self.spectrum).contiguous())
@@ -138,13 +145,15 @@ class MacoImage(nn.Module):
     """
 
     def __init__(self, batch: int, size: int, generator: torch.Generator | None = None,
-                 contrast: float = 1.0):
+                 contrast: float = 1.0, channels: int = 3):
         super().__init__()
         self.size = size
         magnitude = natural_spectrum(size)
+        if channels != 3:  # grayscale (or C-channel) models: the colours' mean spectrum per channel
+            magnitude = magnitude.mean(0, keepdim=True).expand(channels, -1, -1).contiguous()
         self.scale = contrast * spectrum_std(magnitude)
         self.register_buffer("magnitude", magnitude[None])
-        phase = (torch.rand(batch, 3, size, size // 2 + 1, generator=generator) * 2 - 1) * math.pi
+        phase = (torch.rand(batch, channels, size, size // 2 + 1, generator=generator) * 2 - 1) * math.pi
         self.phase = nn.Parameter(phase)
 
     def forward(self) -> torch.Tensor:

@@ -27,7 +27,8 @@ SEEDED_PARAMETERIZATIONS = Registry("seeded parameterization")  # name -> factor
 
 
 def seed_logits(seeds: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) images in [0, 1] -> colour-decorrelated logits (the parameterizations' space)."""
+    """(N, C, H, W) images in [0, 1] -> logits, colour-decorrelated when C is 3 (the
+    parameterizations' space)."""
     return decorrelate(_logit(seeds.float()))
 
 
@@ -59,7 +60,7 @@ def _seeded_fourier(seeds: torch.Tensor) -> FourierImage:
     n, _, h, w = seeds.shape
     if h != w:
         raise PhospheneError("the fourier parameterization needs square seeds")
-    image = FourierImage(n, h)
+    image = FourierImage(n, h, channels=seeds.shape[1])
     coeffs = torch.fft.rfft2(seed_logits(seeds), norm="ortho") * 4.0  # forward divides by 4
     with torch.no_grad():
         image.spectrum.copy_(torch.view_as_real(coeffs) / image.scale)
@@ -68,11 +69,11 @@ def _seeded_fourier(seeds: torch.Tensor) -> FourierImage:
 
 def seeded_param(name: str, seeds: torch.Tensor, **options) -> nn.Module:
     """A parameterization called ``name`` (`SEEDED_PARAMETERIZATIONS`) whose output starts at ``seeds``."""
-    if seeds.dim() != 4 or seeds.shape[1] != 3:
-        raise PhospheneError(f"seeds must be (N, 3, H, W) images, got shape {tuple(seeds.shape)}")
+    if seeds.dim() != 4 or seeds.shape[1] < 1:
+        raise PhospheneError(f"seeds must be (N, C, H, W) images, got shape {tuple(seeds.shape)}")
     return SEEDED_PARAMETERIZATIONS.build(name, seeds, **options)
 
 
 @SEEDED_PARAMETERIZATIONS.register("pixel")
 def _seeded_pixel(seeds: torch.Tensor, **options) -> PixelImage:
-    return PixelImage(seeds.shape[0], seeds.shape[-1], init=seeds, **options)
+    return PixelImage(seeds.shape[0], seeds.shape[-1], init=seeds, channels=seeds.shape[1], **options)

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..hooks import LayerTap, check_layers
-from ..images import load_image
 from ..models import load_model
+from ..models.preprocess import load_for
 from ..torch_utils import model_device, progress_enabled
 from .stimuli import StimulusSet
 from .storage import encode_list
@@ -58,7 +58,7 @@ class MachineObserver:
             for start in tqdm(range(0, len(todo), self.batch), disable=not progress_enabled(progress),
                               desc="embed", unit="batch", leave=False):
                 chunk = todo[start:start + self.batch]
-                x = torch.stack([load_image(p, self.size) for p in chunk]).to(device)
+                x = torch.stack([load_for(self.model, p, self.size) for p in chunk]).to(device)
                 act = tap(x)[self.layer].float()
                 feats = act.mean((-2, -1)) if act.dim() == 4 else act.flatten(1)
                 for path, f in zip(chunk, F.normalize(feats, dim=1).cpu()):

@@ -25,6 +25,7 @@ from .. import objectives as obj
 from ..errors import PhospheneError
 from ..hooks import LayerTap, check_layers, layer_shapes
 from ..images import atomic_write_bytes, image_grid, load_image, save_image
+from ..models.preprocess import load_for
 from ..models.wrapper import layer_root
 from ..render import render
 from ..torch_utils import progress_enabled
@@ -167,7 +168,7 @@ def unit_means(model: nn.Module, images: list[Path], layer_units: dict[str, list
     with LayerTap(model, list(layer_units)) as tap:
         for start in tqdm(range(0, len(images), batch), disable=not progress_enabled(progress),
                           desc="exemplars", unit="batch", leave=False):
-            x = torch.stack([load_image(p, size) for p in images[start:start + batch]]).to(device)
+            x = torch.stack([load_for(model, p, size) for p in images[start:start + batch]]).to(device)
             acts = tap(x)
             for layer, units in layer_units.items():
                 out[layer].append(acts[layer][:, units].float().mean((-2, -1)).cpu())

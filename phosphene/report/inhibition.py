@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..inhibition.norm_check import completeness_warnings
 from ._api import (
     LayerTap,
     Target,
@@ -191,8 +192,10 @@ def inhibition(model: nn.Module, run: mining.MiningRun, layer: str, units: list[
     if not todo:
         return
     attr = attribution_layer(model, layer)
+    warning = completeness_warnings(model, layer, [attr]).get(attr)  # LayerNorm: ΣA need not be f
     probe = measure(model, run, layer, attr, todo, settings, progress)
     k = min(settings.k, run.k)
     for unit in todo:
         exclude = {e.index for d in ("top", "bottom") for e in run.examples(layer, unit, d, "mean", k)}
-        files.write(unit, STAGE, unit_record(run, layer, unit, probe, settings, files, attr, exclude))
+        record = unit_record(run, layer, unit, probe, settings, files, attr, exclude)
+        files.write(unit, STAGE, {**record, "norm_warning": warning})

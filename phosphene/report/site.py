@@ -125,7 +125,7 @@ def card(files: LayerFiles, unit: int, prefix: str) -> dict[str, Any]:
     return {"unit": unit, "href": f"{prefix}units/{unit_name(unit)}.html",
             "thumb": f"{prefix}units/{unit_name(unit)}/thumb.jpg", "tension": inh["tension"],
             "selectivity": inh["selectivity"], "pearson": inh["pearson"], "spearman": inh["spearman"],
-            "probe": inh["probe"], "attr_layer": inh["attr_layer"]}
+            "probe": inh["probe"], "attr_layer": inh["attr_layer"], "norm_warning": inh.get("norm_warning")}
 
 
 def write_layer(env: Environment, files: LayerFiles, units: list[int], context: dict[str, Any]) -> dict:
@@ -138,6 +138,7 @@ def write_layer(env: Environment, files: LayerFiles, units: list[int], context: 
     pearson = [c["pearson"] for c in cards if _finite(c["pearson"])]
     record = {"layer": files.layer, "model": context["model"], "units": cards, "atlas": atlas,
               "attr_layer": cards[0]["attr_layer"] if cards else None,
+              "norm_warning": cards[0]["norm_warning"] if cards else None,
               "median_pearson": float(np.median(pearson)) if pearson else None}
     write_json(files.root / "layer.json", record)
     write_page(env, "layer.html.j2", files.root / "index.html",
