@@ -111,11 +111,12 @@ def test_cli_render_no_fold_and_compile_options(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda fn, **options: fn)
     out = tmp_path / "out"
     args = ["render", "--layer", "_blocks.2", "--channels", "0-1", "--steps", "2", "--size", "32",
-            "--no-fold", "--compile", "--quiet", "--out", str(out)]
+            "--no-fold", "--compile", "--contiguous", "--quiet", "--out", str(out)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     settings = json.loads((out / "render.json").read_text())["settings"]
     assert settings["fold"] is False and settings["compile"] is True
+    assert settings["channels_last"] is False
     for verb in ("accentuate", "mine"):
         assert "--no-fold" in CliRunner().invoke(main, [verb, "--help"]).output
 

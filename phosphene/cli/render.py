@@ -41,13 +41,15 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
               help="Keep BatchNorm layers as they are (default: fold those no objective reads).")
 @click.option("--compile", "use_compile", is_flag=True,
               help="torch.compile the truncated forward (falls back to eager with a warning).")
+@click.option("--channels-last/--contiguous", "channels_last", default=None,
+              help="Memory order of the model's activations (default: channels-last on the CPU, faster).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @chunk_option
 @ray_options
 def render_command(model_name, weights, device, layer, channels, kind, classes, diversity, batch,
-                   steps, lr, size, param, transforms, seed, amp, no_fold, use_compile, quiet, out,
-                   chunk, ray_address, ray_cpus, ray_gpus, ray_workers) -> None:
+                   steps, lr, size, param, transforms, seed, amp, no_fold, use_compile, channels_last,
+                   quiet, out, chunk, ray_address, ray_cpus, ray_gpus, ray_workers) -> None:
     """Render images that maximize units; writes one PNG per unit, grid.png and render.json."""
     model = open_model(model_name, weights, device)
     per_unit = batch or 1
@@ -56,7 +58,8 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
         return render_layer_in_batches(
             model, layer, channels, kind, chunk, per_unit, diversity, seed, quiet, out,
             (ray_address, ray_cpus, ray_gpus, ray_workers), param=param, transforms=transforms,
-            steps=steps, lr=lr, size=size, amp=amp, fold=not no_fold, compile=use_compile)
+            steps=steps, lr=lr, size=size, amp=amp, fold=not no_fold, compile=use_compile,
+            channels_last=channels_last)
     if ray_address:
         raise PhospheneError("--ray renders --layer with --channels (in batches)")
     if classes:
@@ -79,7 +82,7 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
         objective = objective + diversity * obj.diversity(layer)
     result = render(model, objective, param=param, transforms=transforms, steps=steps, lr=lr,
                     size=size, batch=len(units) * per_unit, seed=seed, amp=amp, fold=not no_fold,
-                    compile=use_compile,
+                    compile=use_compile, channels_last=channels_last,
                     progress=False if quiet else None)
     result.save(out, columns=per_unit if per_unit > 1 else None)
     click.echo(f"rendered {len(result.labels)} images in {result.seconds:.1f}s -> {out}")
