@@ -9,9 +9,7 @@
   and divides the gate by its initial value, so step 0 is the seed itself. The two look alike but
   are not the same optimization: clamped at 1e-6, saturated pixels carry logits of +-13.8 instead of
   +-9.2, so the fixed magnitude spectrum, and with it how far each phase step moves the image, is
-  larger; started off the seed, R has a gradient at step 0. On 2 of faccent's pairs the faccent style
-  reproduced faccent's R (docs/benchmarks.md, "Accentuation fidelity"), the exact style stayed 20-30 %
-  closer to the seed.
+  larger (see docs/accentuation.md, "Style").
 - ``seeded_param("fourier" | "pixel", seeds)``: the core's `FourierImage` / `PixelImage` with their
   tensors set from the seeds; step 0 is the seed (up to the logit clamp, far below 1/255).
 
