@@ -121,14 +121,14 @@ def plot(results: list[dict], path: str) -> None:
 
     fig, axes = plt.subplots(3, 4, figsize=(11, 7.5))
     for ax, res in zip(axes.flat, results):
-        for name, style in (("phosphene", "o-"), ("faccent", "s--"), ("phosphene_style", "^:")):
+        for name, style in (("phosphene", "o-"), ("faccent", "s--"), ("phosphene_style", "g^")):
             pts = sorted((p["R"], p["gain"], p["lam"]) for p in res[name])
             if not pts:
                 continue
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=4,
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=6 if name == "phosphene_style" else 4,
                     label={"phosphene_style": 'phosphene, style="phosphene"'}.get(name, name))
             for r, g, lam in pts:
-                if lam == 1.0:
+                if lam == 1.0 and name != "phosphene_style":
                     ax.plot([r], [g], "k*", ms=9)
         ax.set_title(res["label"], fontsize=7.5)
         ax.tick_params(labelsize=7)
@@ -137,7 +137,7 @@ def plot(results: list[dict], path: str) -> None:
     axes.flat[0].legend(fontsize=7)
     fig.supxlabel("R (latent distance to the seed)")
     fig.supylabel("gain in f")
-    fig.suptitle("gain vs R over λ (★ = λ 1)", fontsize=10)
+    fig.suptitle("gain vs R over λ (★ = λ 1; ▲ = λ 1 in phosphene's earlier style)", fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=72)
@@ -178,13 +178,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--pairs", default="0-11", help="which of the 12 pairs, e.g. 0-5 (split a run)")
     ap.add_argument("--merge", nargs="*", default=None,
-                    help="only merge these --json files of split runs (summary, plot)")
+                    help="only merge these --json files of split runs (summary, plot; a pair in several "
+                         "files counts once; --size must be the runs')")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args(argv)
     if args.merge:
-        results = [res for path in args.merge for res in json.loads(Path(path).read_text())["pairs"]]
-        return finish(results, args)
+        merged = {res["label"]: res for path in args.merge
+                  for res in json.loads(Path(path).read_text())["pairs"]}
+        order = [pair["label"] for pair in pairs(phosphene.load_model("efficientnet_lite0"), args.size)]
+        rank = {label: i for i, label in enumerate(order)}
+        return finish(sorted(merged.values(), key=lambda res: rank.get(res["label"], len(rank))), args)
     torch.set_num_threads(args.threads)
     model = phosphene.load_model("efficientnet_lite0")
     first, last = (int(v) for v in args.pairs.split("-"))
