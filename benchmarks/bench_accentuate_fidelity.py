@@ -5,9 +5,13 @@ class, an absent class}, with R at `_blocks.8`; two seeds x a channel of an earl
 with R one stage below it) both tools accentuate the target at several λ, interleaved pair by pair,
 in one process, with the same settings: canvas and model input `--size`, `--steps` Adam steps (lr
 0.05), `--crops` crops per step of side 5-99 %, noise 0.02, the seeded magnitude-gated phase
-parameterization. phosphene runs its λ sweep in one batch, with β balanced w.r.t. the parameters
-(the default) and, for reference, w.r.t. the image. Both results are measured by the same function,
-`phosphene.accentuate.measure` (f on the whole image; R over one fixed draw of 16 noise-free crops).
+parameterization. phosphene runs its λ sweep in one batch with its defaults (β balanced w.r.t. the
+parameters, ``style="faccent"``: faccent's step-0 image, logit clamp and integer crops with noise at
+the crop's resolution) and, for reference, λ = 1 in ``style="phosphene"`` (exact start, continuous
+crops, per-pixel noise: the earlier default). faccent gets ``--steps`` optimizer updates too (its
+loop keeps the image before the last iteration's update, so it is run for steps + 1 iterations).
+Both results are measured by the same function, `phosphene.accentuate.measure` (f on the whole
+image; R over one fixed draw of 16 noise-free crops).
 
 Run it with an interpreter that has faccent (a throwaway venv; never a dependency of phosphene)::
 
@@ -90,7 +94,7 @@ def run_faccent(model, pair: dict, lam: float, args) -> tuple[torch.Tensor, floa
         parameterizer = fparam.fourier_phase(init_img=pair["seed"], img_size=(size, size), device="cpu")
         imgs, _, _, _ = frender.render_vis(
             model, fobj.channel(layer, unit, batch=0), parameterizer=parameterizer,
-            out_thresholds=range(args.steps), inline_thresholds=[], nb_transforms=args.crops,
+            out_thresholds=range(args.steps + 1), inline_thresholds=[], nb_transforms=args.crops,
             progress=False, model_input_size=(size, size), model_input_range=(0, 1),
             accent_reg_layer=faccent_name(pair["reg"]), accent_reg_alpha=lam)
     beta = float("nan")
@@ -117,14 +121,14 @@ def plot(results: list[dict], path: str) -> None:
 
     fig, axes = plt.subplots(3, 4, figsize=(11, 7.5))
     for ax, res in zip(axes.flat, results):
-        for name, style in (("phosphene", "o-"), ("faccent", "s--"), ("phosphene_image", "^:")):
+        for name, style in (("phosphene", "o-"), ("faccent", "s--"), ("phosphene_style", "g^")):
             pts = sorted((p["R"], p["gain"], p["lam"]) for p in res[name])
             if not pts:
                 continue
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=4,
-                    label={"phosphene_image": "phosphene, β by image"}.get(name, name))
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=6 if name == "phosphene_style" else 4,
+                    label={"phosphene_style": 'phosphene, style="phosphene"'}.get(name, name))
             for r, g, lam in pts:
-                if lam == 1.0:
+                if lam == 1.0 and name != "phosphene_style":
                     ax.plot([r], [g], "k*", ms=9)
         ax.set_title(res["label"], fontsize=7.5)
         ax.tick_params(labelsize=7)
@@ -133,7 +137,7 @@ def plot(results: list[dict], path: str) -> None:
     axes.flat[0].legend(fontsize=7)
     fig.supxlabel("R (latent distance to the seed)")
     fig.supylabel("gain in f")
-    fig.suptitle("gain vs R over λ (★ = λ 1)", fontsize=10)
+    fig.suptitle("gain vs R over λ (★ = λ 1; ▲ = λ 1 in phosphene's earlier style)", fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=72)
@@ -174,13 +178,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--pairs", default="0-11", help="which of the 12 pairs, e.g. 0-5 (split a run)")
     ap.add_argument("--merge", nargs="*", default=None,
-                    help="only merge these --json files of split runs (summary, plot)")
+                    help="only merge these --json files of split runs (summary, plot; a pair in several "
+                         "files counts once; --size must be the runs')")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args(argv)
     if args.merge:
-        results = [res for path in args.merge for res in json.loads(Path(path).read_text())["pairs"]]
-        return finish(results, args)
+        merged = {res["label"]: res for path in args.merge
+                  for res in json.loads(Path(path).read_text())["pairs"]}
+        order = [pair["label"] for pair in pairs(phosphene.load_model("efficientnet_lite0"), args.size)]
+        rank = {label: i for i, label in enumerate(order)}
+        return finish(sorted(merged.values(), key=lambda res: rank.get(res["label"], len(rank))), args)
     torch.set_num_threads(args.threads)
     model = phosphene.load_model("efficientnet_lite0")
     first, last = (int(v) for v in args.pairs.split("-"))
@@ -191,12 +199,12 @@ def main(argv: list[str] | None = None) -> dict:
         seed, objective, reg = pair["seed"], pair["objective"], pair["reg"]
         f_seed, _ = measure(model, objective, reg, seed, seed, 0)
         res = {"label": pair["label"], "reg": reg, "f_seed": float(f_seed[0]),
-               "phosphene": [], "phosphene_image": [], "faccent": []}
-        for balance_by, key, sweep in (("params", "phosphene", lams), ("image", "phosphene_image", [1.0])):
+               "phosphene": [], "phosphene_style": [], "faccent": []}
+        for style, key, sweep in (("faccent", "phosphene", lams), ("phosphene", "phosphene_style", [1.0])):
             out = accentuate(model, objective, seed, reg, lam=sweep, steps=args.steps, crops=args.crops,
-                             input_size=args.size, progress=False, balance_by=balance_by)
+                             input_size=args.size, progress=False, style=style)
             f, r = measure(model, objective, reg, out.images, seed, 16)
-            res[f"beta_{balance_by}"] = float(out.beta[0])
+            res[f"beta_{key}"] = float(out.beta[0])
             res[key] = [{"lam": lam, "gain": float(f[i] - f_seed[0]), "R": float(r[i])}
                         for i, lam in enumerate(sweep)]
             res[f"{key}_s"] = round(out.seconds, 1)
@@ -208,8 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
             res["beta_faccent"] = beta
         p1 = next(p for p in res["phosphene"] if p["lam"] == 1.0)
         f1 = next(p for p in res["faccent"] if p["lam"] == 1.0)
-        print(f"{pair['label']:<40} β faccent {res['beta_faccent']:.4g} params {res['beta_params']:.4g} "
-              f"image {res['beta_image']:.4g} | λ1 gain/R phosphene {p1['gain']:+.2f}/{p1['R']:.2f} "
+        print(f"{pair['label']:<40} β faccent {res['beta_faccent']:.4g} phosphene "
+              f"{res['beta_phosphene']:.4g} | λ1 gain/R phosphene {p1['gain']:+.2f}/{p1['R']:.2f} "
               f"faccent {f1['gain']:+.2f}/{f1['R']:.2f}", flush=True)
         results.append(res)
         if args.json:  # partial results survive an interrupted run

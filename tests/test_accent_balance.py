@@ -32,7 +32,7 @@ FACCENT_COLORS = torch.tensor([[0.56282854, 0.58447580, 0.58447580],
 
 def faccent_beta(model, objective, reg_layer, seed, crops: SharedCrops, gen_seed: int) -> float:
     """faccent's β for one seed (1, 3, H, W), on the crops phosphene draws from ``gen_seed``."""
-    x = seed.clamp(1e-4, 1 - 1e-4)
+    x = seed.clamp(1e-6, 1 - 1e-6)  # faccent's safe_logit
     logits = torch.log(x / (1 - x))
     decorrelated = torch.einsum("nchw,cd->ndhw", logits, torch.linalg.inv(FACCENT_COLORS))
     spectrum = torch.fft.rfft2(decorrelated)

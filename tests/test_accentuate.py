@@ -57,11 +57,17 @@ def test_seeded_parameterization_reproduces_the_seed(seeds, name):
 
 
 def test_step_zero_output_equals_the_seed(model, seeds):
-    """With lr 0 the optimization cannot move: the returned image is the step-0 image."""
-    result = accentuate(model, obj.class_logit(BEE), seeds[:1], REG, steps=1, crops=2, lr=0.0,
-                        input_size=SIZE, progress=False)
-    assert (result.images - seeds[:1]).abs().max() < 1 / 255
-    assert result.r_after.abs().max() < 1e-2
+    """With lr 0 the optimization cannot move: the returned image is the step-0 image, the seed
+    itself in the phosphene style, faccent's 0.7 % lower-contrast copy of it in the faccent style."""
+    kwargs = dict(steps=1, crops=2, lr=0.0, input_size=SIZE, progress=False)
+    exact = accentuate(model, obj.class_logit(BEE), seeds[:1], REG, style="phosphene", **kwargs)
+    assert (exact.images - seeds[:1]).abs().max() < 1 / 255
+    assert exact.r_after.abs().max() < 1e-2
+    faccent = accentuate(model, obj.class_logit(BEE), seeds[:1], REG, **kwargs)
+    x = seeds[:1].clamp(1e-6, 1 - 1e-6)
+    start = torch.sigmoid(torch.sigmoid(torch.tensor(5.0)) * torch.log(x / (1 - x)))
+    assert (faccent.images - start).abs().max() < 1e-4
+    assert 1e-2 < float(faccent.r_after[0]) < 1.0  # R of a 0.7 % contrast change: small
 
 
 def test_confined_image_changes_only_inside_the_mask(seeds):

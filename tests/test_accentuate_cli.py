@@ -32,10 +32,11 @@ def test_accentuate_writes_images_figure_and_json_and_skips_unreadable(samples_d
 def test_accentuate_a_channel(samples_dir, tmp_path):
     result = CliRunner().invoke(main, ["accentuate", str(samples_dir / "n01514859_hen.JPEG"),
                                        "--layer", "_blocks.6", "--channel", "5", *FAST,
-                                       "--out", str(tmp_path)])
+                                       "--style", "phosphene", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    rows = json.loads((tmp_path / "accentuate.json").read_text())["accentuations"]
-    assert rows[0]["label"] == "_blocks.6:5"
+    record = json.loads((tmp_path / "accentuate.json").read_text())
+    assert record["accentuations"][0]["label"] == "_blocks.6:5"
+    assert record["settings"]["style"] == "phosphene"
 
 
 def test_accentuate_errors_are_one_line_with_exit_code_2(samples_dir, tmp_path):
@@ -50,6 +51,7 @@ def test_accentuate_errors_are_one_line_with_exit_code_2(samples_dir, tmp_path):
         (["accentuate", hen, "--class", "1", "--reg-layer", "_blocks.99"], "unknown layer"),
         (["accentuate", hen, "--layer", "_blockz.6", "--channel", "1"], "unknown layer"),
         (["accentuate", hen, "--class", "1", "--lam-sweep", "0,x"], "lambda list"),
+        (["accentuate", hen, "--class", "1", "--style", "lucid"], "Invalid value for '--style'"),
         (["accentuate", hen, "--class", "5000", *FAST], "out of range"),
     ]
     for args, message in cases:

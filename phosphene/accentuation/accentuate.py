@@ -39,7 +39,7 @@ from ..objectives import Acts, Objective
 from ..param import ConfinedImage, seeded_param
 from ..render import RenderConfig, Renderer, as_objective
 from ..torch_utils import frozen, model_device
-from .balance import BALANCES, balance
+from .balance import BALANCES, STYLES, balance
 from .crops import LatentDistance, SharedCrops, measure, resize
 from .masks import attribution_mask, transparency_mask
 from .reg_layer import default_reg_layer
@@ -217,6 +217,7 @@ def accentuate(
     progress: bool | None = None,
     balance_by: str = "params",
     fold: bool = True,
+    style: str = "faccent",
 ) -> AccentuationResult:
     """Accentuate ``objective`` in the seed ``images``: maximize f(x) - lam * beta * R(x) from x = x0.
 
@@ -240,6 +241,11 @@ def accentuate(
         balance_by: how beta is set at step 0: "params" (faccent's balance, equal gradient L1 norms
             w.r.t. the parameterization's parameters, so that lam means what it means in faccent) or
             "image" (equal norms w.r.t. the image's pixels: the same beta for every parameterization).
+        style: "faccent": the optimization as faccent runs it, so that lam means faccent's lam (its
+            step-0 image, 0.7 % below the seed's contrast, and logit clamp for the phase
+            parameterization; its integer crops with noise at the crop's resolution, `boxes`);
+            "phosphene": start exactly at the seed, continuous crops in one warp, per-pixel noise (at
+            the same lam, closer to the seed and less gain; docs/accentuation.md).
         fold: fold BatchNorm layers that neither f nor R reads into their convolutions (`render`).
     Returns:
         an `AccentuationResult`.
@@ -253,17 +259,21 @@ def accentuate(
     n, group, canvas = seeds.shape[0], len(lams), seeds.shape[-1]
     if balance_by not in BALANCES:
         raise PhospheneError(f"unknown balance {balance_by!r}; use one of {', '.join(BALANCES)}")
+    if style not in STYLES:
+        raise PhospheneError(f"unknown style {style!r}; use one of {', '.join(STYLES)}")
+    options = {"style": "exact"} if param == "phase" and style == "phosphene" else {}
     input_size = _crop_side(model, input_size, canvas)
     with frozen(model), fold_batchnorm(model, set(objective.layers) | {reg_layer}, canvas, device, fold):
         confine = _confine_mask(model, objective, seeds, mask)
-        image = ConfinedImage(seeded_param(param, seeds.repeat_interleave(group, 0)), seeds, confine,
-                              repeat=group).to(device)
-        shared = SharedCrops(crop_side, input_size, noise, group)
+        image = ConfinedImage(seeded_param(param, seeds.repeat_interleave(group, 0), **options), seeds,
+                              confine, repeat=group).to(device)
+        shared = SharedCrops(crop_side, input_size, noise, group,
+                             style="faccent" if style == "faccent" else "warp")
         distance = LatentDistance(model, reg_layer, seeds, shared)
         try:
             gen = torch.Generator(device=device).manual_seed(seed + 1)
             beta = balance(model, objective, distance, shared, crops, gen, balance_by, param,
-                           confine)
+                           confine, style)
             weights = (beta[:, None] * torch.tensor(lams, device=device)[None, :]).reshape(-1)
             state = _Accentuation(objective, distance, weights, image, transparency_every)
             labels = [f"{objective.label(i)} lam={lams[i % group]:g}" for i in range(n * group)]
@@ -282,7 +292,7 @@ def accentuate(
                 "crop_side": list(crop_side), "noise": noise, "canvas": canvas, "input_size": input_size,
                 "param": param, "mask": mask if isinstance(mask, str) or mask is None else "tensor",
                 "transparency_every": transparency_every, "measure_crops": measure_crops,
-                "crops": crops, "balance": balance_by, "fold": fold,
+                "crops": crops, "balance": balance_by, "style": style, "fold": fold,
                 "model": getattr(model, "name", type(model).__name__)}
     return AccentuationResult(
         images=rendered.images, seeds=seeds.cpu(), lams=lams,

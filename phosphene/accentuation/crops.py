@@ -1,6 +1,7 @@
 """The crops an accentuation shares with its seed, and the latent distance R measured on them.
 
-- `SharedCrops`: faccent's augmentation (random square crops + noise), each draw reusable on the seeds.
+- `SharedCrops`: faccent's augmentation (random square crops + noise), each draw reusable on the seeds;
+  by default made as faccent makes it (`boxes`), or as one continuous warp (``style="warp"``).
 - `channel_distance` / `LatentDistance`: R = mean over crops and positions of the channel L2 distance
   ||a_l(T x) - a_l(T x0)||_2 between an image's and its seed's activations under the same crop T.
 - `measure`: f and R of any images against their seeds, on one fixed seeded draw (for comparisons).
@@ -14,40 +15,55 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import PhospheneError
 from ..hooks import INPUT, LayerTap
 from ..models.input_shape import fit_side, fixed_input_size
 from ..objectives import Acts, Objective, evaluate
 from ..torch_utils import frozen, model_device
 from ..transforms import Compose, RandomCrop
+from .boxes import box_noise, crop_boxes, draw_boxes
+
+CROP_STYLES = ("faccent", "warp")
 
 
 # -- crops shared by the image and its seed ---------------------------------------------------
 @dataclass
 class CropDraw:
-    """One draw of crops: (n*k, 3, 3) maps (output -> input pixels) and (n*k, 3, s, s) noise."""
+    """One draw of crops: (n*k, 3, 3) maps (output -> input pixels) or (n*k, 4) integer ``boxes``
+    (faccent's style), and (n*k, 3, s, s) noise."""
 
-    maps: torch.Tensor
+    maps: torch.Tensor | None
     noise: torch.Tensor | None
+    boxes: torch.Tensor | None = None
 
 
 class SharedCrops(Compose):
     """faccent's augmentation, with each draw reusable on the seeds.
 
     Square crops with side a uniform fraction in ``side`` of the canvas, uniform position, resized to
-    ``size``; plus Gaussian noise (std ``noise``) and uniform noise (+-``noise``/2). The images are
-    ``group`` adjacent copies of each seed (one per lambda); the copies of a seed share their crops.
-    A call keeps its draw in ``pending``; `take` hands it (once) to whoever replays it on the seeds.
+    ``size``; plus Gaussian noise (std ``noise``) and uniform noise (+-``noise``/2). ``style``
+    "faccent": integer boxes, noise at the crop's resolution and faccent's resize (`boxes`); "warp":
+    continuous crops in one ``grid_sample``, noise at ``size`` (phosphene's earlier crops). The
+    images are ``group`` adjacent copies of each seed (one per lambda); the copies of a seed share
+    their crops. A call keeps its draw in ``pending``; `take` hands it (once) to whoever replays it.
     """
 
     def __init__(self, side: tuple[float, float] = (0.05, 0.99), size: int = 224,
-                 noise: float = 0.02, group: int = 1):
+                 noise: float = 0.02, group: int = 1, style: str = "faccent"):
         super().__init__([RandomCrop(tuple(side), size)])
-        self.size, self.noise_std, self.group = size, noise, group
+        if style not in CROP_STYLES:
+            raise PhospheneError(f"unknown crop style {style!r}; use one of {', '.join(CROP_STYLES)}")
+        self.side, self.size, self.noise_std, self.group, self.style = tuple(side), size, noise, group, style
         self.pending: CropDraw | None = None
 
     def draw(self, n: int, copies: int, canvas: int, gen: torch.Generator | None,
              device: torch.device | str, channels: int = 3) -> CropDraw:
         """Crops and noise for ``copies`` views of each of ``n`` seeds (``channels`` per image)."""
+        if self.style == "faccent":
+            boxes = draw_boxes(n * copies, canvas, self.side, gen, device)
+            noise = (box_noise(boxes, self.size, self.noise_std, gen, device, channels)
+                     if self.noise_std else None)
+            return CropDraw(None, noise, boxes)
         maps = self.sample(n * copies, canvas, gen, device)
         noise = None
         if self.noise_std:
@@ -59,9 +75,13 @@ class SharedCrops(Compose):
     def apply_draw(self, images: torch.Tensor, draw: CropDraw, group: int = 1) -> torch.Tensor:
         """Views (n*group*k, 3, size, size) of ``images`` (n*group rows) under ``draw`` (n*k rows)."""
         n = images.shape[0] // group
-        k = draw.maps.shape[0] // n
-        maps = draw.maps.view(n, 1, k, 3, 3).expand(n, group, k, 3, 3).reshape(-1, 3, 3)
-        views = self.apply(images.repeat_interleave(k, 0), maps.to(images.dtype))
+        if draw.boxes is not None:
+            k = draw.boxes.shape[0] // n
+            views = crop_boxes(images, draw.boxes, self.size, group)
+        else:
+            k = draw.maps.shape[0] // n
+            maps = draw.maps.view(n, 1, k, 3, 3).expand(n, group, k, 3, 3).reshape(-1, 3, 3)
+            views = self.apply(images.repeat_interleave(k, 0), maps.to(images.dtype))
         if draw.noise is not None:
             noise = draw.noise.view(n, 1, k, *draw.noise.shape[1:]).expand(n, group, k, -1, -1, -1)
             views = views + noise.reshape(views.shape).to(views.dtype)
@@ -150,7 +170,7 @@ def measure(model: nn.Module, objective: Objective, reg_layer: str, images: torc
             f = evaluate(objective, Acts(tap(resize(images, size))))
         if crops == 0:
             return f.float().cpu(), torch.zeros(images.shape[0])
-        shared = SharedCrops(side, size, noise=0.0)
+        shared = SharedCrops(side, size, noise=0.0, style="warp")
         draw = shared.draw(n, crops, seeds.shape[-1], torch.Generator().manual_seed(seed), "cpu")
         draw = CropDraw(draw.maps.to(device), None)
         with LayerTap(model, [] if reg_layer == INPUT else [reg_layer]) as reg_tap:

@@ -9,7 +9,7 @@ import torch
 
 from .. import objectives as obj
 from ..accentuation import accentuate
-from ..accentuation.balance import BALANCES
+from ..accentuation.balance import BALANCES, STYLES
 from ..accentuation.reg_layer import default_reg_layer
 from ..errors import PhospheneError
 from ..hooks import check_layers
@@ -69,6 +69,9 @@ def load_seeds(paths, size: int, model=None):
 @click.option("--balance", "balance_by", type=click.Choice(BALANCES), default="params",
               show_default=True,
               help="beta from gradients w.r.t. the parameters (faccent's lambda) or the image.")
+@click.option("--style", type=click.Choice(STYLES), default="faccent", show_default=True,
+              help="faccent: its start, logit clamp and crops (lambda as faccent's); phosphene: start "
+                   "at the seed, continuous crops (closer to the seed at the same lambda).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seeds the random draws.")
 @click.option("--no-fold", "no_fold", is_flag=True,
               help="Keep BatchNorm layers as they are (default: fold those not read).")
@@ -76,7 +79,7 @@ def load_seeds(paths, size: int, model=None):
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def accentuate_command(model_name, weights, device, images, image_opts, layer, channel, class_index,
                        reg_layer, lam, lam_sweep, steps, crops, size, input_size, param, mask, lr,
-                       balance_by, seed, no_fold, quiet, out) -> None:
+                       balance_by, style, seed, no_fold, quiet, out) -> None:
     """Accentuate a channel or class in images; writes PNGs, figure.png and accentuate.json."""
     paths = list(image_opts) + list(images)
     if not paths:
@@ -101,7 +104,7 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     result = accentuate(model, objective, torch.stack([s for s, _ in seeds]), reg_layer, lam=lams,
                         steps=steps, crops=crops, input_size=input_size, param=param, mask=mask,
                         lr=lr, seed=seed, fold=not no_fold, progress=False if quiet else None,
-                        balance_by=balance_by)
+                        balance_by=balance_by, style=style)
     result.settings["skipped"] = [str(p) for p, _ in skipped]
     result.save(out, names=[_stem(name) for _, name in seeds])
     click.echo(f"accentuated {len(seeds)} images x {len(lams)} lambdas in {result.seconds:.1f}s "
