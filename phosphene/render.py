@@ -60,6 +60,7 @@ class RenderConfig:
     thresholds: tuple[int, ...] = ()  # steps after which the images are kept
     fold: bool = True  # fold eval BatchNorm that no objective reads into its convolution
     compile: bool = False  # torch.compile the truncated forward (eager, with a warning, if it fails)
+    layouts: dict[str, str] | None = None  # layout overrides per layer (`phosphene.layouts`)
 
     def record(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": list(self.thresholds)}
@@ -175,7 +176,8 @@ class Renderer:
             self._stack.enter_context(fold_batchnorm(model, self.objective.layers, self.size, self.device,
                                                      config.fold))
             self.tap = self._stack.enter_context(LayerTap(model, self.objective.layers,
-                                                          truncate=config.truncate))
+                                                          truncate=config.truncate,
+                                                          layouts=config.layouts))
         except BaseException:
             self._stack.close()  # the model is restored (unfolded, unfrozen) before the error goes up
             raise
@@ -276,6 +278,7 @@ def render(
     thresholds: Sequence[int] = (),
     fold: bool = True,
     compile: bool = False,
+    layouts: dict[str, str] | None = None,
 ) -> RenderResult:
     """Optimize images to maximize ``objective`` on ``model``; one image per batch element.
 
@@ -297,12 +300,13 @@ def render(
         fold: fold eval BatchNorm into the preceding convolutions where no objective reads them
             (`fold_batchnorm`; same activations within float tolerance, the model is restored).
         compile: run the truncated forward under ``torch.compile`` (eager with a warning if it fails).
+        layouts: layout overrides ``{layer: "NHWC"}`` (detected otherwise; docs/models.md, Layouts).
     Returns:
         a `RenderResult` with images, objective history, final objective on the clean images,
         a transparency map, and the snapshots at ``thresholds``.
     """
     config = RenderConfig(steps=steps, lr=lr, size=size, batch=batch, seed=seed, copies=copies, amp=amp,
                           truncate=truncate, channels_last=channels_last, fold=fold, compile=compile,
-                          thresholds=tuple(int(t) for t in thresholds))
+                          layouts=layouts, thresholds=tuple(int(t) for t in thresholds))
     renderer = Renderer(model, objective, param, transforms, config, optimizer, device, param_options)
     return renderer.run(progress)
