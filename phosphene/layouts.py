@@ -125,8 +125,9 @@ def parse_assignments(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def grid_for(tokens: int, image_hw: tuple[int, int]) -> tuple[int, int] | None:
-    """(gh, gw) with gh * gw == tokens and gh / gw the image's aspect ratio, or None."""
+def grid_for(tokens: int, image_hw: tuple[int, int], exact: bool = True) -> tuple[int, int] | None:
+    """(gh, gw) with gh * gw == tokens and gh / gw the image's aspect ratio (``exact``), or within
+    one patch of it, or None."""
     if tokens <= 0:
         return None
     h, w = image_hw
@@ -134,20 +135,22 @@ def grid_for(tokens: int, image_hw: tuple[int, int]) -> tuple[int, int] | None:
     for cand in (gh, gh - 1, gh + 1):
         if cand > 0 and tokens % cand == 0:
             gw = tokens // cand
-            if abs(cand / gw - h / w) <= 0.25 * h / w:
+            if cand * w == gw * h or (not exact and abs(cand / gw - h / w) <= h / w / min(cand, gw)):
                 return cand, gw
     return None
 
 
 def token_layout(length: int, image_hw: tuple[int, int], prefix: int | None) -> Layout:
     """NLC layout of ``length`` tokens: ``prefix`` leading tokens when known (and they leave a patch
-    grid), else the fewest (at most `MAX_PREFIX`) that leave one; no grid -> a 1 x L row."""
+    grid), else the fewest (at most `MAX_PREFIX`) that leave one (of the image's aspect ratio
+    first, then within one patch of it); no grid -> a 1 x L row."""
     tries = [prefix] if prefix is not None else []
     tries += [k for k in range(MAX_PREFIX + 1) if k != prefix]
-    for k in tries:
-        grid = grid_for(length - k, image_hw) if k < length else None
-        if grid is not None:
-            return Layout("NLC", k, grid)
+    for exact in (True, False):
+        for k in tries:
+            grid = grid_for(length - k, image_hw, exact) if k < length else None
+            if grid is not None:
+                return Layout("NLC", k, grid)
     return Layout("NLC", prefix or 0, (1, length - (prefix or 0)))
 
 
