@@ -18,6 +18,7 @@ from phosphene import objectives as obj
 from phosphene.errors import PhospheneError, UnitOutOfRangeError
 from phosphene.inhibition.atlas import activation_vectors
 from phosphene.inhibition.attribution import attribute
+from phosphene.inhibition.tension import compute_tension
 from phosphene.layouts import Layout, token_layout
 
 tv_models = pytest.importorskip("torchvision.models")
@@ -283,6 +284,19 @@ def test_mining_and_atlas_vectors_count_features(tv_vit, samples_dir, tmp_path):
     assert set(run.table().column("unit").to_pylist()) == set(range(16))
     vectors = activation_vectors(tv_vit, torch.rand(4, 3, 32, 32), layer)
     assert vectors.shape == (4, 16)
+    table = compute_tension(tv_vit, root, "encoder.layers.encoder_layer_1.mlp.1:31",
+                            ["encoder.layers.encoder_layer_0"], batch_size=3, num_workers=0, size=32)
+    assert len(table.index) == 6
+
+
+@pytest.mark.parametrize("fixture, unit, reg_layer", [
+    ("timm_vit", "blocks.1:3", "blocks.0"),
+    ("tv_convnext", "features.1.0.block.4:31", "features.0")])
+def test_accentuate_token_and_nhwc_layers(fixture, unit, reg_layer, request):
+    model = request.getfixturevalue(fixture)
+    result = phosphene.accentuate(model, unit, torch.rand(2, 3, 32, 32), reg_layer=reg_layer, steps=2,
+                                  crops=2, measure_crops=2, input_size=32, progress=False)
+    assert result.images.shape == (2, 3, 32, 32) and torch.isfinite(result.images).all()
 
 
 def test_cli_layers_shows_layouts_and_takes_overrides():
