@@ -313,3 +313,15 @@ def test_cli_layers_shows_layouts_and_takes_overrides():
     assert rows["_blocks.6"][3:] == ["NCHW", "80", "units"] and rows["_fc"][3:] == ["NC", "1000", "units"]
     bad = runner.invoke(main, ["layers", "efficientnet_lite0", "--layout", "_blocks.8"])
     assert bad.exit_code == 2 and "NAME=LAYOUT" in bad.output
+
+
+def test_cli_render_takes_layout_overrides(tmp_path):
+    from click.testing import CliRunner
+
+    from phosphene.cli import main
+
+    args = ["render", "--layer", "_blocks.1", "--channels", "0", "--steps", "1", "--size", "32",
+            "--quiet", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, [*args, "--layout", "_blocks.1=NC"])
+    assert result.exit_code == 2 and "layout NC does not fit _blocks.1" in result.output
+    assert CliRunner().invoke(main, [*args, "--layout", "_blocks.1=NCHW"]).exit_code == 0
