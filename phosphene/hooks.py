@@ -118,9 +118,7 @@ class LayerTap:
                 if name in self._cls:
                     cls = self._acts[name + "#cls"] = layout.cls_view(raw)
                 if not stop and raw.requires_grad and torch.is_grad_enabled():
-                    result = layout.from_canonical(canon, raw, cls)  # downstream reads the views
-                    if index is not None:
-                        result = type(output)([*output[:index], result, *output[index + 1:]])
+                    result = _replace(output, index, layout.from_canonical(canon, raw, cls))
             if stop:
                 raise _StopForward
             return result
@@ -200,6 +198,16 @@ class LayerTap:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _replace(output, index: int | None, tensor: torch.Tensor):
+    """``output`` with its tensor (at ``index`` of a plain tuple or list) replaced, so that what
+    runs next reads the views; None (keep the output) for other containers."""
+    if index is None:
+        return tensor
+    if type(output) in (tuple, list):
+        return type(output)([*output[:index], tensor, *output[index + 1:]])
+    return None
 
 
 def layer_shapes(model: nn.Module, size: int, device: str | torch.device = "cpu"

@@ -325,3 +325,13 @@ def test_cli_render_takes_layout_overrides(tmp_path):
     result = CliRunner().invoke(main, [*args, "--layout", "_blocks.1=NC"])
     assert result.exit_code == 2 and "layout NC does not fit _blocks.1" in result.output
     assert CliRunner().invoke(main, [*args, "--layout", "_blocks.1=NCHW"]).exit_code == 0
+
+
+def test_recorded_pass_leaves_training_statistics_alone():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3),
+                        nn.BatchNorm2d(4))
+    model = phosphene.load_model(net).train()
+    with phosphene.LayerTap(model, ["2"]) as tap:
+        tap(torch.rand(2, 3, 16, 16))
+    assert net[1].num_batches_tracked == 1 and net[4].num_batches_tracked == 0  # truncated at once
+    assert net.training and net[1].training

@@ -64,8 +64,9 @@ def model_options(func):
     return wrapper
 
 
-def target_options(required: bool = True, help: str = "Target unit LAYER:CHANNEL (or LAYER:CHANNEL@Y,X), "
-                   "e.g. _blocks.8._relu1:3 (pre-activation when LAYER is an activation)."):
+def target_options(required: bool = True, help: str = "Target unit LAYER:CHANNEL (or LAYER:CHANNEL@Y,X, "
+                   "LAYER:CHANNEL@cls for a class token), e.g. _blocks.8._relu1:3 (pre-activation when "
+                   "LAYER is an activation)."):
     """``--target``, ``--position`` and ``--post-activation``: one unit, read by `units.parse_unit`."""
 
     def decorate(func):
