@@ -217,6 +217,9 @@ def test_attention_heads_are_units(timm_vit, tv_vit):
     handle.remove()
     expected = _heads_by_hand(attn, seen["x"])[:, 1:].transpose(1, 2).reshape(2, 2, 4, 4)
     assert heads.shape == (2, 2, 4, 4) and torch.allclose(heads, expected, atol=1e-5)
+    result = attribute(timm_vit, x, "blocks.1.attn#heads:1@0,3", ["blocks.0"])  # a head's neuron
+    assert torch.allclose(result.f, heads[:, 1, 0, 3], atol=1e-5)
+    assert result.layers["blocks.0"].e_plus.shape == (2,)
 
     from phosphene.heads import mha_head_outputs
 
