@@ -2,9 +2,10 @@
 
 Layers are named as in ``named_modules()`` of the network (see `layer_root`). The special name
 ``"logits"`` is the model's output, and ``"input"`` the [0,1] image the model receives. A `LayerTap`
-hooks the requested layers; the first call records in which order they run, later calls stop the
-forward pass right after the last of them has produced its output, so activations are exactly those
-of a full forward pass while the layers after it cost nothing.
+hooks the requested layers and hands out each one's canonical (B, C, H, W) view (C = features, see
+`phosphene.layouts`); a recorded pass of one image learns the order in which they run, and every call
+stops the forward pass right after the last of them has produced its output, so activations are
+exactly those of a full forward pass while the layers after it cost nothing.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .errors import LayerNotFoundError
+from .errors import LayerNotFoundError, PhospheneError
+from .heads import check_attention, hook_heads
+from .layouts import Layout, parse_layout
 from .models.wrapper import layer_root
+from .probe import first_tensor, layouts_of, recorded_pass
 
 LOGITS = "logits"
 INPUT = "input"
 SPECIAL_LAYERS = (INPUT, LOGITS)
+VIEWS = ("cls", "heads")  # LAYER#cls: the class token; ATTN#heads: attention heads (see heads.py)
 
 
 def layer_names(model: nn.Module) -> list[str]:
@@ -27,11 +32,23 @@ def layer_names(model: nn.Module) -> list[str]:
     return [name for name, _ in layer_root(model).named_modules() if name]
 
 
+def split_view(name: str) -> tuple[str, str | None]:
+    """``"blocks.6#cls"`` -> ("blocks.6", "cls"); a plain name -> (name, None)."""
+    base, sep, view = name.partition("#")
+    return (base, view) if sep else (name, None)
+
+
 def resolve_layer(model: nn.Module, name: str) -> nn.Module:
-    """The module called ``name``; `LayerNotFoundError` with the closest names if there is none."""
+    """The module called ``name`` (for a view ``NAME#cls`` / ``NAME#heads``, the module ``NAME``);
+    `LayerNotFoundError` with the closest names if there is none."""
+    base, view = split_view(name)
+    if view is not None and view not in VIEWS:
+        raise PhospheneError(f"unknown view {name!r}: a layer name may end in #cls or #heads")
     modules = dict(layer_root(model).named_modules())
-    if name and name in modules:
-        return modules[name]
+    if base and base in modules:
+        if view == "heads":
+            check_attention(modules[base], base)
+        return modules[base]
     raise LayerNotFoundError(name, list(SPECIAL_LAYERS) + [n for n in modules if n])
 
 
@@ -49,41 +66,107 @@ class _StopForward(Exception):
 class LayerTap:
     """Run ``model`` and return the activations of ``layers`` as a dict, truncating the forward.
 
-    Use as a context manager (hooks are removed on exit) or call `close`. With ``truncate=False``
-    the model always runs to the end. When a layer runs several times in one forward pass (a
-    module reused), the last output before the stopping point is kept.
+    Every activation is the canonical (B, C, H, W) view of its layer, C = features (see
+    `phosphene.layouts`): token outputs give their patch grid, NHWC outputs are permuted, (B, K)
+    outputs are (B, K, 1, 1); ``NAME#cls`` is the class token (B, C, 1, 1) and ``ATTN#heads`` the
+    attention heads. The views are part of the autograd graph (gradients w.r.t. them are the
+    layer's). ``layouts`` overrides detected layouts per layer (``{"blocks.6": "NLC"}``).
+
+    Before the first call a recorded pass (`probe.recorded_pass`, one image, no gradients) learns
+    the order of the layers and their layouts, so every call, the first included, stops right
+    after the deepest layer. Use as a context manager (hooks are removed on exit) or call `close`.
+    With ``truncate=False`` the model always runs to the end. When a layer runs several times in
+    one forward pass (a module reused), the last output before the stopping point is kept.
     """
 
-    def __init__(self, model: nn.Module, layers: Iterable[str], truncate: bool = True):
+    def __init__(self, model: nn.Module, layers: Iterable[str], truncate: bool = True,
+                 layouts: dict[str, str] | None = None):
         self.model = model
         self.forward = model  # what runs the model (`render(compile=True)` puts a compiled one here)
         self.layers = sorted(set(layers))
         check_layers(model, self.layers)
-        self.hooked = [n for n in self.layers if n not in SPECIAL_LAYERS]
+        for value in (layouts or {}).values():
+            parse_layout(value)
+        self.overrides = dict(layouts or {})
+        named = [n for n in self.layers if n not in SPECIAL_LAYERS]
+        self.hooked = sorted({split_view(n)[0] for n in named})
+        self._cls = {split_view(n)[0] for n in named if split_view(n)[1] == "cls"}
         self.truncate = truncate and LOGITS not in self.layers and bool(self.hooked)
+        self.layouts: dict[str, Layout] = {}
         self._acts: dict[str, torch.Tensor] = {}
-        self._calls: list[str] = []
+        self._hw: tuple[int, ...] | None = None
         self._stop_at: tuple[str, int] | None = None  # (layer, how many times it has run)
         self._counts: dict[str, int] = {}
-        self._handles = [resolve_layer(model, n).register_forward_hook(self._hook(n))
-                         for n in self.hooked]
+        self._handles = [hook_heads(resolve_layer(model, n), self._heads_hook(n))
+                         for n in named if split_view(n)[1] == "heads"]
+        self._handles += [resolve_layer(model, n).register_forward_hook(self._hook(n))
+                          for n in self.hooked]
 
     def _hook(self, name: str):
         def hook(_module, _inputs, output):
-            self._acts[name] = output
             count = self._counts.get(name, 0) + 1
             self._counts[name] = count
-            if self._stop_at is None:
-                self._calls.append(name)
-            elif self._stop_at == (name, count):
+            stop = self._stop_at == (name, count)
+            layout = self.layouts.get(name)
+            result = None
+            if layout is None or layout.identity:
+                self._acts[name] = output
+            else:
+                raw, index = first_tensor(output)
+                canon = self._acts[name] = layout.to_canonical(raw)
+                cls = None
+                if name in self._cls:
+                    cls = self._acts[name + "#cls"] = layout.cls_view(raw)
+                if not stop and raw.requires_grad and torch.is_grad_enabled():
+                    result = _replace(output, index, layout.from_canonical(canon, raw, cls))
+            if stop:
                 raise _StopForward
+            return result
 
         return hook
+
+    def _heads_hook(self, name: str):
+        base = split_view(name)[0]
+
+        def store(norms: torch.Tensor) -> None:
+            layout = self.layouts.get(base)
+            self._acts[name] = layout.to_canonical(norms) if layout is not None else norms
+
+        return store
+
+    def _prepare(self, images: torch.Tensor) -> None:
+        """Order and layouts of the tapped layers from the recorded pass at this input size."""
+        record = recorded_pass(self.model, images)
+        missing = [n for n in self.hooked if n not in record.calls]
+        if missing and record.error is not None:
+            raise record.error
+        if missing and self.truncate:
+            raise RuntimeError(f"layers never ran in the forward pass: {sorted(missing)}")
+        found = layouts_of(self.model, record, self.overrides)
+        self.layouts = {n: found[n] for n in self.hooked if n in found}
+        for name in self._cls:
+            layout = self.layouts.get(name)
+            if layout is None or layout.kind != "NLC" or not layout.prefix:
+                raise PhospheneError(f"{name}#cls: {name} has no class token (layout "
+                                     f"{layout or 'unknown'}); #cls needs token outputs")
+        if self.truncate and self._stop_at is None:
+            order = [n for n in record.calls if n in self.hooked]
+            self._stop_at = (order[-1], order.count(order[-1]))
+        self._hw = tuple(images.shape[-2:])
 
     @property
     def stop_layer(self) -> str | None:
         """The layer after which the forward pass stops (known after the first call)."""
         return self._stop_at[0] if self._stop_at else None
+
+    def canonical(self, name: str, raw: torch.Tensor) -> torch.Tensor:
+        """The canonical view of ``raw``, a tensor laid out like the output of layer ``name``
+        (e.g. an activation module's input), once the tap has run; ``NAME#cls`` gives its class token."""
+        base, view = split_view(name)
+        layout = self.layouts.get(base)
+        if layout is None or layout.identity:
+            return raw
+        return layout.cls_view(raw) if view == "cls" else layout.to_canonical(raw)
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Activations of the tapped layers for ``images`` (N, 3, H, W) in [0, 1]."""
@@ -93,6 +176,8 @@ class LayerTap:
             self._acts[INPUT] = images
         if not self.hooked and LOGITS not in self.layers:
             return self._acts  # only the input is read: the model need not run
+        if self.hooked and tuple(images.shape[-2:]) != self._hw:
+            self._prepare(images)
         try:
             output = self.forward(images)
         except _StopForward:
@@ -100,12 +185,6 @@ class LayerTap:
         else:
             if LOGITS in self.layers:
                 self._acts[LOGITS] = output
-            if self.truncate and self._stop_at is None:
-                missing = set(self.hooked) - set(self._calls)
-                if missing:
-                    raise RuntimeError(f"layers never ran in the forward pass: {sorted(missing)}")
-                last = self._calls[-1]
-                self._stop_at = (last, self._calls.count(last))
         return self._acts
 
     def close(self) -> None:
@@ -119,6 +198,16 @@ class LayerTap:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _replace(output, index: int | None, tensor: torch.Tensor):
+    """``output`` with its tensor (at ``index`` of a plain tuple or list) replaced, so that what
+    runs next reads the views; None (keep the output) for other containers."""
+    if index is None:
+        return tensor
+    if type(output) in (tuple, list):
+        return type(output)([*output[:index], tensor, *output[index + 1:]])
+    return None
 
 
 def layer_shapes(model: nn.Module, size: int, device: str | torch.device = "cpu"

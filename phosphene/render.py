@@ -62,6 +62,7 @@ class RenderConfig:
     thresholds: tuple[int, ...] = ()  # steps after which the images are kept
     fold: bool = True  # fold eval BatchNorm that no objective reads into its convolution
     compile: bool = False  # torch.compile the truncated forward (eager, with a warning, if it fails)
+    layouts: dict[str, str] | None = None  # layout overrides per layer (`phosphene.layouts`)
 
     def record(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": list(self.thresholds)}
@@ -182,7 +183,8 @@ class Renderer:
             self._stack.enter_context(fold_batchnorm(model, self.objective.layers, self.fixed or self.size,
                                                      self.device, config.fold))
             self.tap = self._stack.enter_context(LayerTap(model, self.objective.layers,
-                                                          truncate=config.truncate))
+                                                          truncate=config.truncate,
+                                                          layouts=config.layouts))
         except BaseException:
             self._stack.close()  # the model is restored (unfolded, unfrozen) before the error goes up
             raise
@@ -284,6 +286,7 @@ def render(
     fold: bool = True,
     compile: bool = False,
     output_key: str | int | None = None,
+    layouts: dict[str, str] | None = None,
 ) -> RenderResult:
     """Optimize images to maximize ``objective`` on ``model``; one image per batch element.
 
@@ -309,13 +312,14 @@ def render(
             faster; the model's own tensors are put back afterwards).
         output_key: the key, index or attribute of the logits when the network returns a dict, a
             tuple or an output object (the class objectives read them; see `load_model`'s ``output``).
+        layouts: layout overrides ``{layer: "NHWC"}`` (detected otherwise; docs/models.md, Layouts).
     Returns:
         a `RenderResult` with images, objective history, final objective on the clean images,
         a transparency map, and the snapshots at ``thresholds``.
     """
     config = RenderConfig(steps=steps, lr=lr, size=size, batch=batch, seed=seed, copies=copies, amp=amp,
                           truncate=truncate, channels_last=channels_last, fold=fold, compile=compile,
-                          thresholds=tuple(int(t) for t in thresholds))
+                          layouts=layouts, thresholds=tuple(int(t) for t in thresholds))
     renderer = Renderer(model, objective, param, transforms, config, optimizer, device, param_options,
                         output_key)
     return renderer.run(progress)

@@ -1,5 +1,7 @@
 """One way to name a unit: an `Objective`, or the string ``"layer:channel"`` (a channel's mean) /
-``"layer:channel@y,x"`` (one position), lucent's ``"mixed4a:476"`` habit.
+``"layer:channel@y,x"`` (one position) / ``"layer:channel@cls"`` (the class token of a transformer
+layer, the layer ``layer#cls``), lucent's ``"mixed4a:476"`` habit. Channels are features in every
+layout (`phosphene.layouts`); positions are on the patch grid for token layers.
 
 A `Unit` is the parsed form; ``Unit.objective()`` is the matching `objectives.channel` /
 `objectives.neuron`, and objectives made from a unit carry it (``objective.unit``), so every API
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 from . import objectives as obj
 from .errors import PhospheneError
 
-_UNIT = re.compile(r"^(?P<layer>.+):(?P<channel>\d+)(?:@(?P<y>\d+),(?P<x>\d+))?$")
+_UNIT = re.compile(r"^(?P<layer>.+):(?P<channel>\d+)(?:@(?:(?P<cls>cls)|(?P<y>\d+),(?P<x>\d+)))?$")
+CLS = "#cls"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Unit:
     preactivation: bool = True
 
     def __str__(self) -> str:
+        if self.layer.endswith(CLS):
+            return f"{self.layer[:-len(CLS)]}:{self.channel}@cls"
         if isinstance(self.position, tuple):
             return f"{self.layer}:{self.channel}@{self.position[0]},{self.position[1]}"
         return f"{self.layer}:{self.channel}"
@@ -48,14 +53,18 @@ class Unit:
 
 
 def parse_unit(text: str, position: str | tuple[int, int] = "mean", preactivation: bool = True) -> Unit:
-    """``"_blocks.8._relu1:3"`` or ``"_blocks.8:3@2,5"`` -> `Unit` (``@y,x`` overrides ``position``)."""
+    """``"_blocks.8._relu1:3"`` or ``"_blocks.8:3@2,5"`` -> `Unit` (``@y,x`` overrides ``position``);
+    ``"blocks.6:3@cls"`` -> feature 3 of the class token (layer ``blocks.6#cls``)."""
     match = _UNIT.match(text.strip())
     if not match:
-        raise PhospheneError(f"a unit must look like LAYER:CHANNEL or LAYER:CHANNEL@Y,X "
-                             f"(e.g. _blocks.8:3), got {text!r}")
-    if match["y"] is not None:
+        raise PhospheneError(f"a unit must look like LAYER:CHANNEL, LAYER:CHANNEL@Y,X or "
+                             f"LAYER:CHANNEL@cls (e.g. _blocks.8:3), got {text!r}")
+    layer = match["layer"]
+    if match["cls"]:
+        layer, position = layer + CLS, "mean"
+    elif match["y"] is not None:
         position = (int(match["y"]), int(match["x"]))
-    return Unit(match["layer"], int(match["channel"]), position, preactivation)
+    return Unit(layer, int(match["channel"]), position, preactivation)
 
 
 def as_unit(spec: Unit | obj.Objective | str, position: str | tuple[int, int] = "mean",

@@ -58,11 +58,11 @@ def test_unreadable_weights_file_exits_2(runner, tmp_path):
     assert result.exit_code == 2 and "cannot read weights file" in result.output
 
 
-def test_layers_lists_names_and_shapes(runner):
+def test_layers_lists_names_shapes_layouts_and_units(runner):
     result = runner.invoke(main, ["layers", "efficientnet_lite0"])
     assert result.exit_code == 0
     line = next(row for row in result.output.splitlines() if row.startswith("_blocks.8 "))
-    assert line.split()[-1] == "1x112x14x14"
+    assert line.split()[2:] == ["1x112x14x14", "NCHW", "112", "units"]
 
 
 def test_models_lists_the_default(runner):

@@ -7,10 +7,14 @@ import functools
 import click
 import torch
 
+from ..hooks import check_layers
+from ..layouts import parse_assignments
 from ..models import DEFAULT_MODEL, load_model
+from ..probe import set_layouts
 from .options import check_device, device_callback
 
 OFFLINE_KEY = "phosphene.offline"
+LAYOUT_KEY = "phosphene.layouts"
 
 
 def _remember_offline(ctx: click.Context, _param, value: bool) -> bool:
@@ -26,6 +30,20 @@ def offline_option(func):
                              "(also PHOSPHENE_OFFLINE=1 or HF_HUB_OFFLINE=1).")(func)
 
 
+def _remember_layouts(ctx: click.Context, _param, value: tuple[str, ...]) -> tuple[str, ...]:
+    if value:
+        ctx.meta[LAYOUT_KEY] = parse_assignments(value)
+    return value
+
+
+def layout_option(func):
+    """``--layout NAME=LAYOUT`` (repeatable): declare a layer's layout (read by `open_model`)."""
+    return click.option("--layout", multiple=True, expose_value=False, callback=_remember_layouts,
+                        metavar="NAME=LAYOUT",
+                        help="Declare a layer's layout instead of detecting it: NCHW, NHWC, NLC, "
+                             "NLC:K (K class/register tokens), NC or NCL (repeatable; docs/models.md).")(func)
+
+
 def model_options(func):
     """``--model``, ``--weights``, ``--device`` and ``--offline`` options."""
 
@@ -38,6 +56,7 @@ def model_options(func):
     @click.option("--device", default=None, callback=device_callback,
                   help="cpu, cuda, cuda:1, mps (default: cuda if available).")
     @offline_option
+    @layout_option
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
@@ -45,8 +64,9 @@ def model_options(func):
     return wrapper
 
 
-def target_options(required: bool = True, help: str = "Target unit LAYER:CHANNEL (or LAYER:CHANNEL@Y,X), "
-                   "e.g. _blocks.8._relu1:3 (pre-activation when LAYER is an activation)."):
+def target_options(required: bool = True, help: str = "Target unit LAYER:CHANNEL (or LAYER:CHANNEL@Y,X, "
+                   "LAYER:CHANNEL@cls for a class token), e.g. _blocks.8._relu1:3 (pre-activation when "
+                   "LAYER is an activation)."):
     """``--target``, ``--position`` and ``--post-activation``: one unit, read by `units.parse_unit`."""
 
     def decorate(func):
@@ -73,5 +93,11 @@ def offline_requested() -> bool | None:
 
 
 def open_model(model_name: str, weights: str | None, device: str | None):
-    """Load the model the options describe, on the chosen device."""
-    return load_model(model_name, weights=weights, device=pick_device(device), offline=offline_requested())
+    """Load the model the options describe, on the chosen device, with the ``--layout`` overrides."""
+    model = load_model(model_name, weights=weights, device=pick_device(device), offline=offline_requested())
+    ctx = click.get_current_context(silent=True)
+    layouts = ctx.find_root().meta.get(LAYOUT_KEY) if ctx is not None else None
+    if layouts:
+        check_layers(model, layouts)
+        set_layouts(model, layouts)
+    return model

@@ -6,12 +6,12 @@ import click
 import torch
 
 from ..errors import PhospheneError
-from ..hooks import layer_shapes
 from ..models import list_models, load_model
 from ..models.input_shape import model_side
+from ..probe import layer_table
 from ..torch_utils import model_device
 from . import main
-from .common import model_options, offline_option, open_model
+from .common import layout_option, model_options, offline_option, open_model
 from .options import POSITIVE, SIDE
 
 
@@ -27,14 +27,17 @@ def models_command() -> None:
 @click.option("--weights", type=click.Path(dir_okay=False), default=None)
 @click.option("--size", type=SIDE, default=None, help="Input side (default: the model's).")
 @offline_option
+@layout_option
 def layers_command(model_name: str, weights: str | None, size: int | None) -> None:
-    """Print every layer of MODEL with its output shape."""
+    """Print every layer of MODEL with its output shape, layout and number of units (features)."""
     model = open_model(model_name, weights, "cpu")
     size = model_side(model, size)  # a ViT's own side; another --size is a one-line error
-    click.echo(f"# {model.name}, input (1, 3, {size}, {size}); special layers: input, logits")
-    for name, kind, shape in layer_shapes(model, size):
+    click.echo(f"# {model.name}, input (1, 3, {size}, {size}); special layers: input, logits; "
+               "views: LAYER#cls (class token), ATTN#heads (attention heads)")
+    for name, kind, shape, layout in layer_table(model, size):
         shown = "x".join(map(str, shape)) if shape else "-"
-        click.echo(f"{name:<40} {kind:<18} {shown}")
+        units = f"{layout.canonical_shape(shape)[1]} units" if layout and shape else ""
+        click.echo(f"{name:<40} {kind:<18} {shown:<16} {str(layout or ''):<28} {units}".rstrip())
 
 
 @main.command("classify")

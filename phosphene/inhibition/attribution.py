@@ -149,7 +149,9 @@ class Attributor:
     def _f(self, acts: dict[str, torch.Tensor]) -> torch.Tensor:
         if isinstance(self.target, Objective):
             return evaluate(self.target, Acts(acts)).float()
-        return _reduce(self._pre if self._handle is not None else acts[self.target.layer], self.target)
+        if self._handle is not None:  # the activation's input, laid out as its output
+            return _reduce(self.tap.canonical(self.target.layer, self._pre), self.target)
+        return _reduce(acts[self.target.layer], self.target)
 
     def close(self) -> None:
         self.tap.close()

@@ -23,10 +23,11 @@ from tqdm.auto import tqdm
 
 from .. import objectives as obj
 from ..errors import PhospheneError
-from ..hooks import LayerTap, check_layers, layer_shapes
+from ..hooks import LayerTap, check_layers
 from ..images import atomic_write_bytes, image_grid, load_image, save_image
 from ..models.preprocess import load_for
 from ..models.wrapper import layer_root
+from ..probe import layer_table
 from ..render import render
 from ..torch_utils import progress_enabled
 
@@ -128,7 +129,8 @@ def assign_depths(layers: list[str]) -> dict[str, str]:
 def channel_counts(model: nn.Module, layers: list[str]) -> dict[str, int]:
     """Channels of each layer's output (from one small forward pass)."""
     check_layers(model, layers)
-    shapes = {name: shape for name, _, shape in layer_shapes(model, 64, _device(model))}
+    shapes = {name: layout.canonical_shape(shape) if layout else shape
+              for name, _, shape, layout in layer_table(model, 64, _device(model))}
     return {layer: int(shapes[layer][1]) for layer in layers}
 
 

@@ -102,7 +102,7 @@ def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, unit
             for start in range(0, len(images), CHUNK):
                 x = images[start:start + CHUNK].to(device).requires_grad_(True)
                 acts = tap(x)
-                out = store.get("pre", acts[layer]) if handle else acts[layer]
+                out = tap.canonical(layer, store["pre"]) if handle else acts[layer]
                 a = acts[attr]
                 for unit in units:
                     f = out[:, unit].flatten(1).mean(1)
