@@ -96,4 +96,6 @@ def test_settings_come_from_the_config(net):
     result = phosphene.render(net, obj.channel("2", 1), steps=2, size=16, seed=5, copies=2,
                               progress=False)
     config = RenderConfig(steps=2, size=16, batch=1, seed=5, copies=2).record()
+    assert config["channels_last"] is None
+    config["channels_last"] = True  # recorded as resolved: channels-last on the CPU
     assert {k: result.settings[k] for k in config} == config
