@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from matplotlib.colors import TwoSlopeNorm, hsv_to_rgb
 from matplotlib.figure import Figure
 
-from ..accentuation.masks import gaussian_blur
-from ..display import new_figure
-from ..images import atomic_write_bytes
+from ..io.display import new_figure
+from ..io.images import atomic_write_bytes
+from ..transforms import gaussian_blur
 
 MARKS = {"mei": ("MEI", "#d62728", "o"), "mii": ("MII", "#1f77b4", "s"), "mti": ("MTI", "#9400d3", "D")}
 

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from ..display import Gallery, Rich, Section, View, tiles
 from ..errors import LayerNotFoundError, PhospheneError, UnitOutOfRangeError
+from ..io.display import Gallery, Rich, Section, View, tiles
 from . import store
 from .dataset import Preprocessing, decode_image
 from .topk import DIRECTIONS, STATS

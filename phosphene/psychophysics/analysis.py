@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..display import new_figure
 from ..errors import PhospheneError
+from ..io.display import new_figure
 from .stimuli import DEPTHS
 from .storage import RESPONSE_COLUMNS, ExperimentDB, rows_to_csv
 from .trials import KINDS, UNITS_PER_TRIAL

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from ..display import new_figure
 from ..errors import PhospheneError
+from ..io.display import new_figure
 from .stimuli import DEPTHS, StimulusSet
 
 QUERIES = ("visualization", "exemplar")
