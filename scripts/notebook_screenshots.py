@@ -60,7 +60,8 @@ def main() -> None:
     exporter = HTMLExporter()
     for path in args.notebooks:
         notebook, seconds = execute(path, args.out, args.timeout)
-        load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").is_file() else "?"
+        loadavg = Path("/proc/loadavg")
+        load = " ".join(loadavg.read_text().split()[:3]) if loadavg.is_file() else "?"
         print(f"{path.name}: {seconds:.1f} s wall, load average {load}", flush=True)
         nbformat.write(notebook, args.out / path.name)
         body, _ = exporter.from_notebook_node(notebook)

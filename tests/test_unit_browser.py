@@ -75,6 +75,7 @@ def test_browser_accentuates_the_unit_in_a_chosen_image_at_any_lambda(report_run
     result = browser.accentuate(lam=3)
     assert result.lams == [3.0] and result.settings["reg_layer"] == page.data["inhibition"]["attr_layer"]
     assert result.images.shape[-1] == settings.size and browser.accentuation is result
+    assert browser.lam.value == 3  # the widget shows the λ used
 
 
 def test_browser_refuses_a_unit_out_of_range_and_a_missing_image_in_one_line(report_run, model, site_copy):

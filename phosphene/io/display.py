@@ -11,7 +11,8 @@ table. Inheriting `Rich` and defining ``_view()`` gives a class all three displa
 
 - ``_repr_html_``: thumbnails (at most `THUMB` px, figures `PLOT` px) inlined as base64 JPEG (PNG for
   plots), captions and numbers as text; well-formed XHTML, no scripts, no external files.
-- ``_repr_png_``: the same as one `sheet` (PIL, tiles of `SHEET_TILE` px, matplotlib's DejaVu font).
+- ``_repr_png_``: the same as one `sheet` (PIL, tiles of `SHEET_TILE` px, matplotlib's DejaVu font),
+  a 256-colour PNG.
 - ``show()``: that sheet in a pyplot figure (a window, or inline in a notebook); returns the figure.
 
 Jupyter stores every format a result offers; ``phosphene.display.FORMATS`` says which (drop
@@ -332,9 +333,10 @@ def sheet(view: View, columns: int = 8) -> Image.Image:
 
 
 def to_png(view: View) -> bytes:
-    """The view's `sheet` as PNG bytes."""
+    """The view's `sheet` as a 256-colour PNG (a third of the full-colour size: it is the fallback
+    for exports and frontends without HTML, where the full-colour thumbnails are)."""
     buffer = io.BytesIO()
-    sheet(view).save(buffer, format="PNG", optimize=True)
+    sheet(view).quantize(256, method=Image.Quantize.FASTOCTREE).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 

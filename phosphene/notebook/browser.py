@@ -142,6 +142,7 @@ class UnitBrowser:
             raise PhospheneError(f"no image file at {chosen!r}" if chosen else "choose or type an image")
         path = Path(chosen)
         lam = float(self.lam.value if lam is None else lam)
+        self.lam.value = lam
         seed = load_seed(path, self.run, self.settings.size)
         reg = self.page.data["inhibition"]["attr_layer"]
         self.status.value = f"accentuating {self.page.layer}:{self.page.unit} in {path.name} (λ = {lam:g}) …"
