@@ -41,6 +41,7 @@ from .models.outputs import with_output
 from .objectives import Acts, Objective, evaluate
 from .param import make_param
 from .transforms import Compose, ending_at, make_transforms
+from .units import unit
 
 __all__ = ["RenderConfig", "RenderResult", "Renderer", "frozen", "model_device", "progress_enabled",
            "render"]
@@ -128,8 +129,6 @@ def as_objective(objective: Objective | str | Callable[[torch.Tensor], torch.Ten
     if isinstance(objective, Objective):
         return objective
     if isinstance(objective, str):
-        from .units import unit
-
         return unit(objective)
     if callable(objective):
         name = getattr(objective, "__name__", type(objective).__name__)
