@@ -15,12 +15,14 @@ not import Ray; a missing Ray or an unreachable address is a `RayUnavailableErro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import PhospheneError, install_hint
@@ -133,6 +135,26 @@ class _Worker:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Whether and how to run on Ray (``phosphene mine/render --ray ...``): ``address`` (None: not on
+    Ray, in this process), ``cpus`` / ``gpus`` per worker, ``workers`` (None: as many as fit),
+    ``shard_batches`` (batches per mining shard). `executor` opens the matching `RayExecutor`."""
+
+    address: str | None = None
+    cpus: float = 1.0
+    gpus: float = 0.0
+    workers: int | None = None
+    shard_batches: int = 4
+
+    def executor(self) -> contextlib.AbstractContextManager[RayExecutor | None]:
+        """A context holding a `RayExecutor` for ``address``, or None without one."""
+        if self.address is None:
+            return contextlib.nullcontext(None)
+        return RayExecutor(self.address, cpus=self.cpus, gpus=self.gpus, workers=self.workers,
+                           shard_batches=self.shard_batches)
 
 
 class RayExecutor:
