@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import click
 
-from ..mining import run_mining
+from ..mining import MiningPlan, run_mining
 from ..mining.contact_sheet import contact_sheets
 from .app import main
 from .common import model_options, open_model
@@ -52,11 +52,11 @@ def mine_command(model_name, weights, device, layers, images, k, out, batch_size
     """
     model = open_model(model_name, weights, device)
     names = [name.strip() for name in layers.split(",") if name.strip()]
+    plan = MiningPlan(k=k, batch_size=batch_size, num_workers=workers, size=size,
+                      checkpoint_every=checkpoint_every, max_pixels=max_pixels, max_aspect=max_aspect,
+                      fold=not no_fold)
     with replace(ray, shard_batches=shard_batches).executor() as executor:
-        run = run_mining(model, names, images, out, k=k, batch_size=batch_size, num_workers=workers,
-                         size=size, checkpoint_every=checkpoint_every, max_pixels=max_pixels,
-                         max_aspect=max_aspect,
-                         fold=not no_fold, progress=False if quiet else None,
+        run = run_mining(model, names, images, out, plan, progress=False if quiet else None,
                          executor=executor)
     sheets = contact_sheets(run, k=sheet_k, max_units=sheet_units) if sheet_k > 0 else {}
     summary = run.manifest["summary"]
