@@ -33,19 +33,19 @@ from .io.images import atomic_write_bytes, image_grid, save_image
 from .io.progress import progress_enabled
 from .layers.compiling import compiled
 from .layers.folding import fold_batchnorm
-from .layers.model_state import frozen, memory_format, model_device, resolve_channels_last
+from .layers.model_state import frozen, memory_format, resolve_channels_last
 from .layers.names import INPUT
 from .layers.tap import LayerTap
-from .models.input_shape import fit_side, fixed_input_size, input_channels
+from .models.input_shape import fit_side
 from .models.outputs import with_output
+from .models.wrapper import as_image_model
 from .objectives import Acts, Objective, evaluate
 from .param import make_param
 from .settings import with_overrides
 from .transforms import Compose, ending_at, make_transforms
 from .units import unit
 
-__all__ = ["RenderConfig", "RenderResult", "Renderer", "frozen", "model_device", "progress_enabled",
-           "render"]
+__all__ = ["RenderConfig", "RenderResult", "Renderer", "render"]
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -152,19 +152,19 @@ class Renderer:
                  device: str | torch.device | None = None, param_options: dict[str, Any] | None = None,
                  output_key: str | int | None = None):
         self.started = time.perf_counter()
-        model = with_output(model, output_key)  # logits of a dict/tuple-returning network
+        model = as_image_model(with_output(model, output_key))  # logits of a dict/tuple-returning net
         self.model, self.objective = model, as_objective(objective)
         self.config = config = config or RenderConfig()
-        self.device = torch.device(device) if device is not None else model_device(model)
-        self.size = config.size or getattr(model, "input_size", 224)
-        self.fixed = fixed_input_size(model)  # vision transformers: the views end at this side
+        self.device = torch.device(device) if device is not None else model.device
+        self.size = config.size or model.input_size
+        self.fixed = model.fixed_side  # vision transformers: the views end at this side
         self.batch = config.batch or self.objective.batch_size or 1
         if any(not 1 <= t <= config.steps for t in config.thresholds):
             raise PhospheneError(f"thresholds must be steps in 1..{config.steps}, got {config.thresholds}")
         cpu_gen = torch.Generator().manual_seed(config.seed)
         if isinstance(param, str):
             self.param_name = param
-            channels = input_channels(model)
+            channels = model.channels
             options = {**({"channels": channels} if channels != 3 else {}), **(param_options or {})}
             param = make_param(param, self.batch, self.size, generator=cpu_gen, **options)
         else:

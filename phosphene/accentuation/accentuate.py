@@ -31,9 +31,10 @@ from torch import nn
 from ..errors import PhospheneError
 from ..io.images import atomic_write_bytes, image_grid, save_image
 from ..layers.folding import fold_batchnorm
-from ..layers.model_state import frozen, model_device
+from ..layers.model_state import frozen
 from ..layers.names import check_layers
-from ..models.input_shape import fixed_input_size, input_channels, to_channels
+from ..models.input_shape import to_channels
+from ..models.wrapper import ImageModel, as_image_model
 from ..objectives import Acts, Objective
 from ..param import ConfinedImage, seeded_param
 from ..render import RenderConfig, Renderer, as_objective
@@ -174,11 +175,11 @@ def _as_seeds(images: torch.Tensor, canvas: int | None, channels: int = 3) -> to
     return resize(seeds.float().clamp(0, 1), canvas) if canvas else seeds.float().clamp(0, 1)
 
 
-def _seed_batch(model: nn.Module, objective: Objective, images: torch.Tensor, reg_layer: str,
+def _seed_batch(model: ImageModel, objective: Objective, images: torch.Tensor, reg_layer: str,
                 canvas: int | None) -> torch.Tensor:
     """The seed images as an (N, 3, S, S) batch, after checking the layers and the unit count."""
     check_layers(model, set(objective.layers) | {reg_layer})
-    seeds = _as_seeds(images, canvas, input_channels(model))
+    seeds = _as_seeds(images, canvas, model.channels)
     n = seeds.shape[0]
     if objective.batch_size not in (None, 1, n):
         raise PhospheneError(f"the objective has {objective.batch_size} units for {n} seed images")
@@ -207,13 +208,14 @@ def accentuate(model: nn.Module, objective: Objective | str, images: torch.Tenso
     if isinstance(config, str):
         config, overrides = None, {"reg_layer": config, **overrides}
     config = with_overrides(AccentuationConfig, config, overrides, "accentuate")
-    device = torch.device(device) if device is not None else model_device(model)
+    model = as_image_model(model)
+    device = torch.device(device) if device is not None else model.device
     objective = as_objective(objective)
     reg_layer = config.reg_layer or default_reg_layer(model)
     lams = config.lams
     seeds = _seed_batch(model, objective, images, reg_layer, config.canvas).to(device)
     n, group, canvas = seeds.shape[0], len(lams), seeds.shape[-1]
-    input_size = _crop_side(model, config.input_size, canvas)
+    input_size = _crop_side(model, config.input_size)
     with frozen(model), fold_batchnorm(model, set(objective.layers) | {reg_layer}, canvas, device,
                                        config.fold):
         rendered, state, beta, confine, loop = _optimize(model, objective, seeds, reg_layer, config,
@@ -237,7 +239,7 @@ def accentuate(model: nn.Module, objective: Objective | str, images: torch.Tenso
         settings=settings, seconds=time.perf_counter() - started)
 
 
-def _optimize(model: nn.Module, objective: Objective, seeds: torch.Tensor, reg_layer: str,
+def _optimize(model: ImageModel, objective: Objective, seeds: torch.Tensor, reg_layer: str,
               config: AccentuationConfig, input_size: int, progress: bool | None):
     """The balance step and the render loop on the frozen (and folded) model.
 
@@ -269,14 +271,14 @@ def _optimize(model: nn.Module, objective: Objective, seeds: torch.Tensor, reg_l
     return rendered, state, beta, confine, loop
 
 
-def _crop_side(model: nn.Module, input_size: int | None, canvas: int) -> int:
+def _crop_side(model: ImageModel, input_size: int | None) -> int:
     """The side the crops are resized to: ``input_size``, else the model's; a fixed-input model's
     own side (a different ``input_size`` is an error)."""
-    fixed = fixed_input_size(model)
+    fixed = model.fixed_side
     if fixed is not None and input_size not in (None, fixed):
         raise PhospheneError(f"this model only takes {fixed}-pixel images; input_size {input_size} "
                              "cannot be used")
-    return fixed or input_size or getattr(model, "input_size", canvas)
+    return fixed or input_size or model.input_size
 
 
 def _confine_mask(model: nn.Module, objective: Objective, seeds: torch.Tensor,

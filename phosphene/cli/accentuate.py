@@ -94,7 +94,7 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
         objective = obj.channel(layer, channel)
     reg_layer = reg_layer or default_reg_layer(model)
     check_layers(model, [reg_layer])
-    size = size or getattr(model, "input_size", 224)
+    size = size or model.input_size
     seeds, skipped = load_seeds(paths, size, model)
     for path, reason in skipped:
         click.echo(f"skipped {path}: unreadable ({reason})", err=True)

@@ -28,9 +28,9 @@ from tqdm.auto import tqdm
 from .. import objectives as obj
 from ..errors import PhospheneError, UnitOutOfRangeError
 from ..io.images import atomic_write_bytes
-from ..layers.model_state import model_device
 from ..layers.names import check_layers
 from ..layers.tap import LayerTap
+from ..models.wrapper import as_image_model
 from ..render import RenderConfig, RenderResult, render
 from ..settings import with_overrides
 
@@ -61,10 +61,11 @@ def plan_batches(units: Sequence[int], chunk: int, seed: int = 0) -> list[UnitBa
 
 def layer_units(model: nn.Module, layer: str, size: int | None = None) -> int:
     """Number of units (channels) of ``layer``."""
+    model = as_image_model(model)
     check_layers(model, [layer])
-    side = size or getattr(model, "input_size", 224)
+    side = size or model.input_size
     with LayerTap(model, [layer]) as tap, torch.no_grad():
-        return int(tap(torch.full((1, 3, side, side), 0.5, device=model_device(model)))[layer].shape[1])
+        return int(tap(torch.full((1, 3, side, side), 0.5, device=model.device))[layer].shape[1])
 
 
 @dataclass
@@ -116,6 +117,7 @@ def render_batches(model: nn.Module, layer: str, units: Sequence[int] | None, ou
     (`render`'s keywords: param, transforms, ..., and `RenderConfig` fields such as steps, size,
     seed) set each batch's render. Returns the index written to ``out/render.json``.
     """
+    model = as_image_model(model)
     keywords = {k: options.pop(k) for k in RENDER_KEYWORDS if k in options}
     config = with_overrides(RenderConfig, config, options, "render_batches")
     seed = config.seed
@@ -134,7 +136,7 @@ def render_batches(model: nn.Module, layer: str, units: Sequence[int] | None, ou
     out.mkdir(parents=True, exist_ok=True)
     batches = plan_batches(units, chunk, seed)
     todo = [b for b in batches if not (out / b.folder).is_dir()]
-    job_model = model if model_device(model).type == "cpu" else copy.deepcopy(model).cpu()
+    job_model = model if model.device.type == "cpu" else copy.deepcopy(model).cpu()
     job = BatchRenderer(job_model if executor else model, layer, kind, per_unit, diversity, config, keywords)
     with tqdm(total=len(batches), initial=len(batches) - len(todo), unit="batch", desc="render",
               disable=not progress if progress is not None else None) as bar:
@@ -155,6 +157,6 @@ def _run(job: BatchRenderer, todo: list[UnitBatch], on_result: Callable, executo
     if executor is not None:
         executor.map(job, todo, on_result)
         return
-    context = job.setup(model_device(job.model))
+    context = job.setup(job.model.device)
     for batch in todo:
         on_result(batch, job.run(context, batch))

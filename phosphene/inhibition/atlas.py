@@ -38,9 +38,9 @@ from ..attribution import Attributor, attribute
 from ..errors import PhospheneError
 from ..io.images import atomic_write_bytes, save_image, to_uint8
 from ..io.progress import progress_enabled
-from ..layers.model_state import model_device
 from ..layers.tap import LayerTap
 from ..mining.source import ImageSource, load_source  # noqa: F401  (re-exported)
+from ..models.wrapper import as_image_model
 from ..objectives import Objective
 from ..render import RenderConfig, Renderer
 from ..settings import with_overrides
@@ -114,7 +114,8 @@ def attribution_vectors(model: nn.Module, images: torch.Tensor, target: Unit | s
     The vector is ``sum_positions sign(a) * A``: the paper's sum of A for a non-negative (post-ReLU)
     layer; in a layer that can be negative it points where the activation must move to reproduce the
     attribution (as the signed inversion targets of `inversion.signed_targets`)."""
-    device = model_device(model)
+    model = as_image_model(model)
+    device = model.device
     fs, vectors = [], []
     with Attributor(model, target, [layer]) as attributor:
         for start in tqdm(range(0, len(images), batch_size), desc="attribution", leave=False,
@@ -130,7 +131,8 @@ def activation_vectors(model: nn.Module, images: torch.Tensor, layer: str, seed:
                        batch_size: int = 32) -> np.ndarray:
     """One activation vector (C,) per image at a random spatial position of ``layer``."""
     gen = torch.Generator().manual_seed(seed)
-    device = model_device(model)
+    model = as_image_model(model)
+    device = model.device
     out = []
     with LayerTap(model, [layer]) as tap, torch.no_grad():
         for start in range(0, len(images), batch_size):
@@ -304,6 +306,7 @@ def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], l
     (`phosphene.inhibition.atlas_defaults`); ``settings["hint"]`` says what to change when few
     cells survive."""
     config = with_overrides(AtlasConfig, config, overrides, "build_atlas")
+    model = as_image_model(model)
     mode, grid, per_group, min_points = config.mode, config.grid, config.per_group, config.min_points
     icon_size, steps, batch, cossim_pow, seed = (config.icon_size, config.steps, config.batch,
                                                  config.cossim_pow, config.seed)

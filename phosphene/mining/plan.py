@@ -14,12 +14,11 @@ from torch import nn
 
 from ..errors import OutputError, PhospheneError
 from ..io.decoding import IMAGE_SUFFIXES, display_path, scan_images
-from ..layers.model_state import model_device
 from ..layers.names import check_layers
 from ..layers.tap import LayerTap
 from ..models import load_model
-from ..models.input_shape import model_side
 from ..models.preprocess import spec_for
+from ..models.wrapper import as_image_model
 from .dataset import (
     DEFAULT_MAX_ASPECT,
     DEFAULT_MAX_PIXELS,
@@ -90,9 +89,8 @@ class MiningJob:
 def prepare(model: nn.Module | str, layers: Sequence[str], images: str | os.PathLike,
             out: str | os.PathLike, plan: MiningPlan, device: str | torch.device | None = None) -> MiningJob:
     """Check the arguments of `run_mining`, list the images and build the run's config."""
-    if isinstance(model, str):
-        model = load_model(model, device=device)
-    device = torch.device(device) if device is not None else model_device(model)
+    model = load_model(model, device=device) if isinstance(model, str) else as_image_model(model)
+    device = torch.device(device) if device is not None else model.device
     model.to(device)
     layers = list(dict.fromkeys(layers))
     if not layers:
@@ -103,13 +101,13 @@ def prepare(model: nn.Module | str, layers: Sequence[str], images: str | os.Path
     root, out = Path(images), Path(out)
     paths, unlisted = _list_folder(root)
     crop_fraction = plan.crop_fraction or spec_for(model).crop_fraction  # the model's own (crop_pct)
-    prep = Preprocessing(model_side(model, plan.size), crop_fraction, plan.min_side, plan.max_pixels,
+    prep = Preprocessing(model.side(plan.size), crop_fraction, plan.min_side, plan.max_pixels,
                          plan.max_aspect)
     _make_out(out)
     with LayerTap(model, layers, truncate=True) as tap:
         shapes = _layer_shapes(tap, prep.size, device)
     config = {
-        "model": getattr(model, "name", type(model).__name__), "layers": layers, "k": plan.k,
+        "model": model.name, "layers": layers, "k": plan.k,
         "batch_size": plan.batch_size, "stats": list(STATS), "preprocessing": prep.describe(),
         "image_root": str(root.resolve()), "n_images": len(paths),
         "image_list_sha256": list_hash(root, paths),

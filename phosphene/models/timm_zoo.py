@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ModelLoadError, install_hint
 from .checkpoints import hub_checkpoint_path, is_offline, load_into, offline_error, read_state_dict
+from .classes import imagenet_class_names
 from .wrapper import ImageModel
 
 HF_FILENAMES = ("model.safetensors", "pytorch_model.bin")  # timm's order of preference
@@ -100,7 +101,6 @@ def load_timm(spec: str, weights: str | None, offline: bool | None) -> ImageMode
     interpolation = cfg.get("interpolation", "bicubic")
     classes = None
     if getattr(net, "num_classes", cfg.get("num_classes")) == IMAGENET_CLASSES:
-        from . import imagenet_class_names
         classes = imagenet_class_names()
     return ImageModel(net, cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225)),
                       size, classes, f"timm:{spec}",

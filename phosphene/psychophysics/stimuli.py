@@ -29,7 +29,7 @@ from ..layers.names import check_layers
 from ..layers.recording import layer_table
 from ..layers.tap import LayerTap
 from ..models.preprocess import load_for
-from ..models.wrapper import layer_root
+from ..models.wrapper import as_image_model, layer_root
 from ..render import render
 
 DEPTHS = ("early", "middle", "late")
@@ -131,7 +131,7 @@ def channel_counts(model: nn.Module, layers: list[str]) -> dict[str, int]:
     """Channels of each layer's output (from one small forward pass)."""
     check_layers(model, layers)
     shapes = {name: layout.canonical_shape(shape) if layout else shape
-              for name, _, shape, layout in layer_table(model, 64, _device(model))}
+              for name, _, shape, layout in layer_table(model, 64, as_image_model(model).device)}
     return {layer: int(shapes[layer][1]) for layer in layers}
 
 
@@ -148,12 +148,6 @@ def pick_units(model: nn.Module, layers: dict[str, str], per_layer: int, seed: i
     return picked
 
 
-def _device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 # -- natural exemplars ---------------------------------------------------------------------------------
 # (layer, unit) -> [(image path, value)], best first
 Exemplars = dict[tuple[str, int], list[tuple[str, float]]]
@@ -166,7 +160,8 @@ def unit_means(model: nn.Module, images: list[Path], layer_units: dict[str, list
 
     A minimal stand-in for a mining run (`phosphene.mining`), for small image folders.
     """
-    device = _device(model)
+    model = as_image_model(model)
+    device = model.device
     out: dict[str, list[torch.Tensor]] = {layer: [] for layer in layer_units}
     with LayerTap(model, list(layer_units)) as tap:
         for start in tqdm(range(0, len(images), batch), disable=not progress_enabled(progress),
@@ -268,7 +263,7 @@ def render_unit(model: nn.Module, layer: str, unit: int, n: int, steps: int, siz
                     progress=progress)
     # The value reported is the unit's own activation, without the diversity term.
     with torch.no_grad(), LayerTap(model, [layer]) as tap:
-        act = tap(result.images.to(_device(model)))[layer]
+        act = tap(result.images.to(as_image_model(model).device))[layer]
         values = act[:, unit].float().mean((-2, -1)).cpu()
     return result.images, values
 
