@@ -11,9 +11,7 @@ from .layers.tap import LayerTap
 from .models import ImageModel, imagenet_class_names, list_models, load_model
 from .render import RenderConfig, Renderer, RenderResult, render
 from .units import Unit, parse_unit, unit
-
-__version__ = "0.2.0"
-
+from .version import __version__ as __version__
 
 __all__ = [
     "AccentuationConfig", "AccentuationResult", "accentuate",

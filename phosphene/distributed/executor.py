@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import torch
+
 from ..errors import PhospheneError, install_hint
 
 IN_FLIGHT_PER_WORKER = 2
@@ -117,8 +119,6 @@ class _Worker:
     actor without needing constructor arguments from the object store."""
 
     def __init__(self, device: str, threads: int):
-        import torch
-
         if device == "cpu":
             torch.set_num_threads(max(1, threads))
         self.device = torch.device(device)

@@ -35,7 +35,7 @@ from ..attribution import AttributionResult, Attributor, concat
 from ..errors import PhospheneError
 from ..io.images import atomic_write_bytes
 from ..io.progress import progress_enabled
-from ..mining.dataset import Preprocessing, batch_loader
+from ..mining.dataset import Preprocessing, batch_loader, decode_image
 from ..mining.source import image_source
 from ..mining.store import write_parquet
 from ..models.preprocess import spec_for
@@ -255,6 +255,4 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
 
 def load_selected(paths: Sequence[Path], prep: Preprocessing) -> torch.Tensor:
     """(N, 3, S, S) images in [0, 1] for ``paths`` (already known to decode)."""
-    from ..mining.dataset import decode_image
-
     return torch.stack([torch.from_numpy(decode_image(p, prep)).float() / 255 for p in paths])

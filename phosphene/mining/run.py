@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy
+import PIL
+import pyarrow
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -27,6 +30,7 @@ from ..layers.folding import fold_batchnorm
 from ..layers.model_state import memory_format, resolve_channels_last
 from ..layers.tap import LayerTap
 from ..settings import with_overrides
+from ..version import __version__
 from . import store
 from .dataset import batch_loader
 from .lock import run_lock
@@ -37,12 +41,6 @@ from .topk import LayerExtremes
 
 
 def _versions() -> dict[str, str]:
-    import numpy
-    import PIL
-    import pyarrow
-
-    from .. import __version__
-
     return {"phosphene": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "pillow": PIL.__version__, "pyarrow": pyarrow.__version__,
             "python": sys.version.split()[0], "platform": platform.platform()}

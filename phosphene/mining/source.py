@@ -15,12 +15,12 @@ from ..models.preprocess import spec_for
 from ..models.wrapper import as_image_model
 from . import store
 from .dataset import Preprocessing, batch_loader
+from .reader import MiningRun
 
 
 def image_source(source: str | os.PathLike) -> tuple[list[Path], Path, Preprocessing | None, str | None]:
     """(paths, root, preprocessing of a run or None, model name of a run or None) for a mining run
     folder or an image folder."""
-    from .reader import MiningRun
 
     source = Path(source)
     if (source / store.MANIFEST).is_file():

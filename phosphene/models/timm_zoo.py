@@ -11,6 +11,7 @@ huggingface_hub read ``HF_HUB_OFFLINE``.
 
 from __future__ import annotations
 
+import difflib
 import math
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,6 @@ def check_name(timm: Any, spec: str) -> None:
                              "--weights FILE (the repository's model.safetensors)")
     arch, _, tag = spec.partition(".")
     if not timm.is_model(arch):
-        import difflib
         close = difflib.get_close_matches(arch, timm.list_models(), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelLoadError(f"timm has no model {arch!r}{hint}")

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import mining
 from .. import objectives as obj
 from ..errors import PhospheneError
 from ..io.images import atomic_write_bytes, image_grid, load_image, save_image
@@ -219,8 +221,6 @@ def exemplars_from_run(run: str | Path, layer_units: dict[str, list[int]], k: in
     """Top natural exemplars (by channel mean) from a mining run, via
     ``phosphene.mining.open(run).top(layer, unit, k)``; each image used by one unit per layer.
     With ``model_name``, the run must have been mined with that model."""
-    from .. import mining
-
     mined = mining.open(run)
     if model_name is not None and mined.model_name != model_name:
         raise PhospheneError(f"the mining run {run} was made with {mined.model_name}, not {model_name}")
@@ -238,8 +238,6 @@ def exemplars_from_run(run: str | Path, layer_units: dict[str, list[int]], k: in
 def run_layers(model: nn.Module, run: str | Path) -> dict[str, str]:
     """Early/middle/late layers for a mining run: its three layers in forward order, or else the
     default tertile layers if the run has them all."""
-    from .. import mining
-
     mined = mining.open(run)
     order = {name: i for i, (name, _) in enumerate(layer_root(model).named_modules())}
     if len(mined.layers) == 3:
@@ -364,8 +362,6 @@ def demo_stimuli(out: str | Path, units_per_depth: int = 3, naturals: int = 10, 
 def overview(stimuli: StimulusSet, cell: int = 64, per_row: int = 5):
     """A PIL image: one line per unit, its natural exemplars then its visualizations, with the layer,
     unit and what each half of the line shows written on the left."""
-    from PIL import Image, ImageDraw, ImageFont
-
     tiles = []
     blank = torch.ones(3, cell, cell)
     for u in stimuli.units:
