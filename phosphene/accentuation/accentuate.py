@@ -229,7 +229,7 @@ def accentuate(model: nn.Module, objective: Objective | str, images: torch.Tenso
                 "input_size": input_size, "param": config.param, "mask": config.mask_name(),
                 "transparency_every": config.transparency_every, "measure_crops": config.measure_crops,
                 "crops": config.crops, "balance": config.balance_by, "style": config.style,
-                "fold": config.fold, "model": getattr(model, "name", type(model).__name__)}
+                "fold": config.fold, "model": model.name}
     return AccentuationResult(
         images=rendered.images, seeds=seeds.cpu(), lams=lams,
         labels=[objective.label(i) for i in range(n * group)], f_before=f_seed.repeat_interleave(group),
