@@ -26,12 +26,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from matplotlib.colors import TwoSlopeNorm
-from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
@@ -53,6 +51,9 @@ from ..units import Unit, as_unit
 from .atlas_defaults import auto_grid, auto_min_points, sparse_hint
 from .atlas_page import diverging_colours, write_page
 from .norm_check import completeness_warnings
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MODES = ("attribution", "activation")
 
@@ -193,6 +194,8 @@ def compose_atlas(icons: torch.Tensor, cells: Sequence[Cell], grid: int, f: np.n
 
 def scatter_plot(xy01: np.ndarray, f: np.ndarray, norms: np.ndarray, grid: int, title: str) -> Figure:
     """The atlas' companion scatter: points coloured by f (diverging at 0), sized by vector norm."""
+    from matplotlib.colors import TwoSlopeNorm
+
     bound = max(float(np.abs(f).max()), 1e-6)
     sizes = 6 + 60 * norms / max(float(norms.max()), 1e-12)
     fig = new_figure((6.4, 6))

@@ -43,7 +43,6 @@ from ..models.preprocess import spec_for
 from ..models.wrapper import as_image_model
 from ..objectives import Objective
 from ..units import Unit, as_unit
-from . import tension_plots as plots
 from .norm_check import completeness_warnings
 
 SELECTIONS = ("mei", "mii", "mti")
@@ -155,6 +154,8 @@ class TensionTable(Rich):
                 "f > 0": f"{np.mean(self.f > 0):.0%}", "max T": float(self.tension().max()), **completeness}
 
     def _view(self, n: int = 8) -> View:
+        from . import tension_plots as plots  # matplotlib, imported when a picture is drawn
+
         primary, tension = self.values[self.primary], self.tension()
         selections = {kind: self.select(kind, min(n, len(self.f))) for kind in SELECTIONS}
         scatter = plots.scatter_plot({la: self.values[la]["e_plus"] for la in self.layers},
@@ -257,6 +258,8 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
                    ) -> TensionReport:
     """Run `compute_tension` and write scatter.png, completeness.csv/.png, mei.png, mii.png, mti.png,
     tension.parquet and tension.json into ``out``. φ maps are those of the first attribution layer."""
+    from . import tension_plots as plots  # matplotlib, imported when pictures are drawn
+
     if n < 1:
         raise PhospheneError("--n must be at least 1")
     model, target = as_image_model(model), as_unit(target)

@@ -29,17 +29,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import torch
-from matplotlib import font_manager
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
 from PIL import Image, ImageDraw, ImageFont
 
 from .images import to_uint8
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is made (a slow import)
+    from matplotlib.figure import Figure
 
 THUMB = 128  # longest side of an image thumbnail in the HTML view
 PLOT = 420  # longest side of a plot in the HTML view
@@ -48,7 +47,7 @@ MAX_TILES = 64  # pictures per section (the rest are counted, not shown)
 MAX_ROWS = 40  # rows of a table
 FORMATS = {"html", "png"}  # what `Rich` offers to Jupyter
 
-Picture = torch.Tensor | Image.Image | np.ndarray | Path | str | Figure
+Picture = Union[torch.Tensor, Image.Image, np.ndarray, Path, str, "Figure"]
 
 
 @dataclass
@@ -109,6 +108,9 @@ def number(value: Any) -> str:
 def new_figure(figsize: tuple[float, float], dpi: float = 100) -> Figure:
     """A matplotlib figure with an Agg canvas, made without pyplot: drawing and saving it never
     changes the caller's backend (a notebook's inline plots) and it needs no ``close``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=figsize, dpi=dpi)
     FigureCanvasAgg(figure)
     return figure
@@ -139,7 +141,9 @@ def as_pil(picture: Picture) -> Image.Image:
     if isinstance(picture, (str, Path)):
         with Image.open(picture) as opened:
             return as_pil(opened.copy())
-    if isinstance(picture, Figure):
+    if hasattr(picture, "savefig") and hasattr(picture, "canvas"):  # a matplotlib figure
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
         canvas = FigureCanvasAgg(picture)
         canvas.draw()
         return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
@@ -241,7 +245,9 @@ def to_html(view: View) -> str:
 @functools.lru_cache(maxsize=8)
 def _font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
     """matplotlib's DejaVu Sans (it draws φ, E⁺, λ, which PIL's default font cannot)."""
-    font = FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal")
+    from matplotlib import font_manager
+
+    font = font_manager.FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal")
     return ImageFont.truetype(font_manager.findfont(font), size)
 
 
