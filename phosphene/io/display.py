@@ -117,13 +117,14 @@ def new_figure(figsize: tuple[float, float], dpi: float = 100) -> Figure:
 
 
 def line_plot(series: torch.Tensor | np.ndarray, ylabel: str, xlabel: str = "step",
-              labels: Sequence[str] | None = None) -> Figure:
-    """A small chart of ``series`` (T, N): one line per column (a legend for up to 8 ``labels``)."""
+              labels: Sequence[str] | None = None, first: int = 1) -> Figure:
+    """A small chart of ``series`` (T, N): one line per column (a legend for up to 8 ``labels``),
+    the x axis counting from ``first`` (steps from 1; use 0 for indices such as atoms)."""
     values = np.asarray(series.detach().float().cpu() if isinstance(series, torch.Tensor) else series)
     values = values.reshape(len(values), -1)
     figure = new_figure((3.6, 2.2))
     ax = figure.subplots()
-    lines = ax.plot(np.arange(1, len(values) + 1), values, linewidth=0.9)
+    lines = ax.plot(np.arange(first, first + len(values)), values, linewidth=0.9)
     if labels is not None and 1 < len(lines) <= 8:
         ax.legend(lines, labels, fontsize=6, frameon=False)
     ax.set_xlabel(xlabel, fontsize=8)
