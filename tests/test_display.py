@@ -175,14 +175,15 @@ def test_tension_report_repr_shows_the_pictures_it_wrote(model, samples_dir, tmp
 
 def test_importing_and_plotting_leaves_the_matplotlib_backend_alone(tmp_path):
     code = ("import matplotlib, numpy as np\n"
-            "import phosphene, phosphene.report, phosphene.psychophysics\n"
-            "from phosphene.inhibition import tension_plots as p\n"
+            "from phosphene.inhibition import atlas, tension_plots as p\n"
             "p.scatter_plot({'l': np.ones(3)}, {'l': np.arange(3.0)}, np.arange(3.0) - 1, {}, 't')\n"
+            "atlas.scatter_figure(np.random.rand(5, 2), np.arange(5.0) - 2, np.ones(5), 4, 'a.png', 't')\n"
             "print(matplotlib.get_backend())\n")
     env = {**os.environ, "MPLBACKEND": "svg", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "svg"
+    assert done.stdout.strip() == "svg" and (tmp_path / "a.png").stat().st_size > 0
 
 
 def test_progress_bars_default_to_on_in_a_jupyter_kernel(monkeypatch):
