@@ -67,7 +67,7 @@ def pairs(model, size: int) -> list[dict]:
                         "faccent": ("net__fc", cls), "reg": "_blocks.8"})
     rng = random.Random(0)
     counts = {layer: int(shape[1]) for layer, _, shape in
-              phosphene.hooks.layer_shapes(model, 64, torch.device("cpu"))
+              phosphene.layer_shapes(model, 64, torch.device("cpu"))
               if layer in {v[0] for v in CHANNEL_LAYERS.values()}}
     for name in CHANNEL_SEEDS:
         seed = phosphene.load_image(SAMPLES / name, size)[None]

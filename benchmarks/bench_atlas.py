@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 import phosphene
+from phosphene.attribution import parse_target
 from phosphene.inhibition.atlas import (
     attribution_vectors,
     bin_layout,
@@ -24,7 +25,6 @@ from phosphene.inhibition.atlas import (
     select_images,
     umap_layout,
 )
-from phosphene.inhibition.attribution import parse_target
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = phosphene.load_model()
-    paths = phosphene.images.list_images(args.images)
+    paths = phosphene.io.images.list_images(args.images)
     images = torch.stack([phosphene.load_image(p, args.size) for p in paths])
     f, vectors = attribution_vectors(model, images, parse_target(args.target), args.attr_layer)
     keep = select_images(f, np.linalg.norm(vectors, axis=1), 100)

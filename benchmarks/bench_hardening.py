@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from phosphene.images import list_images  # noqa: E402
+from phosphene.io.images import list_images  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time

@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import phosphene  # noqa: E402
 from phosphene import objectives  # noqa: E402
-from phosphene.hooks import LayerTap  # noqa: E402
-from phosphene.images import image_grid  # noqa: E402
+from phosphene.io.images import image_grid  # noqa: E402
+from phosphene.layers.tap import LayerTap  # noqa: E402
 from phosphene.param import MacoImage, natural_spectrum, spectrum_std  # noqa: E402
 
 

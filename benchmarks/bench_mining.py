@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from phosphene import load_model  # noqa: E402
-from phosphene.hooks import LayerTap  # noqa: E402
-from phosphene.images import list_images  # noqa: E402
+from phosphene.io.images import list_images  # noqa: E402
+from phosphene.layers.tap import LayerTap  # noqa: E402
 from phosphene.mining import run_mining  # noqa: E402
 from phosphene.mining.dataset import Preprocessing, decode_image  # noqa: E402
 

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import Timer  # noqa: E402
 
 from phosphene import load_model  # noqa: E402
-from phosphene.distributed import RayExecutor, import_ray  # noqa: E402
-from phosphene.images import list_images  # noqa: E402
+from phosphene.distributed.executor import RayExecutor, import_ray  # noqa: E402
+from phosphene.io.images import list_images  # noqa: E402
 from phosphene.mining import run_mining  # noqa: E402
 from phosphene.mining.dataset import Preprocessing, decode_image  # noqa: E402
 

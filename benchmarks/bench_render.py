@@ -55,8 +55,8 @@ from timing import Timer  # noqa: E402  (benchmarks/timing.py)
 
 import phosphene  # noqa: E402
 from phosphene import objectives  # noqa: E402
-from phosphene.folding import fold_batchnorm  # noqa: E402
-from phosphene.hooks import LayerTap  # noqa: E402
+from phosphene.layers.folding import fold_batchnorm  # noqa: E402
+from phosphene.layers.tap import LayerTap  # noqa: E402
 from phosphene.models import layer_root  # noqa: E402
 from phosphene.objectives import Acts, evaluate  # noqa: E402
 from phosphene.transforms import standard_transforms  # noqa: E402

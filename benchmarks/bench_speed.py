@@ -46,7 +46,7 @@ from timing import Timer  # noqa: E402
 
 import phosphene  # noqa: E402
 from phosphene import objectives  # noqa: E402
-from phosphene.folding import fold_batchnorm  # noqa: E402
+from phosphene.layers.folding import fold_batchnorm  # noqa: E402
 from phosphene.transforms import standard_transforms  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"

@@ -9,7 +9,7 @@ import sys
 from _tiny import pick
 
 import phosphene
-from phosphene.inhibition.attribution import attribute
+from phosphene.attribution import attribute
 from phosphene.inhibition.inversion import invert
 
 if len(sys.argv) < 2:

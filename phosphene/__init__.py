@@ -1,23 +1,19 @@
 """phosphene: what the features of a vision model respond to, where, and what suppresses them."""
 
-import sys
-
-from . import _compat, objectives, param, transforms, units
+from . import objectives, param, transforms, units
 from .accentuation import AccentuationResult, accentuate
 from .errors import LayerNotFoundError, ModelLoadError, PhospheneError, UnitOutOfRangeError
-from .hooks import LayerTap, layer_names, layer_shapes, resolve_layer
-from .images import image_grid, load_image, save_image
-from .layouts import Layout
+from .io.images import image_grid, load_image, save_image
+from .layers.layouts import Layout
+from .layers.names import layer_names, resolve_layer
+from .layers.recording import layer_shapes, layer_table, set_layouts
+from .layers.tap import LayerTap
 from .models import ImageModel, imagenet_class_names, list_models, load_model
-from .probe import layer_table, set_layouts
 from .render import RenderConfig, Renderer, RenderResult, render
 from .units import Unit, parse_unit, unit
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-_compat.install()
-# ``phosphene.accentuate`` is the function; the old module path still imports the module
-sys.modules.setdefault("phosphene.accentuate", sys.modules["phosphene.accentuation.accentuate"])
 
 __all__ = [
     "AccentuationResult", "accentuate",

@@ -37,3 +37,13 @@ class ModelLoadError(PhospheneError):
 
 class OutputError(PhospheneError):
     """An output folder or file that cannot be written (read-only, full disk, a file in the way)."""
+
+
+CONSTRAINTS = "constraints/cpu.txt"
+
+
+def install_hint(extra: str) -> str:
+    """``pip install -e '.[EXTRA]' -c constraints/cpu.txt`` plus where to run it, for one-line errors
+    (phosphene is installed from its checkout, and without the constraints file pip may swap the
+    installed CPU torch for the newest CUDA build when an extra needs torchvision)."""
+    return f"pip install -e '.[{extra}]' -c {CONSTRAINTS} (in the phosphene checkout; keeps your torch)"

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import PhospheneError, UnitOutOfRangeError
-from .hooks import LOGITS
+from .layers.names import LOGITS
 from .models.outputs import logits_of
 
 Units = int | Sequence[int] | range | torch.Tensor

@@ -27,17 +27,19 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .captions import GRID_NOTE, name_classes
-from .compiling import compiled
 from .errors import PhospheneError
-from .folding import fold_batchnorm
-from .hooks import INPUT, LayerTap
-from .images import atomic_write_bytes, image_grid, save_image
+from .io.captions import GRID_NOTE, name_classes
+from .io.images import atomic_write_bytes, image_grid, save_image
+from .io.progress import progress_enabled
+from .layers.compiling import compiled
+from .layers.folding import fold_batchnorm
+from .layers.model_state import frozen, memory_format, model_device, resolve_channels_last
+from .layers.names import INPUT
+from .layers.tap import LayerTap
 from .models.input_shape import fit_side, fixed_input_size, input_channels
 from .models.outputs import with_output
 from .objectives import Acts, Objective, evaluate
 from .param import make_param
-from .torch_utils import frozen, memory_format, model_device, progress_enabled, resolve_channels_last
 from .transforms import Compose, ending_at, make_transforms
 
 __all__ = ["RenderConfig", "RenderResult", "Renderer", "frozen", "model_device", "progress_enabled",

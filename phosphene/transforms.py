@@ -295,3 +295,18 @@ def make_transforms(name: str | Compose | None, size: int = 224) -> Compose:
     if name == "crops":
         return crop_transforms(size=size)
     raise PhospheneError(f"unknown transform set {name!r}; choose from {', '.join(TRANSFORM_SETS)}")
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur (N, C, H, W) maps with a separable Gaussian of std ``sigma`` pixels (reflect padding)."""
+    if sigma <= 0:
+        return maps
+    radius = max(1, int(3 * sigma + 0.5))
+    radius = min(radius, maps.shape[-1] - 1, maps.shape[-2] - 1)
+    x = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = maps.shape[1]
+    out = F.pad(maps, (radius, radius, radius, radius), mode="reflect")
+    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import phosphene
-from phosphene.inhibition.attribution import attribute, parse_target
+from phosphene.attribution import attribute, parse_target
 from phosphene.inhibition.tension_plots import smooth_maps, threshold_map
 from phosphene.models.efficientnet_lite import Conv2dSame
 
@@ -89,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     model = phosphene.load_model("efficientnet_lite0", device="cpu")
-    paths = phosphene.images.list_images(args.images)[: args.n]
+    paths = phosphene.io.images.list_images(args.images)[: args.n]
     images = torch.stack([phosphene.load_image(p, args.size) for p in paths])
     target = parse_target(args.target)
     conditions = {"original": ("tf", images), "flipped": ("tf", images.flip(-2)),

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from phosphene.images import list_images, pil_to_tensor, resize_center_crop
+from phosphene.io.images import list_images, pil_to_tensor, resize_center_crop
 from phosphene.param.core import _logit, decorrelate
 
 OUT = Path(__file__).resolve().parents[1] / "phosphene" / "data" / "maco_spectrum.npy"

@@ -52,7 +52,7 @@ def save_small(picture: Image.Image, name: str, width: int = WIDTH) -> None:
 
 
 def samples(folder: Path, n: int, size: int) -> tuple[torch.Tensor, list[Path]]:
-    paths = phosphene.images.list_images(folder)[:n]
+    paths = phosphene.io.images.list_images(folder)[:n]
     return torch.stack([phosphene.load_image(p, size) for p in paths]), paths
 
 
@@ -64,14 +64,14 @@ def visualizations(model, args) -> None:
 
 
 def accentuation(model, args) -> None:
-    seed = phosphene.load_image(phosphene.images.list_images(args.samples)[0], 160)
+    seed = phosphene.load_image(phosphene.io.images.list_images(args.samples)[0], 160)
     result = phosphene.accentuate(model, obj.class_logit(0), seed, reg_layer="_blocks.8", lam=[0.5, 2.0],
                                   steps=max(16, args.steps // 2), crops=4, input_size=160)
     save_small(result.figure(), "accentuation.jpg", 640)
 
 
 def mti(model, args) -> None:
-    from phosphene.inhibition.attribution import attribute
+    from phosphene.attribution import attribute
     from phosphene.inhibition.tension import tension_score
     from phosphene.inhibition.tension_plots import example_grid
 

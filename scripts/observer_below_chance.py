@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import phosphene
-from phosphene.images import list_images
+from phosphene.io.images import list_images
 from phosphene.mining import run_mining
 from phosphene.psychophysics import stimuli as st
 from phosphene.psychophysics.observer import MachineObserver, best_assignment, simulate

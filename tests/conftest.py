@@ -123,7 +123,7 @@ def sample_labels(samples_dir) -> dict[str, int]:
 @pytest.fixture(scope="session")
 def sample_batch(samples_dir) -> tuple[torch.Tensor, list[Path]]:
     """All sample images, 224 px centre crops, as one (500, 3, 224, 224) tensor, and their paths."""
-    paths = phosphene.images.list_images(samples_dir)
+    paths = phosphene.io.images.list_images(samples_dir)
     return torch.stack([phosphene.load_image(p, 224) for p in paths]), paths
 
 

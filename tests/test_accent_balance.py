@@ -17,10 +17,10 @@ from phosphene.accentuation import accentuate
 from phosphene.accentuation.balance import balance
 from phosphene.accentuation.crops import LatentDistance, SharedCrops, channel_distance
 from phosphene.errors import PhospheneError
-from phosphene.hooks import LayerTap
+from phosphene.layers.model_state import frozen
+from phosphene.layers.tap import LayerTap
 from phosphene.objectives import Acts
 from phosphene.param import COLOR_CORRELATION
-from phosphene.render import frozen
 
 SIZE = 48
 CROPS = 3

@@ -115,7 +115,7 @@ def test_first_step_is_faccents(model, hen, kind, unit, layer, reg_layer, one_th
     for row, lam in enumerate(LAMS):
         reference = Faccent(model, kind, unit, layer, reg_layer, hen)
         try:
-            with phosphene.torch_utils.frozen(model):
+            with phosphene.layers.model_state.frozen(model):
                 beta = reference.beta(balance_boxes)
                 f0, r0, image = reference.step(step_boxes, lam * beta)
         finally:

@@ -16,10 +16,11 @@ from phosphene.accentuation import (
     measure,
 )
 from phosphene.accentuation.circuits import circuit_overlap, iou
-from phosphene.accentuation.masks import attribution_mask, gaussian_blur, transparency_mask
+from phosphene.accentuation.masks import attribution_mask, transparency_mask
 from phosphene.errors import LayerNotFoundError, PhospheneError
 from phosphene.param import SEEDED_PARAMETERIZATIONS, ConfinedImage, seeded_param
 from phosphene.render import render
+from phosphene.transforms import gaussian_blur
 
 SIZE = 64
 STEPS = 20

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from phosphene.cli import main
+from phosphene.cli.app import main
 
 FAST = ["--steps", "2", "--crops", "2", "--size", "48", "--input-size", "48", "--reg-layer", "_blocks.4",
         "--quiet"]

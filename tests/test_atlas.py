@@ -10,7 +10,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from phosphene.cli import main
+from phosphene.attribution import Target, attribute
+from phosphene.cli.app import main
 from phosphene.inhibition.atlas import (
     attribution_vectors,
     bin_layout,
@@ -20,7 +21,6 @@ from phosphene.inhibition.atlas import (
     select_images,
     whitening,
 )
-from phosphene.inhibition.attribution import Target, attribute
 
 TARGET = Target("_blocks.9", 5)
 LAYER = "_blocks.6"
@@ -106,7 +106,7 @@ def test_a_10x10_attribution_atlas_renders_end_to_end(atlas10, tmp_path):
 
 
 def test_icons_move_the_layer_toward_their_cell_direction(model, atlas10):
-    from phosphene.hooks import LayerTap
+    from phosphene.layers.tap import LayerTap
 
     result = atlas10
     with LayerTap(model, [LAYER]) as tap, torch.no_grad():

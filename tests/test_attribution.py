@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from phosphene.attribution import Target, attribute, parse_target
 from phosphene.errors import LayerNotFoundError, PhospheneError, UnitOutOfRangeError
-from phosphene.hooks import resolve_layer
-from phosphene.images import list_images, load_image
-from phosphene.inhibition.attribution import Target, attribute, parse_target
+from phosphene.io.images import list_images, load_image
+from phosphene.layers.names import resolve_layer
 
 SIZE = 96
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 import phosphene
 from phosphene import objectives as obj
-from phosphene.captions import GRID_NOTE, name_classes
+from phosphene.io.captions import GRID_NOTE, name_classes
 
 
 def test_class_labels_get_their_names():

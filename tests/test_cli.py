@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from phosphene.cli import main
+from phosphene.cli.app import main
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from torch import nn
 
 import phosphene
 from phosphene import objectives as obj
-from phosphene.folding import fold_batchnorm
-from phosphene.render import frozen
+from phosphene.layers.folding import fold_batchnorm
+from phosphene.layers.model_state import frozen
 
 
 class Branchy(nn.Module):

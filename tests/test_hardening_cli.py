@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phosphene.cli import main
+from phosphene.cli.app import main
 from phosphene.psychophysics.storage import ExperimentDB
 
 OUT = "/nonexistent-phosphene-out"

@@ -15,10 +15,10 @@ from badcorpus import NON_UTF8_DIR, NON_UTF8_FILE, photo, write_bad_corpus
 from click.testing import CliRunner
 
 from phosphene import mining
-from phosphene.cli import main
-from phosphene.decoding import read_rgb, scan_images
+from phosphene.cli.app import main
 from phosphene.errors import OutputError, PhospheneError
-from phosphene.images import load_image
+from phosphene.io.decoding import read_rgb, scan_images
+from phosphene.io.images import load_image
 from phosphene.mining.lock import RunLockedError, run_lock
 
 LAYER = "_blocks.2"

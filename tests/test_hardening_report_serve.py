@@ -11,7 +11,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from phosphene.cli import main
+from phosphene.cli.app import main
 from phosphene.report.httpd import ServerLimits
 from phosphene.report.serve import background
 

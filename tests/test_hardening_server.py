@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phosphene.cli import main
+from phosphene.cli.app import main
 from phosphene.psychophysics.connections import ConnectionLimits
 from phosphene.psychophysics.guard import BodyLimit, RateLimit
 from phosphene.psychophysics.server import Limits, background_server, create_app

@@ -8,7 +8,8 @@ from torch import nn
 
 import phosphene
 from phosphene.errors import LayerNotFoundError
-from phosphene.hooks import LayerTap, layer_shapes
+from phosphene.layers.recording import layer_shapes
+from phosphene.layers.tap import LayerTap
 
 
 @pytest.mark.parametrize("layers", [["_relu0"], ["_blocks.3._bn1"], ["_blocks.8"],

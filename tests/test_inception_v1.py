@@ -86,7 +86,7 @@ def test_absent_weights_offline_name_the_place_and_the_command(tmp_path, monkeyp
 def test_cli_offline_flag_refuses_downloads_with_one_line_and_exit_2(tmp_path, monkeypatch, no_network):
     from click.testing import CliRunner
 
-    from phosphene.cli import main
+    from phosphene.cli.app import main
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.delenv("PHOSPHENE_OFFLINE", raising=False)
@@ -103,7 +103,7 @@ def test_cli_download_fills_the_cache_through_torch_hub(weights_file, tmp_path, 
 
     from click.testing import CliRunner
 
-    from phosphene.cli import main
+    from phosphene.cli.app import main
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     fetched = []

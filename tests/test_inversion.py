@@ -9,8 +9,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from phosphene.cli import main
-from phosphene.inhibition.attribution import Target
+from phosphene.attribution import Target
+from phosphene.cli.app import main
 from phosphene.inhibition.inversion import PANELS, invert_many, seed_attribution
 from phosphene.inhibition.tension import compute_tension
 from phosphene.param import ConcatImages, PixelImage

@@ -13,8 +13,8 @@ from PIL import Image
 
 from phosphene import mining
 from phosphene.errors import LayerNotFoundError, PhospheneError, UnitOutOfRangeError
-from phosphene.hooks import LayerTap
-from phosphene.images import list_images
+from phosphene.io.images import list_images
+from phosphene.layers.tap import LayerTap
 from phosphene.mining.dataset import Preprocessing, decode_image
 from phosphene.mining.topk import unit_statistics
 

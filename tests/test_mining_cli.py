@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from test_mining import sample_subset
 
 from phosphene import mining
-from phosphene.cli import main
+from phosphene.cli.app import main
 
 ARGS = ["--layers", "_blocks.2", "--k", "3", "--size", "64", "--batch-size", "8", "--workers", "0",
         "--device", "cpu", "--quiet"]

@@ -49,7 +49,7 @@ def killing_write(path, data):
     if mode == "tables" and os.path.basename(path) == store.TOPK:
         die()
 store.atomic_write_bytes = killing_write
-from phosphene.cli import main
+from phosphene.cli.app import main
 sys.argv = ["phosphene"] + sys.argv[3:]
 main()
 """

@@ -15,11 +15,11 @@ from torch import nn
 
 import phosphene
 from phosphene import objectives as obj
+from phosphene.attribution import attribute
 from phosphene.errors import PhospheneError, UnitOutOfRangeError
 from phosphene.inhibition.atlas import activation_vectors
-from phosphene.inhibition.attribution import attribute
 from phosphene.inhibition.tension import compute_tension
-from phosphene.layouts import Layout, token_layout
+from phosphene.layers.layouts import Layout, token_layout
 
 tv_models = pytest.importorskip("torchvision.models")
 timm = pytest.importorskip("timm")
@@ -221,7 +221,7 @@ def test_attention_heads_are_units(timm_vit, tv_vit):
     assert torch.allclose(result.f, heads[:, 1, 0, 3], atol=1e-5)
     assert result.layers["blocks.0"].e_plus.shape == (2,)
 
-    from phosphene.heads import mha_head_outputs
+    from phosphene.layers.heads import mha_head_outputs
 
     mha = phosphene.resolve_layer(tv_vit, "encoder.layers.encoder_layer_0.self_attention")
     tokens = torch.randn(2, 17, 16)
@@ -305,7 +305,7 @@ def test_accentuate_token_and_nhwc_layers(fixture, unit, reg_layer, request):
 def test_cli_layers_shows_layouts_and_takes_overrides():
     from click.testing import CliRunner
 
-    from phosphene.cli import main
+    from phosphene.cli.app import main
 
     runner = CliRunner()
     result = runner.invoke(main, ["layers", "efficientnet_lite0", "--size", "64",
@@ -321,7 +321,7 @@ def test_cli_layers_shows_layouts_and_takes_overrides():
 def test_cli_render_takes_layout_overrides(tmp_path):
     from click.testing import CliRunner
 
-    from phosphene.cli import main
+    from phosphene.cli.app import main
 
     args = ["render", "--layer", "_blocks.1", "--channels", "0", "--steps", "1", "--size", "32",
             "--quiet", "--out", str(tmp_path)]

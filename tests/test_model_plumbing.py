@@ -18,7 +18,7 @@ from torch import nn
 import phosphene
 from phosphene import objectives as obj
 from phosphene.accentuation import default_reg_layer
-from phosphene.cli import main
+from phosphene.cli.app import main
 from phosphene.errors import PhospheneError
 from phosphene.models import ImageModel
 from phosphene.models.input_shape import fixed_input_size, input_channels
@@ -168,7 +168,7 @@ def test_grayscale_model_accentuates_rgb_seeds(gray, seed_dir):
 
 
 def test_grayscale_model_mines_and_attributes_rgb_files(gray, seed_dir, tmp_path):
-    from phosphene.inhibition.attribution import attribute
+    from phosphene.attribution import attribute
     from phosphene.mining import run_mining
 
     run = run_mining(gray, ["blocks.1"], seed_dir, tmp_path / "run", k=2, batch_size=2, size=32,

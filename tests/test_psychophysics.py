@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from phosphene.cli import main
+from phosphene.cli.app import main
 from phosphene.errors import PhospheneError
 from phosphene.psychophysics import analysis
 from phosphene.psychophysics import stimuli as st

@@ -12,9 +12,9 @@ import torch
 from click.testing import CliRunner
 
 import phosphene
-from phosphene.cli import main
+from phosphene.cli.app import main
 from phosphene.errors import PhospheneError
-from phosphene.images import list_images
+from phosphene.io.images import list_images
 from phosphene.psychophysics import analysis
 from phosphene.psychophysics import stimuli as st
 from phosphene.psychophysics.observer import MachineObserver, simulate

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from phosphene.cli import main
+from phosphene.cli.app import main
 from phosphene.errors import PhospheneError
 from phosphene.psychophysics.score import (
     UnitFeatures,

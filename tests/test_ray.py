@@ -19,14 +19,14 @@ from click.testing import CliRunner
 from test_mining import sample_subset
 
 from phosphene import mining
-from phosphene.cli import main
+from phosphene.cli.app import main
+from phosphene.distributed.layer_batches import render_batches
 from phosphene.mining import sharded, store
-from phosphene.render_batches import render_batches
 
 pytestmark = pytest.mark.slow
 RAY_MISSING = "Ray is not installed (pip install -e '.[ray]' -c constraints/cpu.txt)"
 ray = pytest.importorskip("ray", reason=RAY_MISSING)
-from phosphene.distributed import RayExecutor  # noqa: E402
+from phosphene.distributed.executor import RayExecutor  # noqa: E402
 
 LAYERS = ["_blocks.3", "_blocks.4._relu1"]  # _relu1: tied zeros, ranked by image index
 MINE = dict(k=4, batch_size=4, size=96, num_workers=0, progress=False)

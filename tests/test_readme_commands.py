@@ -21,7 +21,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from phosphene.cli import main
+from phosphene.cli.app import main
 from phosphene.cli.report import DefaultBuildGroup
 
 README = Path(__file__).resolve().parent.parent / "README.md"

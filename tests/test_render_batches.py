@@ -10,10 +10,10 @@ import torch
 from click.testing import CliRunner
 
 from phosphene import mining
-from phosphene.cli import main
-from phosphene.install_hint import install_hint
+from phosphene.cli.app import main
+from phosphene.distributed.layer_batches import plan_batches
+from phosphene.errors import install_hint
 from phosphene.mining import sharded
-from phosphene.render_batches import plan_batches
 
 RENDER = ["render", "--layer", "_blocks.0", "--steps", "2", "--size", "32", "--device", "cpu", "--quiet"]
 

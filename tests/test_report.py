@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from phosphene.cli import main
+from phosphene.cli.app import main
 from phosphene.report import ReportSettings, SiteMismatchError, build_report
 from phosphene.report.inhibition import attribution_layer
 from phosphene.report.serve import background

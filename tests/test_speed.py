@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 import phosphene
-from phosphene import compiling
 from phosphene import objectives as obj
-from phosphene.hooks import _StopForward
+from phosphene.layers import compiling
+from phosphene.layers.tap import StopForward
 from phosphene.transforms import sampling_grid, standard_transforms
 
 
@@ -92,11 +92,11 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(model, monkeypatch
 
 def test_compiled_function_passes_control_flow_exceptions_through(monkeypatch):
     def stop(x):
-        raise _StopForward
+        raise StopForward
 
     monkeypatch.setattr(torch, "compile", lambda fn, **options: fn)
     wrapped = compiling.compiled(stop)
-    with pytest.raises(_StopForward):
+    with pytest.raises(StopForward):
         wrapped(1)
     assert wrapped.failed is None
 
@@ -106,7 +106,7 @@ def test_cli_render_no_fold_and_compile_options(tmp_path, monkeypatch):
 
     from click.testing import CliRunner
 
-    from phosphene.cli import main
+    from phosphene.cli.app import main
 
     monkeypatch.setattr(torch, "compile", lambda fn, **options: fn)
     out = tmp_path / "out"

@@ -14,9 +14,9 @@ from PIL import Image
 from test_mining import sample_subset
 
 from phosphene import mining
-from phosphene.cli import main
+from phosphene.attribution import Target, attribute
+from phosphene.cli.app import main
 from phosphene.errors import PhospheneError
-from phosphene.inhibition.attribution import Target, attribute
 from phosphene.inhibition.tension import compute_tension, correlations, tension_report, tension_score
 from phosphene.inhibition.tension_plots import scale_colour, threshold_map
 from phosphene.mining.dataset import Preprocessing, decode_image

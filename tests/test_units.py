@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 
 import phosphene
 from phosphene import objectives as obj
 from phosphene.accentuation.circuits import unit_attribution
+from phosphene.attribution import Target, attribute, parse_target
 from phosphene.errors import PhospheneError
-from phosphene.inhibition.attribution import Target, attribute, parse_target
 from phosphene.units import Unit, as_unit, parse_unit, unit
 
 
@@ -77,21 +75,3 @@ def test_circuit_attribution_is_the_attribution_modules_vector(model, sample_bat
         (grad,) = torch.autograd.grad(acts["logits"][:, 1].sum(), acts["_blocks.10"])
     reference = (acts["_blocks.10"].detach() * grad).sum((2, 3))
     assert torch.allclose(vector, again) and torch.allclose(vector, reference, rtol=1e-4, atol=1e-4)
-
-
-def test_old_seed_keywords_still_work_with_a_deprecation_warning(model):
-    from phosphene.inhibition.inversion import invert
-
-    seeds = torch.rand(1, 3, 32, 32)
-    kwargs = dict(reg_layer="_blocks.2", steps=1, crops=1, measure_crops=1, progress=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        new = phosphene.accentuate(model, "_blocks.3:1", images=seeds, seed=4, **kwargs)
-    with pytest.warns(DeprecationWarning, match="seed_rng"):
-        with pytest.warns(DeprecationWarning, match="images="):
-            old = phosphene.accentuate(model, obj.channel("_blocks.3", 1), seed=seeds, seed_rng=4, **kwargs)
-    assert torch.equal(new.images, old.images) and old.settings["seed"] == 4
-    with pytest.warns(DeprecationWarning, match="image="):
-        inverted = invert(model, target="_blocks.3:1", attr_layer="_blocks.2", seed=seeds[0], steps=1,
-                          crops=1, progress=False)
-    assert inverted.images.shape == (5, 3, 32, 32)

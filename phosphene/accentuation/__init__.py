@@ -1,9 +1,10 @@
 """Feature accentuation: image-seeded visualization, its masks, and the circuit check."""
 
+from ..transforms import gaussian_blur
 from .accentuate import AccentuationResult, accentuate
 from .circuits import CircuitOverlap, circuit_overlap
 from .crops import LatentDistance, SharedCrops, channel_distance, measure
-from .masks import attribution_mask, gaussian_blur, transparency_mask
+from .masks import attribution_mask, transparency_mask
 from .reg_layer import default_reg_layer
 
 __all__ = [

@@ -29,16 +29,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .._deprecated import old_seed_keywords
 from ..errors import PhospheneError
-from ..folding import fold_batchnorm
-from ..hooks import check_layers
-from ..images import atomic_write_bytes, image_grid, save_image
+from ..io.images import atomic_write_bytes, image_grid, save_image
+from ..layers.folding import fold_batchnorm
+from ..layers.model_state import frozen, model_device
+from ..layers.names import check_layers
 from ..models.input_shape import fixed_input_size, input_channels, to_channels
 from ..objectives import Acts, Objective
 from ..param import ConfinedImage, seeded_param
 from ..render import RenderConfig, Renderer, as_objective
-from ..torch_utils import frozen, model_device
 from .balance import BALANCES, STYLES, balance
 from .crops import LatentDistance, SharedCrops, measure, resize
 from .masks import attribution_mask, transparency_mask
@@ -194,7 +193,6 @@ def _lambdas(lam: float | Sequence[float], steps: int, crops: int) -> list[float
     return lams
 
 
-@old_seed_keywords(image="images")
 def accentuate(
     model: nn.Module,
     objective: Objective | str,
@@ -224,7 +222,7 @@ def accentuate(
     Args:
         model: takes (N, 3, H, W) images in [0, 1].
         objective: f, one value per image (per-image units: one per seed), or a unit "layer:channel".
-        images: the seed images x0, (N, 3, H, W) or (3, H, W) in [0, 1] (formerly ``seed=``).
+        images: the seed images x0, (N, 3, H, W) or (3, H, W) in [0, 1].
         reg_layer: layer of the latent regularization R ("input" for pixel space; default: a block at
             about half depth, `default_reg_layer`: ``_blocks.8`` for EfficientNet-Lite0).
         lam: the regularization weight, or a sequence of weights (one accentuation each, one batch).
@@ -235,7 +233,7 @@ def accentuate(
         param: "phase" (faccent's seeded magnitude-gated phase), "fourier" or "pixel".
         mask: None, "attribution" (confine changes to where f is attributed, `attribution_mask`), or
             an (N, 1, H, W) tensor in [0, 1].
-        seed: RNG seed of every random draw (formerly ``seed_rng=``).
+        seed: RNG seed of every random draw.
         transparency_every: accumulate |df/dx| for the mask every this many steps (0: use |dL/dx|).
         measure_crops: crops of the fixed draw on which R before/after is measured.
         balance_by: how beta is set at step 0: "params" (faccent's balance, equal gradient L1 norms

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import PhospheneError
-from ..hooks import LayerTap
+from ..layers.tap import LayerTap
 from ..objectives import Acts, Objective
 from ..param import ConfinedImage, seeded_param
 from ..param.core import _logit

@@ -18,10 +18,10 @@ from itertools import combinations
 import torch
 from torch import nn
 
+from ..attribution import Attributor
 from ..errors import PhospheneError
-from ..inhibition.attribution import Attributor
+from ..layers.model_state import frozen, model_device
 from ..objectives import Objective
-from ..torch_utils import frozen, model_device
 
 
 def unit_attribution(model: nn.Module, objective: Objective, layer: str, images: torch.Tensor

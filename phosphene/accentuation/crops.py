@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PhospheneError
-from ..hooks import INPUT, LayerTap
+from ..layers.model_state import frozen, model_device
+from ..layers.names import INPUT
+from ..layers.tap import LayerTap
 from ..models.input_shape import fit_side, fixed_input_size
 from ..objectives import Acts, Objective, evaluate
-from ..torch_utils import frozen, model_device
 from ..transforms import Compose, RandomCrop
 from .boxes import box_noise, crop_boxes, draw_boxes
 

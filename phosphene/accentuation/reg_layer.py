@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..hooks import INPUT
+from ..layers.names import INPUT
 from ..models.wrapper import layer_root
 
 MIN_BLOCKS = 4

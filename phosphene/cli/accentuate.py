@@ -12,10 +12,10 @@ from ..accentuation import accentuate
 from ..accentuation.balance import BALANCES, STYLES
 from ..accentuation.reg_layer import default_reg_layer
 from ..errors import PhospheneError
-from ..hooks import check_layers
+from ..layers.names import check_layers
 from ..models.preprocess import load_for
 from ..param import SEEDED_PARAMETERIZATIONS
-from . import main
+from .app import main
 from .common import model_options, open_model
 from .options import CROPS, NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, SEED, SIDE, STEPS
 

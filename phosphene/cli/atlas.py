@@ -8,7 +8,7 @@ from ..errors import PhospheneError
 from ..inhibition.atlas import MODES, build_atlas
 from ..mining.source import load_source
 from ..units import parse_unit
-from . import main
+from .app import main
 from .common import model_options, open_model, target_options
 from .options import (
     GRID,

@@ -5,13 +5,12 @@ from __future__ import annotations
 import functools
 
 import click
-import torch
 
-from ..hooks import check_layers
-from ..layouts import parse_assignments
+from ..layers.layouts import parse_assignments
+from ..layers.names import check_layers
+from ..layers.recording import set_layouts
 from ..models import DEFAULT_MODEL, load_model
-from ..probe import set_layouts
-from .options import check_device, device_callback
+from .options import device_callback
 
 OFFLINE_KEY = "phosphene.offline"
 LAYOUT_KEY = "phosphene.layouts"
@@ -79,13 +78,6 @@ def target_options(required: bool = True, help: str = "Target unit LAYER:CHANNEL
     return decorate
 
 
-def pick_device(device: str | None) -> str:
-    """The requested device, or CUDA when there is one, else CPU."""
-    if device:
-        return check_device(device)
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def offline_requested() -> bool | None:
     """True when the running command got ``--offline``; None (the environment decides) otherwise."""
     ctx = click.get_current_context(silent=True)
@@ -94,7 +86,7 @@ def offline_requested() -> bool | None:
 
 def open_model(model_name: str, weights: str | None, device: str | None):
     """Load the model the options describe, on the chosen device, with the ``--layout`` overrides."""
-    model = load_model(model_name, weights=weights, device=pick_device(device), offline=offline_requested())
+    model = load_model(model_name, weights=weights, device=device, offline=offline_requested())
     ctx = click.get_current_context(silent=True)
     layouts = ctx.find_root().meta.get(LAYOUT_KEY) if ctx is not None else None
     if layouts:

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import PhospheneError
-from ..images import list_images
-from ..install_hint import install_hint
-from . import main
+from ..errors import PhospheneError, install_hint
+from ..io.images import list_images
+from .app import main
 from .common import model_options, open_model
 from .options import (
     NATURALS,
@@ -301,6 +300,7 @@ def analyze_command(results, out, title) -> None:
 def simulate_command(stimuli, observer, feature_layer, size, participants, trials_per_condition,
                      images_per_unit, catch_trials, seed, device, quiet, out) -> None:
     """Solve the trials with a machine observer; writes responses.csv, summary.csv, accuracy.png."""
+    from ..models.device import pick_device
     from ..psychophysics.analysis import (
         gap_table,
         plot,
@@ -311,7 +311,6 @@ def simulate_command(stimuli, observer, feature_layer, size, participants, trial
     )
     from ..psychophysics.observer import MachineObserver, simulate
     from ..psychophysics.stimuli import StimulusSet
-    from .common import pick_device
 
     stimulus_set = StimulusSet.load(stimuli)
     _warn_few_units(stimulus_set)
@@ -361,10 +360,10 @@ def score_command(source, layers, trials, group_size, observer, feature_layer, u
     Writes scores.parquet (one row per unit and query kind), scores.png and prints the per-layer
     distribution. From a mining run it first builds a stimulus set in OUT/stimuli.
     """
+    from ..models.device import pick_device
     from ..psychophysics import score as sc
     from ..psychophysics.observer import MachineObserver
     from ..psychophysics.stimuli import StimulusSet
-    from .common import pick_device
 
     if trials < 1 or group_size < 1:
         raise PhospheneError("--trials and --group must be at least 1")

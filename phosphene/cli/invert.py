@@ -8,7 +8,7 @@ from ..errors import PhospheneError
 from ..inhibition.inversion import invert
 from ..models.preprocess import load_for
 from ..units import parse_unit
-from . import main
+from .app import main
 from .common import model_options, open_model, target_options
 from .options import CROPS, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, SEED, SIDE, STEPS
 

@@ -6,7 +6,7 @@ import click
 
 from ..mining import run_mining
 from ..mining.contact_sheet import contact_sheets
-from . import main
+from .app import main
 from .common import model_options, open_model
 from .options import NON_NEGATIVE, POSITIVE, SIDE, WORKERS, FiniteFloat
 from .ray_options import ray_executor, ray_options

@@ -6,11 +6,11 @@ import click
 import torch
 
 from ..errors import PhospheneError
+from ..layers.model_state import model_device
+from ..layers.recording import layer_table
 from ..models import list_models, load_model
 from ..models.input_shape import model_side
-from ..probe import layer_table
-from ..torch_utils import model_device
-from . import main
+from .app import main
 from .common import layout_option, model_options, offline_option, open_model
 from .options import POSITIVE, SIDE
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import math
 
 import click
-import torch
 
-from ..errors import PhospheneError
+from ..models.device import check_device
 
 POSITIVE = click.IntRange(min=1)
 NON_NEGATIVE = click.IntRange(min=0)
@@ -52,28 +51,6 @@ class FiniteFloat(click.ParamType):
 FINITE = FiniteFloat()
 POSITIVE_FLOAT = FiniteFloat(positive=True)
 NON_NEGATIVE_FLOAT = FiniteFloat(non_negative=True)
-
-
-def check_device(device: str | None) -> str | None:
-    """``device`` if this machine has it (None stays None); `PhospheneError` otherwise."""
-    if device is None:
-        return None
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise PhospheneError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise PhospheneError(f"--device {device}: no CUDA GPU is available here (use --device cpu)")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise PhospheneError(f"--device {device}: this machine has {torch.cuda.device_count()} "
-                                 "CUDA device(s)")
-    elif parsed.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise PhospheneError(f"--device {device}: MPS is not available here (use --device cpu)")
-    elif parsed.type != "cpu":
-        raise PhospheneError(f"--device {device}: phosphene runs on cpu, cuda or mps")
-    return device
 
 
 def device_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -7,7 +7,7 @@ import functools
 
 import click
 
-from ..install_hint import install_hint
+from ..errors import install_hint
 from .options import NON_NEGATIVE_FLOAT, POSITIVE
 
 
@@ -37,6 +37,6 @@ def ray_executor(address: str | None, cpus: float, gpus: float, workers: int | N
     """A context holding a `RayExecutor` for ``--ray ADDRESS``, or None without ``--ray``."""
     if address is None:
         return contextlib.nullcontext(None)
-    from ..distributed import RayExecutor
+    from ..distributed.executor import RayExecutor
 
     return RayExecutor(address, cpus=cpus, gpus=gpus, workers=workers, shard_batches=shard_batches)

@@ -6,11 +6,11 @@ import click
 
 from .. import objectives as obj
 from ..errors import PhospheneError
-from ..hooks import check_layers
+from ..layers.names import check_layers
 from ..param import PARAMETERIZATIONS
 from ..render import render
 from ..transforms import TRANSFORM_SETS
-from . import main
+from .app import main
 from .common import model_options, open_model
 from .options import NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SEED, SIDE, STEPS
 from .ray_options import ray_options

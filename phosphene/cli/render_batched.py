@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import objectives as obj
-from ..render_batches import render_batches
+from ..distributed.layer_batches import render_batches
 from .options import POSITIVE
 from .ray_options import ray_executor
 

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import PhospheneError
-from ..install_hint import install_hint
+from ..errors import PhospheneError, install_hint
 from ..objectives import parse_units
-from . import main
+from .app import main
 from .common import model_options
 from .options import CROPS, NON_NEGATIVE, NON_NEGATIVE_FLOAT, PORT, POSITIVE, SEED, SIDE, STEPS
 

@@ -7,7 +7,7 @@ import click
 from ..errors import PhospheneError
 from ..inhibition.tension import tension_report
 from ..units import parse_unit
-from . import main
+from .app import main
 from .common import model_options, open_model, target_options
 from .options import POSITIVE, SIDE, WORKERS
 

@@ -34,18 +34,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import objectives as obj
+from ..attribution import Attributor, attribute
 from ..errors import PhospheneError
-from ..hooks import LayerTap
-from ..images import atomic_write_bytes, save_image, to_uint8
+from ..io.images import atomic_write_bytes, save_image, to_uint8
+from ..io.progress import progress_enabled
+from ..layers.model_state import model_device
+from ..layers.tap import LayerTap
 from ..mining.source import ImageSource, load_source  # noqa: F401  (re-exported)
 from ..objectives import Objective
 from ..render import RenderConfig, Renderer
-from ..torch_utils import model_device, progress_enabled
 from ..transforms import Compose, Jitter, Noise, Pad, Rotate, Scale
 from ..units import Unit, as_unit
 from .atlas_defaults import auto_grid, auto_min_points, sparse_hint
 from .atlas_page import diverging_colours, write_page
-from .attribution import Attributor, attribute
 from .norm_check import completeness_warnings
 
 MODES = ("attribution", "activation")

@@ -9,7 +9,7 @@ from typing import Any
 import matplotlib.colors
 import numpy as np
 
-from ..images import atomic_write_bytes
+from ..io.images import atomic_write_bytes
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>

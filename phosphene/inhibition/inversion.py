@@ -24,16 +24,15 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from .. import objectives as obj
-from .._deprecated import old_seed_keywords
-from ..images import atomic_write_bytes, save_image, to_uint8
+from ..attribution import Attributor, attribute
+from ..io.images import atomic_write_bytes, save_image, to_uint8
+from ..layers.model_state import model_device
 from ..objectives import Objective
 from ..param import ConcatImages, MacoImage
 from ..param.seeded import SeededPhaseImage
 from ..render import RenderConfig, Renderer
-from ..torch_utils import model_device
 from ..transforms import Compose, Noise, RandomCrop
 from ..units import Unit, as_unit
-from .attribution import Attributor, attribute
 
 PANELS = ("+ accentuation", "- accentuation", "+ inversion", "- inversion", "unit visualization")
 
@@ -103,7 +102,7 @@ class InversionResult:
 
     def figure(self) -> Image.Image:
         """The paper's layout: seed with its phi+/phi- map, then the five panels, f under each."""
-        from ..colour_key import scale_key
+        from .colour_key import scale_key
         from .tension_plots import overlay, smooth_maps
 
         size = self.seed.shape[-1]
@@ -142,19 +141,17 @@ class InversionResult:
         return record
 
 
-@old_seed_keywords(image="image")
 def invert(model: nn.Module, image: torch.Tensor, target: Unit | Objective | str, attr_layer: str,
            steps: int = 256, lr: float = 0.02, crops: int = 4, crop_side: tuple[float, float] = (0.9, 0.99),
            noise: float = 0.02, cossim_pow: float = 1.0, seed: int = 0,
            progress: bool | None = None) -> InversionResult:
     """+/- accentuations and inversions of the seed ``image`` (3, H, W) in [0, 1] and the unit
     visualization, rendered as one batch; f is measured on each result (see `PANELS`). ``seed`` is
-    the RNG seed (formerly ``seed_rng``; the image was ``seed``)."""
+    the RNG seed."""
     return invert_many(model, image[None], target, attr_layer, steps, lr, crops, crop_side, noise, cossim_pow,
                        seed, progress)[0]
 
 
-@old_seed_keywords(image="images")
 def invert_many(model: nn.Module, images: torch.Tensor, target: Unit | Objective | str, attr_layer: str,
                 steps: int = 256, lr: float = 0.02, crops: int = 4,
                 crop_side: tuple[float, float] = (0.9, 0.99), noise: float = 0.02, cossim_pow: float = 1.0,

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..hooks import INPUT, LOGITS
+from ..layers.model_state import model_device
+from ..layers.names import INPUT, LOGITS
+from ..layers.recording import recorded_pass
 from ..models.input_shape import fixed_input_size, input_channels
 from ..models.wrapper import layer_root
-from ..torch_utils import model_device
 
 NORMALIZATIONS = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.LocalResponseNorm)
 _RMS = getattr(nn, "RMSNorm", None)
@@ -35,21 +36,16 @@ def _is_norm(module: nn.Module) -> bool:
                                                                             "RMSNorm", "GroupNorm")
 
 
-@torch.no_grad()
 def execution_order(model: nn.Module, size: int | None = None) -> list[str]:
-    """Names of the modules of ``model`` in the order they finish their forward pass (one pass on a
-    grey (1, C, S, S) image; S the model's fixed side, else ``size``, else its input size)."""
-    root = layer_root(model)
-    order: list[str] = []
-    handles = [module.register_forward_hook(lambda *_args, name=name: order.append(name))
-               for name, module in root.named_modules() if name]
+    """Names of the modules of ``model`` in the order they finish their forward pass: the recorded
+    pass (`recorded_pass`) of a grey (1, C, S, S) image, S the model's fixed side, else ``size``,
+    else its input size."""
     side = fixed_input_size(model) or size or getattr(model, "input_size", 224)
-    try:
-        model(torch.full((1, input_channels(model), side, side), 0.5, device=model_device(model)))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return order
+    grey = torch.full((1, input_channels(model), side, side), 0.5, device=model_device(model))
+    record = recorded_pass(model, grey)
+    if record.error is not None:
+        raise record.error
+    return list(record.calls)
 
 
 def normalizations_between(model: nn.Module, source: str, target: str,

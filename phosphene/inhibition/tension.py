@@ -31,17 +31,18 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..attribution import AttributionResult, Attributor, concat
 from ..errors import PhospheneError
-from ..images import atomic_write_bytes
+from ..io.images import atomic_write_bytes
+from ..io.progress import progress_enabled
+from ..layers.model_state import model_device
 from ..mining.dataset import Preprocessing, batch_loader
 from ..mining.source import image_source
 from ..mining.store import write_parquet
 from ..models.input_shape import model_side
 from ..models.preprocess import spec_for
 from ..objectives import Objective
-from ..torch_utils import model_device, progress_enabled
 from ..units import Unit, as_unit
-from .attribution import AttributionResult, Attributor, concat
 from .norm_check import completeness_warnings
 
 SELECTIONS = ("mei", "mii", "mti")

@@ -21,8 +21,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm, hsv_to_rgb  # noqa: E402
 
-from ..accentuation.masks import gaussian_blur  # noqa: E402
-from ..images import atomic_write_bytes  # noqa: E402
+from ..io.images import atomic_write_bytes  # noqa: E402
+from ..transforms import gaussian_blur  # noqa: E402
 
 MARKS = {"mei": ("MEI", "#d62728", "o"), "mii": ("MII", "#1f77b4", "s"), "mti": ("MTI", "#9400d3", "D")}
 

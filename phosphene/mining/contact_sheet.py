@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..images import save_image
+from ..io.images import save_image
 from .dataset import SkipImage, decode_image
 from .reader import MiningRun
 

@@ -28,14 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..decoding import (  # noqa: F401  (defaults re-exported for run.py)
+from ..io.decoding import (  # noqa: F401  (defaults re-exported for run.py)
     DEFAULT_MAX_ASPECT,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_SIDE,
     ImageDecodeError,
     read_rgb,
 )
-from ..decoding import to_rgb as _to_rgb  # noqa: F401  (kept for callers of the old name)
 
 SkipImage = ImageDecodeError  # an image file that cannot be used; ``str(exc)`` is the reason
 

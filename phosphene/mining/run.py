@@ -12,7 +12,6 @@ import os
 import platform
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,14 +22,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..decoding import IMAGE_SUFFIXES, display_path, scan_images
 from ..errors import OutputError, PhospheneError
-from ..folding import fold_batchnorm
-from ..hooks import LayerTap, check_layers
+from ..io.decoding import IMAGE_SUFFIXES, display_path, scan_images
+from ..io.progress import progress_enabled
+from ..layers.folding import fold_batchnorm
+from ..layers.model_state import memory_format, model_device, resolve_channels_last
+from ..layers.names import check_layers
+from ..layers.tap import LayerTap
 from ..models import load_model
 from ..models.input_shape import model_side
 from ..models.preprocess import spec_for
-from ..torch_utils import memory_format, model_device, progress_enabled, resolve_channels_last
 from . import store
 from .dataset import (
     DEFAULT_MAX_ASPECT,
@@ -248,11 +249,12 @@ def _mine_here(plan: MiningPlan, num_workers: int, checkpoint_every: int, checkp
                 bar.update(1)
                 if since_save >= checkpoint_every or time.monotonic() - last_save >= checkpoint_seconds:
                     with _writing(out):
-                        store.save_checkpoint(out, processed, _states(extremes), skipped)
+                        store.save_checkpoint(out, processed, store.states_of(extremes), skipped)
                     last_save, since_save = time.monotonic(), 0
         with _writing(out):
-            store.save_checkpoint(out, processed, _states(extremes), skipped)
-            _finish(out, extremes, plan.shapes, plan.relative, skipped, time.perf_counter() - start_time)
+            store.save_checkpoint(out, processed, store.states_of(extremes), skipped)
+            store.finish_run(out, store.states_of(extremes), plan.shapes, plan.relative, skipped,
+                             time.perf_counter() - start_time)
 
 
 def _list_folder(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -271,10 +273,6 @@ def _make_out(out: Path) -> None:
         raise OutputError(f"--out {out} is a file, not a folder")
     with _writing(out):
         out.mkdir(parents=True, exist_ok=True)
-
-
-def _states(extremes: dict[str, LayerExtremes]) -> dict:
-    return {name: e.state() for name, e in extremes.items()}
 
 
 def _open_or_create(out: Path, config: dict, shapes: dict, relative: list[str],
@@ -301,19 +299,3 @@ def _resume(out: Path, layers: list[str], shapes: dict, k: int, device: torch.de
     for name in layers:
         extremes[name].load(checkpoint["state"][name])
     return extremes, checkpoint["processed"], [tuple(s) for s in checkpoint["skipped"]]
-
-
-def _finish(out: Path, extremes: dict[str, LayerExtremes], shapes: dict, relative: list[str],
-            skipped: list[tuple[int, str]], seconds: float) -> dict:
-    """Write the tables, then mark the manifest complete (last, so a kill before it only redoes this)."""
-    widths = {name: (shape[2] if len(shape) == 3 else 1) for name, shape in shapes.items()}
-    store.write_parquet(out / store.TOPK, store.topk_table(_states(extremes), widths, relative))
-    manifest = store.read_json(out / store.MANIFEST)
-    store.write_skipped(out, skipped, relative, [tuple(u) for u in manifest.get("unlisted", [])])
-    reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
-    manifest.update(status="complete", summary={
-        "n_images": len(relative), "n_used": len(relative) - len(skipped), "n_skipped": len(skipped),
-        "skipped_by_reason": dict(sorted(reasons.items())), "seconds_last_session": round(seconds, 2),
-    })
-    store.write_json(out / store.MANIFEST, manifest)
-    return manifest

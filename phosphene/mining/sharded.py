@@ -29,10 +29,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..folding import fold_batchnorm
-from ..hooks import LayerTap
-from ..images import atomic_write_bytes
-from ..torch_utils import resolve_channels_last
+from ..io.images import atomic_write_bytes
+from ..layers.folding import fold_batchnorm
+from ..layers.model_state import resolve_channels_last
+from ..layers.tap import LayerTap
+from . import store
 from .dataset import Preprocessing, batch_loader
 from .reader import MiningRun
 from .topk import LayerExtremes, RunningExtremes
@@ -146,7 +147,6 @@ def load_shards(run: Path) -> dict | None:
 def mine_sharded(plan, executor: ShardExecutor, num_workers: int = 0, checkpoint_every: int = 50,
                  checkpoint_seconds: float = 120.0, progress: bool | None = None) -> MiningRun:
     """Mine ``plan`` (a `phosphene.mining.run.MiningPlan` whose run folder exists) on ``executor``."""
-    from .run import _finish  # the single-process run's last step: tables, then the manifest
 
     channels = {name: plan.shapes[name][0] for name in plan.layers}
     extremes = {name: LayerExtremes(c, plan.k, plan.device) for name, c in channels.items()}
@@ -182,5 +182,6 @@ def mine_sharded(plan, executor: ShardExecutor, num_workers: int = 0, checkpoint
     with bar:
         executor.map(job, [s for s in shards if s.index not in finished], on_result)
     save_shards(plan.out, shard_batches, finished, extremes, skipped)
-    _finish(plan.out, extremes, plan.shapes, plan.relative, skipped, time.perf_counter() - started)
+    store.finish_run(plan.out, store.states_of(extremes), plan.shapes, plan.relative, skipped,
+                     time.perf_counter() - started)
     return MiningRun(plan.out)

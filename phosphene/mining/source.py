@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import PhospheneError
-from ..images import list_images
+from ..io.images import list_images
 from ..models.input_shape import model_side
 from ..models.preprocess import spec_for
 from . import store

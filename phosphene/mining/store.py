@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from ..images import atomic_write_bytes, display_path
+from ..io.images import atomic_write_bytes, display_path
 
 MANIFEST = "manifest.json"
 IMAGES = "images.parquet"
@@ -130,3 +131,25 @@ def read_skipped(run: Path) -> list[tuple[int, str, str]]:
         return []
     with open(path, newline="") as handle:
         return [(int(r["index"]), r["path"], r["reason"]) for r in csv.DictReader(handle)]
+
+
+def states_of(extremes: dict) -> dict:
+    """The state of every layer's `LayerExtremes`, as checkpoints and `finish_run` store them."""
+    return {name: e.state() for name, e in extremes.items()}
+
+
+def finish_run(out: Path, states: dict, shapes: dict, relative: list[str],
+               skipped: list[tuple[int, str]], seconds: float) -> dict:
+    """Write the top-k tables from the layers' ``states`` (`states_of`), then mark the manifest
+    complete (last, so a kill before it only redoes this)."""
+    widths = {name: (shape[2] if len(shape) == 3 else 1) for name, shape in shapes.items()}
+    write_parquet(out / TOPK, topk_table(states, widths, relative))
+    manifest = read_json(out / MANIFEST)
+    write_skipped(out, skipped, relative, [tuple(u) for u in manifest.get("unlisted", [])])
+    reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
+    manifest.update(status="complete", summary={
+        "n_images": len(relative), "n_used": len(relative) - len(skipped), "n_skipped": len(skipped),
+        "skipped_by_reason": dict(sorted(reasons.items())), "seconds_last_session": round(seconds, 2),
+    })
+    write_json(out / MANIFEST, manifest)
+    return manifest

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .checkpoints import cached_download, hub_checkpoint_path, is_offline, load_into, read_state_dict
+from .device import pick_device
 from .efficientnet_lite import (
     LITE1_STAGES,
     LITE2_STAGES,
@@ -159,6 +160,4 @@ def load_model(
     if output is not None:
         wrapped.output = output
     wrapped.eval().requires_grad_(False)
-    if device is not None:
-        wrapped.to(device)
-    return wrapped
+    return wrapped.to(pick_device(device))

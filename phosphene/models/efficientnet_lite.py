@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..install_hint import install_hint
+from ..errors import install_hint
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..decoding import read_rgb
-from ..images import pil_to_tensor
+from ..io.decoding import read_rgb
+from ..io.images import pil_to_tensor
 from .input_shape import to_channels
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")

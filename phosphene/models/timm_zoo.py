@@ -15,8 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelLoadError
-from ..install_hint import install_hint
+from ..errors import ModelLoadError, install_hint
 from .checkpoints import hub_checkpoint_path, is_offline, load_into, offline_error, read_state_dict
 from .wrapper import ImageModel
 

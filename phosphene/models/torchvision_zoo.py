@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import ModelLoadError
-from ..install_hint import install_hint
+from ..errors import ModelLoadError, install_hint
 from .checkpoints import cached_download, load_into, read_state_dict
 from .wrapper import ImageModel
 

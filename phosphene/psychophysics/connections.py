@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..serving import room_for_connections
+from ..io.serving import room_for_connections
 
 
 @dataclass(frozen=True)

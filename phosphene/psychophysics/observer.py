@@ -22,10 +22,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..hooks import LayerTap, check_layers
+from ..io.progress import progress_enabled
+from ..layers.model_state import model_device
+from ..layers.names import check_layers
+from ..layers.tap import LayerTap
 from ..models import load_model
 from ..models.preprocess import load_for
-from ..torch_utils import model_device, progress_enabled
 from .stimuli import StimulusSet
 from .storage import encode_list
 from .trials import UNITS_PER_TRIAL, Trial, design, participant_seed

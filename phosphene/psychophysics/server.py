@@ -41,7 +41,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..serving import listen_socket
+from ..io.serving import listen_socket
 from .connections import ConnectionLimits, uvicorn_config
 from .guard import BodyLimit, RateLimit, SecurityHeaders
 from .stimuli import StimulusSet

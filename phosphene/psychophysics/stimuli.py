@@ -23,13 +23,14 @@ from tqdm.auto import tqdm
 
 from .. import objectives as obj
 from ..errors import PhospheneError
-from ..hooks import LayerTap, check_layers
-from ..images import atomic_write_bytes, image_grid, load_image, save_image
+from ..io.images import atomic_write_bytes, image_grid, load_image, save_image
+from ..io.progress import progress_enabled
+from ..layers.names import check_layers
+from ..layers.recording import layer_table
+from ..layers.tap import LayerTap
 from ..models.preprocess import load_for
 from ..models.wrapper import layer_root
-from ..probe import layer_table
 from ..render import render
-from ..torch_utils import progress_enabled
 
 DEPTHS = ("early", "middle", "late")
 MANIFEST = "manifest.json"

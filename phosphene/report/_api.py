@@ -7,17 +7,19 @@ from .. import mining
 from .. import objectives as obj
 from ..accentuation.accentuate import accentuate
 from ..accentuation.masks import transparency_mask
+from ..attribution import Target, uses_preactivation
 from ..errors import LayerNotFoundError, PhospheneError, UnitOutOfRangeError
-from ..hooks import LayerTap, layer_names, resolve_layer
-from ..images import atomic_write_bytes, to_uint8
 from ..inhibition.atlas import build_atlas
-from ..inhibition.attribution import Target, uses_preactivation
 from ..inhibition.tension import correlations, tension_score
 from ..inhibition.tension_plots import overlay, scale_legend, smooth_maps
+from ..io.images import atomic_write_bytes, to_uint8
+from ..io.progress import progress_enabled
+from ..layers.model_state import frozen, model_device
+from ..layers.names import layer_names, resolve_layer
+from ..layers.tap import LayerTap
 from ..mining.dataset import Preprocessing, decode_image
 from ..mining.source import load_source
 from ..render import render
-from ..torch_utils import frozen, model_device, progress_enabled
 
 __all__ = [
     "LayerNotFoundError", "LayerTap", "PhospheneError", "Preprocessing", "Target", "UnitOutOfRangeError",

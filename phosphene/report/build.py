@@ -54,9 +54,7 @@ def _open_model(model: nn.Module | str | None, run: mining.MiningRun, weights: s
     if name != run.model_name:
         raise PhospheneError(f"{run.root} was mined with {run.model_name}, not {name}; "
                              f"pass --model {run.model_name}")
-    from ..cli.common import pick_device
-
-    return load_model(name, weights=weights, device=pick_device(device))
+    return load_model(name, weights=weights, device=device)
 
 
 def _atlas(model: nn.Module, run: mining.MiningRun, layer: str, settings: ReportSettings,

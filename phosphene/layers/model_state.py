@@ -1,9 +1,8 @@
-"""Small torch helpers shared by the loops: where a model lives, freezing it, showing progress."""
+"""The state of a model during a call: where it lives, frozen, its memory format; each restored after."""
 
 from __future__ import annotations
 
 import contextlib
-import sys
 
 import torch
 from torch import nn
@@ -52,8 +51,3 @@ def resolve_channels_last(channels_last: bool | None, device: torch.device) -> b
     """The memory format to use: as asked, or by default channels-last on the CPU (where it made a
     render step of EfficientNet-Lite0 1.6x faster, docs/benchmarks.md) and contiguous elsewhere."""
     return device.type == "cpu" if channels_last is None else bool(channels_last)
-
-
-def progress_enabled(progress: bool | None) -> bool:
-    """Show a bar when asked, or by default when stderr is a terminal."""
-    return sys.stderr.isatty() if progress is None else progress

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import socket
 
-from .errors import PhospheneError
+from ..errors import PhospheneError
 
 FILE_MARGIN = 64
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import PhospheneError
+from ..errors import PhospheneError
 
 
 def is_attention(module: nn.Module) -> bool:

@@ -23,8 +23,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from .errors import PhospheneError
-from .install_hint import install_hint
+from ..errors import PhospheneError, install_hint
 
 IN_FLIGHT_PER_WORKER = 2
 RESTART_POLL_SECONDS = 0.2

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import PhospheneError
+from ..errors import PhospheneError
 
 KINDS = ("NCHW", "NHWC", "NLC", "NC", "NCL")
 MAX_PREFIX = 8  # prefix tokens tried when the model does not say how many it has

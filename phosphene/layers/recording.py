@@ -10,15 +10,20 @@ model and input size.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ..models.wrapper import layer_root
 from . import layouts as lay
-from .models.wrapper import layer_root
 
+HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs",
+               "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called",
+               "_backward_hooks", "_backward_pre_hooks")
 LAYOUTS_ATTR = "_phosphene_layouts"  # per-model overrides {layer: layout}, see `set_layouts`
 
 
@@ -47,10 +52,25 @@ def first_tensor(value) -> tuple[torch.Tensor | None, int | None]:
     return None, None
 
 
+@contextlib.contextmanager
+def hooks_suspended(model: nn.Module) -> Iterator[None]:
+    """Run with every module's own hooks removed (a `LayerTap` must not see the probe pass)."""
+    saved = []
+    for module in model.modules():
+        for attr in HOOK_DICTS:
+            hooks = getattr(module, attr, None)
+            if hooks:
+                saved.append((module, attr, hooks))
+                setattr(module, attr, type(hooks)())
+    try:
+        yield
+    finally:
+        for module, attr, hooks in saved:
+            setattr(module, attr, hooks)
+
+
 def recorded_pass(model: nn.Module, images: torch.Tensor, cache: bool = True) -> PassRecord:
     """Record a forward pass of ``images[:1]`` (see the module docstring)."""
-    from .folding import _hooks_suspended  # folding imports hooks, which imports this module
-
     root = layer_root(model)
     named = [(n, m) for n, m in root.named_modules() if n]
     hw = tuple(images.shape[-2:])
@@ -68,7 +88,7 @@ def recorded_pass(model: nn.Module, images: torch.Tensor, cache: bool = True) ->
         return hook
 
     modes = [(m, m.training) for m in model.modules()]
-    with _hooks_suspended(model):
+    with hooks_suspended(model):
         handles = [m.register_forward_hook(make(n)) for n, m in named]
         try:
             model.eval()
@@ -128,3 +148,11 @@ def layer_table(model: nn.Module, size: int, device: str | torch.device = "cpu",
     found = layouts_of(model, record, overrides)
     return [(name, type(module).__name__, record.shapes.get(name), found.get(name))
             for name, module in layer_root(model).named_modules() if name]
+
+
+def layer_shapes(model: nn.Module, size: int, device: str | torch.device = "cpu"
+                 ) -> list[tuple[str, str, tuple[int, ...] | None]]:
+    """(name, module type, output shape for one (1, 3, size, size) image) for every layer, from the
+    recorded pass. Layers that never run get shape None; layers that return something other than a
+    tensor get the shape of the first tensor they return."""
+    return [(name, kind, shape) for name, kind, shape, _ in layer_table(model, size, device)]

@@ -30,11 +30,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.utils import parametrize
 
-from .hooks import SPECIAL_LAYERS, resolve_layer
-
-_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs",
-               "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called",
-               "_backward_hooks", "_backward_pre_hooks")
+from .names import SPECIAL_LAYERS, resolve_layer
+from .recording import HOOK_DICTS, hooks_suspended
 
 
 @dataclass
@@ -55,24 +52,7 @@ class _Record:
 
 
 def _has_hooks(module: nn.Module) -> bool:
-    return any(getattr(module, attr, None) for attr in _HOOK_DICTS)
-
-
-@contextlib.contextmanager
-def _hooks_suspended(model: nn.Module) -> Iterator[None]:
-    """Run with every module's own hooks removed (a `LayerTap` must not see the probe pass)."""
-    saved = []
-    for module in model.modules():
-        for attr in _HOOK_DICTS:
-            hooks = getattr(module, attr, None)
-            if hooks:
-                saved.append((module, attr, hooks))
-                setattr(module, attr, type(hooks)())
-    try:
-        yield
-    finally:
-        for module, attr, hooks in saved:
-            setattr(module, attr, hooks)
+    return any(getattr(module, attr, None) for attr in HOOK_DICTS)
 
 
 def _consumers(outputs: list[torch.Tensor]) -> Counter:
@@ -126,7 +106,7 @@ def find_pairs(model: nn.Module, size: int = 64, device: torch.device | str = "c
 
     eligible = {m for m in list(convs) + list(bns)
                 if id(m) not in skipped and names[id(m)] == 1 and not _has_hooks(m)}
-    with _hooks_suspended(model):
+    with hooks_suspended(model):
         handles = [m.register_forward_hook(conv_hook) for m in convs if m in eligible]
         handles += [m.register_forward_pre_hook(bn_hook) for m in bns if m in eligible]
         try:

@@ -25,11 +25,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import objectives as obj
-from .errors import PhospheneError, UnitOutOfRangeError
-from .hooks import LayerTap, check_layers
-from .images import atomic_write_bytes
-from .render import RenderResult, model_device, render
+from .. import objectives as obj
+from ..errors import PhospheneError, UnitOutOfRangeError
+from ..io.images import atomic_write_bytes
+from ..layers.model_state import model_device
+from ..layers.names import check_layers
+from ..layers.tap import LayerTap
+from ..render import RenderResult, render
 
 KINDS = ("channel", "neuron")
 

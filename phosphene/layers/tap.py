@@ -1,7 +1,7 @@
 """Reading layer activations, with the forward pass cut short after the deepest layer needed.
 
-Layers are named as in ``named_modules()`` of the network (see `layer_root`). The special name
-``"logits"`` is the model's output, and ``"input"`` the [0,1] image the model receives. A `LayerTap`
+Layers are named as in `phosphene.layers.names` (``named_modules()`` names, ``input``, ``logits``,
+``#cls`` and ``#heads`` views). A `LayerTap`
 hooks the requested layers and hands out each one's canonical (B, C, H, W) view (C = features, see
 `phosphene.layouts`); a recorded pass of one image learns the order in which they run, and every call
 stops the forward pass right after the last of them has produced its output, so activations are
@@ -15,51 +15,14 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .errors import LayerNotFoundError, PhospheneError
-from .heads import check_attention, hook_heads
+from ..errors import PhospheneError
+from .heads import hook_heads
 from .layouts import Layout, parse_layout
-from .models.wrapper import layer_root
-from .probe import first_tensor, layouts_of, recorded_pass
-
-LOGITS = "logits"
-INPUT = "input"
-SPECIAL_LAYERS = (INPUT, LOGITS)
-VIEWS = ("cls", "heads")  # LAYER#cls: the class token; ATTN#heads: attention heads (see heads.py)
+from .names import INPUT, LOGITS, SPECIAL_LAYERS, check_layers, resolve_layer, split_view
+from .recording import first_tensor, layouts_of, recorded_pass
 
 
-def layer_names(model: nn.Module) -> list[str]:
-    """All addressable layer names of ``model`` (its ``named_modules()`` minus the root)."""
-    return [name for name, _ in layer_root(model).named_modules() if name]
-
-
-def split_view(name: str) -> tuple[str, str | None]:
-    """``"blocks.6#cls"`` -> ("blocks.6", "cls"); a plain name -> (name, None)."""
-    base, sep, view = name.partition("#")
-    return (base, view) if sep else (name, None)
-
-
-def resolve_layer(model: nn.Module, name: str) -> nn.Module:
-    """The module called ``name`` (for a view ``NAME#cls`` / ``NAME#heads``, the module ``NAME``);
-    `LayerNotFoundError` with the closest names if there is none."""
-    base, view = split_view(name)
-    if view is not None and view not in VIEWS:
-        raise PhospheneError(f"unknown view {name!r}: a layer name may end in #cls or #heads")
-    modules = dict(layer_root(model).named_modules())
-    if base and base in modules:
-        if view == "heads":
-            check_attention(modules[base], base)
-        return modules[base]
-    raise LayerNotFoundError(name, list(SPECIAL_LAYERS) + [n for n in modules if n])
-
-
-def check_layers(model: nn.Module, names: Iterable[str]) -> None:
-    """Raise `LayerNotFoundError` for the first name in ``names`` the model does not have."""
-    for name in names:
-        if name not in SPECIAL_LAYERS:
-            resolve_layer(model, name)
-
-
-class _StopForward(Exception):
+class StopForward(Exception):
     """Raised by a hook to end the forward pass once every requested layer has run."""
 
 
@@ -120,7 +83,7 @@ class LayerTap:
                 if not stop and raw.requires_grad and torch.is_grad_enabled():
                     result = _replace(output, index, layout.from_canonical(canon, raw, cls))
             if stop:
-                raise _StopForward
+                raise StopForward
             return result
 
         return hook
@@ -180,7 +143,7 @@ class LayerTap:
             self._prepare(images)
         try:
             output = self.forward(images)
-        except _StopForward:
+        except StopForward:
             pass
         else:
             if LOGITS in self.layers:
@@ -208,34 +171,3 @@ def _replace(output, index: int | None, tensor: torch.Tensor):
     if type(output) in (tuple, list):
         return type(output)([*output[:index], tensor, *output[index + 1:]])
     return None
-
-
-def layer_shapes(model: nn.Module, size: int, device: str | torch.device = "cpu"
-                 ) -> list[tuple[str, str, tuple[int, ...] | None]]:
-    """(name, module type, output shape for one (1, 3, size, size) image) for every layer.
-
-    Layers that never run in the forward pass get shape None; layers that return something other
-    than a tensor get the shape of the first tensor they return.
-    """
-    root = layer_root(model)
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = []
-    for name, module in root.named_modules():
-        if not name:
-            continue
-
-        def hook(_m, _i, out, name=name):
-            if isinstance(out, (tuple, list)):
-                out = next((o for o in out if isinstance(o, torch.Tensor)), None)
-            if isinstance(out, torch.Tensor):
-                shapes[name] = tuple(out.shape)
-
-        handles.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(torch.full((1, 3, size, size), 0.5, device=device))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return [(name, type(module).__name__, shapes.get(name))
-            for name, module in root.named_modules() if name]

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import PhospheneError, UnitOutOfRangeError
-from ..hooks import INPUT, LOGITS, LayerTap, check_layers, resolve_layer
-from ..objectives import Acts, Objective, evaluate
-from ..torch_utils import model_device
-from ..units import Unit, as_unit, parse_unit
+from .errors import PhospheneError, UnitOutOfRangeError
+from .layers.model_state import model_device
+from .layers.names import INPUT, LOGITS, check_layers, resolve_layer
+from .layers.tap import LayerTap
+from .objectives import Acts, Objective, evaluate
+from .units import Unit, as_unit, parse_unit
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish,
                nn.Mish, nn.Softplus, nn.Sigmoid, nn.Tanh, nn.PReLU)

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from .hooks import _StopForward
+from .tap import StopForward
 
-PASS_THROUGH: tuple[type[BaseException], ...] = (_StopForward, KeyboardInterrupt)
+PASS_THROUGH: tuple[type[BaseException], ...] = (StopForward, KeyboardInterrupt)
 
 
 class CompiledFunction:
