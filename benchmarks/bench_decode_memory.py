@@ -12,7 +12,8 @@ row by row with zlib so that making them needs no memory) and ``mixed/`` (links 
 ``--measure`` decodes each file with ``read_rgb(path, 224)`` in a fresh subprocess per folder and
 prints the peak RSS of that process (``ru_maxrss``) for: the JPEGs alone, the PNGs alone, the
 mixed folder, and a baseline (Python with PIL and phosphene imported, nothing decoded); with
-``--repo`` the decoder of another checkout (before/after). Files the decoder refuses are counted.
+``--repo`` the decoder of another checkout (before/after), with ``--max-pixels`` another budget.
+Files the decoder refuses are counted.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ except ImportError:  # a checkout from before the io/ package
 refused, reasons = 0, {}
 for path in sorted(Path(sys.argv[1]).iterdir()) if sys.argv[1] != "-" else []:
     try:
-        read_rgb(path, 224)
+        read_rgb(path, 224, **({"max_pixels": int(sys.argv[2])} if sys.argv[2] != "-" else {}))
     except ImageDecodeError as exc:
         refused += 1
         reasons[str(exc).split(" (")[0]] = reasons.get(str(exc).split(" (")[0], 0) + 1
@@ -62,7 +63,7 @@ def write_png16_rgba(path: Path, side: int, seed: int) -> None:
         out.write(png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 16, 6, 0, 0, 0)))
         pending = []
         for y in range(side):
-            row = flat if y % 1499 else rng.integers(0, 65535, (side, 4), dtype=np.uint16).astype(">u2")
+            row = flat if y % 4999 else rng.integers(0, 65535, (side, 4), dtype=np.uint16).astype(">u2")
             pending.append(packer.compress(b"\x00" + row.tobytes()))
             if y % 512 == 511:
                 out.write(png_chunk(b"IDAT", b"".join(pending)))
@@ -93,12 +94,12 @@ def make(root: Path, jpegs: int, pngs: int, side: int) -> None:
     print(f"wrote {jpegs} JPEGs and {pngs} PNGs ({side}px, {sizes} KB) under {root}")
 
 
-def measure(root: Path, repo: Path) -> None:
+def measure(root: Path, repo: Path, max_pixels: int | None) -> None:
     env = {"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     for folder in ("-", "jpegs", "pngs", "mixed"):
         target = "-" if folder == "-" else str(root / folder)
-        result = subprocess.run([sys.executable, "-c", CHILD, target], capture_output=True, text=True,
-                                env=env, cwd=root)
+        result = subprocess.run([sys.executable, "-c", CHILD, target, str(max_pixels or "-")],
+                                capture_output=True, text=True, env=env, cwd=root)
         if result.returncode:
             raise SystemExit(result.stderr[-2000:])
         row = json.loads(result.stdout.strip().splitlines()[-1])
@@ -114,11 +115,12 @@ def main() -> None:
     parser.add_argument("--jpegs", type=int, default=40)
     parser.add_argument("--pngs", type=int, default=5)
     parser.add_argument("--side", type=int, default=9999)
+    parser.add_argument("--max-pixels", type=int, default=None, help="--measure: the decoding budget")
     args = parser.parse_args()
     if args.make:
         make(args.make, args.jpegs, args.pngs, args.side)
     if args.measure:
-        measure(args.measure, args.repo.resolve())
+        measure(args.measure, args.repo.resolve(), args.max_pixels)
 
 
 if __name__ == "__main__":
