@@ -251,3 +251,17 @@ def test_exif_orientation_is_applied_to_the_crop_as_to_the_whole_image(tmp_path)
     tagged = np.asarray(read_rgb(tmp_path / "tagged.png", 48), dtype=int)
     upright = np.asarray(read_rgb(tmp_path / "upright.png", 48), dtype=int)
     assert np.abs(tagged - upright).max() <= 1
+
+
+def test_a_killed_writers_temporary_files_are_removed_when_the_run_resumes(model, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        photo(seed=i).save(folder / f"{i}.png")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".checkpoint.pt.k3x_9q2a").write_bytes(b"half a checkpoint")  # as a SIGKILL leaves it
+    (out / ".topk.parquet.0a1b2c3d").write_bytes(b"")
+    (out / ".notes").write_text("not ours")  # other hidden files stay
+    mine(model, folder, out)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".lock", ".notes"]

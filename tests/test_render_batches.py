@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -147,3 +148,15 @@ def test_sigterm_ends_a_connection_attempt_at_once(silent_service):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_killed_renders_half_written_batches_are_removed_on_resume(tmp_path):
+    out = tmp_path / "render"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a pid that has ended
+    (out / f".batch_0000.tmp-{dead}").mkdir(parents=True)
+    (out / f".batch_0001.tmp-{os.getpid()}").mkdir()  # a running process's: left alone
+    result = CliRunner().invoke(main, RENDER + ["--channels", "0", "--chunk", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    hidden = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+    assert hidden == [f".batch_0001.tmp-{os.getpid()}"]

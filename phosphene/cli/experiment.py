@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections import Counter
 from pathlib import Path
 
 import click
 
 from ..errors import PhospheneError, install_hint
-from ..io.images import list_images
 from .app import main
 from .common import model_options, open_model
 from .options import (
@@ -109,9 +109,7 @@ def stimuli_command(model_name, weights, device, run_dir, images, layers, units_
     if run_dir:
         exemplars = st.exemplars_from_run(run_dir, layer_units, naturals, model.name)
     else:
-        paths = list_images(images)
-        exemplars = st.exemplars_from_images(model, paths, layer_units, naturals, image_size,
-                                             progress=progress)
+        exemplars = _exemplars_from_folder(model, images, layer_units, naturals, image_size, progress, out)
     settings = st.StimulusSettings(naturals, visualizations, steps, viz_size, image_size, diversity,
                                    seed=seed)
     result = st.build_stimuli(model, out, depths, layer_units, exemplars, settings, progress)
@@ -119,6 +117,22 @@ def stimuli_command(model_name, weights, device, run_dir, images, layers, units_
     for depth, layer in depths.items():
         click.echo(f"  {depth:<7} {layer:<14} units {','.join(map(str, layer_units[layer]))}")
     _warn_few_units(result)
+
+
+def _exemplars_from_folder(model, folder: str, layer_units, naturals: int, size: int, progress, out: str):
+    """Exemplars ranked over an image folder; what could not be read is counted on stderr and
+    listed in OUT/skipped.csv (as mining does)."""
+    from ..psychophysics.folder_exemplars import exemplars_from_folder, write_skipped
+
+    exemplars, skipped = exemplars_from_folder(model, folder, layer_units, naturals, size, progress)
+    if skipped:
+        reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
+        counts = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0])))
+        listing = Path(out) / "skipped.csv"
+        write_skipped(listing, skipped)
+        click.echo(f"skipped {len(skipped)} files ({counts}), e.g. {skipped[0][0]}: {skipped[0][1]}; "
+                   f"list in {listing}", err=True)
+    return exemplars
 
 
 def _warn_few_units(stimulus_set, enough: int = 6) -> None:

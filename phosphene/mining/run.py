@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..errors import OutputError, PhospheneError
 from ..io.decoding import IMAGE_SUFFIXES, display_path, scan_images
+from ..io.images import remove_stale_temporaries
 from ..io.progress import progress_enabled
 from ..layers.folding import fold_batchnorm
 from ..layers.model_state import memory_format, model_device, resolve_channels_last
@@ -203,6 +204,7 @@ def run_mining(
     plan.fold = fold
     out = plan.out
     with run_lock(out):
+        remove_stale_temporaries(out)  # half-written files of a killed run (the lock is ours)
         with _writing(out):
             status = _open_or_create(out, plan.config, plan.shapes, plan.relative, plan.unlisted)
         if status != "complete":

@@ -1,6 +1,7 @@
 """The psychophysics test of Klein, Brendel & Wichmann: do feature visualizations explain units?
 
-- `stimuli`: units of early/middle/late layers, their natural exemplars and visualizations on disk;
+- `stimuli`: units of early/middle/late layers, their natural exemplars and visualizations on disk
+  (`folder_exemplars`: exemplars straight from an image folder, bad files skipped);
 - `trials`: the matching trials (exemplar, visualization, catch), balanced and seeded;
 - `server`: the web experiment (FastAPI; `create_app`), `storage`: its SQLite (WAL) database;
 - `analysis`: accuracy per condition with Wilson intervals and the poster's plot;
@@ -10,6 +11,7 @@
 """
 
 from .analysis import CHANCE, Condition, analyze, load_responses, plot, summarize, wilson
+from .folder_exemplars import exemplars_from_folder, exemplars_from_images
 from .observer import MachineObserver, best_assignment, simulate
 from .stimuli import (
     DEPTHS,
@@ -18,7 +20,6 @@ from .stimuli import (
     StimulusUnit,
     build_stimuli,
     depth_layers,
-    exemplars_from_images,
     exemplars_from_run,
     pick_units,
 )
@@ -28,6 +29,7 @@ from .trials import IMAGES_PER_UNIT, KINDS, Trial, design
 __all__ = [
     "CHANCE", "DEPTHS", "IMAGES_PER_UNIT", "KINDS", "RESPONSE_COLUMNS", "Condition", "ExperimentDB",
     "MachineObserver", "StimulusSet", "StimulusSettings", "StimulusUnit", "Trial", "analyze",
-    "best_assignment", "build_stimuli", "depth_layers", "design", "exemplars_from_images",
-    "exemplars_from_run", "load_responses", "pick_units", "plot", "simulate", "summarize", "wilson",
+    "best_assignment", "build_stimuli", "depth_layers", "design", "exemplars_from_folder",
+    "exemplars_from_images", "exemplars_from_run", "load_responses", "pick_units", "plot", "simulate",
+    "summarize", "wilson",
 ]
