@@ -6,11 +6,9 @@ import click
 import torch
 
 from ..errors import PhospheneError
-from ..layers.model_state import model_device
 from ..layers.recording import layer_table
 from ..models import DEFAULT_MODEL, list_models, load_model
 from ..models.families import FAMILIES, family_architectures, family_status
-from ..models.input_shape import model_side
 from .app import main
 from .common import layout_option, model_options, odd_weights_option, offline_option, open_model
 from .options import POSITIVE, SIDE
@@ -48,7 +46,7 @@ def models_command(family: str | None, pattern: str) -> None:
 def layers_command(model_name: str, weights: str | None, size: int | None) -> None:
     """Print every layer of MODEL with its output shape, layout and number of units (features)."""
     model = open_model(model_name, weights, "cpu")
-    size = model_side(model, size)  # a ViT's own side; another --size is a one-line error
+    size = model.side(size)  # a ViT's own side; another --size is a one-line error
     click.echo(f"# {model.name}, input (1, 3, {size}, {size}); special layers: input, logits; "
                "views: LAYER#cls (class token), ATTN#heads (attention heads)")
     for name, kind, shape, layout in layer_table(model, size):
@@ -68,7 +66,7 @@ def classify_command(images, model_name, weights, device, top) -> None:
     failures = 0
     for path in images:
         try:
-            x = model.prepare_image(path)[None].to(model_device(model))
+            x = model.prepare_image(path)[None].to(model.device)
         except Exception as exc:  # unreadable images are reported and skipped
             click.echo(f"{path}: cannot read image ({type(exc).__name__})", err=True)
             failures += 1

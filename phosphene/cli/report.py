@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import PhospheneError, install_hint
+from ..models import DEFAULT_MODEL
+from ..models.checkpoints import odd_weights_allowed
 from ..objectives import parse_units
 from .app import main
 from .common import model_options, odd_weights_requested
@@ -64,9 +66,6 @@ def report_group() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def build_command(run, layers, units, out, model_name, weights, device, quiet, **settings) -> None:
     """Build or extend the report site OUT from the mining RUN (done units are skipped)."""
-    from ..models import DEFAULT_MODEL
-    from ..models.checkpoints import odd_weights_allowed
-
     try:
         from ..report import ReportSettings, build_report
     except ImportError as exc:

@@ -17,11 +17,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..layers.model_state import model_device
 from ..layers.names import INPUT, LOGITS
 from ..layers.recording import recorded_pass
-from ..models.input_shape import fixed_input_size, input_channels
-from ..models.wrapper import layer_root
+from ..models.wrapper import as_image_model, layer_root
 
 NORMALIZATIONS = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.LocalResponseNorm)
 _RMS = getattr(nn, "RMSNorm", None)
@@ -40,8 +38,9 @@ def execution_order(model: nn.Module, size: int | None = None) -> list[str]:
     """Names of the modules of ``model`` in the order they finish their forward pass: the recorded
     pass (`recorded_pass`) of a grey (1, C, S, S) image, S the model's fixed side, else ``size``,
     else its input size."""
-    side = fixed_input_size(model) or size or getattr(model, "input_size", 224)
-    grey = torch.full((1, input_channels(model), side, side), 0.5, device=model_device(model))
+    model = as_image_model(model)
+    side = model.fixed_side or size or model.input_size
+    grey = torch.full((1, model.channels, side, side), 0.5, device=model.device)
     record = recorded_pass(model, grey)
     if record.error is not None:
         raise record.error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -133,8 +134,6 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> None:
     """Save a (3, H, W) tensor in [0, 1] (or a PIL image) as PNG, atomically; a (1, H, W) tensor
     (a grayscale model's image) as a grayscale PNG."""
-    import io
-
     pil = image if isinstance(image, Image.Image) else Image.fromarray(to_uint8(image))
     buffer = io.BytesIO()
     pil.save(buffer, format="PNG")

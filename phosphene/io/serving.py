@@ -15,6 +15,11 @@ import socket
 
 from ..errors import PhospheneError
 
+try:
+    import resource
+except ImportError:  # Windows: no per-process descriptor limit to raise
+    resource = None
+
 FILE_MARGIN = 64
 
 
@@ -39,9 +44,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
 def room_for_connections(wanted: int) -> int:
     """Raise the soft open-file limit so that ``wanted`` connections fit (up to the hard limit);
     the number of connections that fit afterwards (``wanted`` where there is no such limit)."""
-    try:
-        import resource
-    except ImportError:  # Windows: no per-process descriptor limit to raise
+    if resource is None:
         return wanted
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = wanted + FILE_MARGIN

@@ -9,11 +9,11 @@ library's own cache (torch.hub's, the Hugging Face Hub's), downloaded there when
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import inspect
 import os
 from collections.abc import Callable
-from importlib import resources
 
 import torch
 from torch import nn
@@ -27,6 +27,7 @@ from .checkpoints import (
     odd_weights_allowed,
     read_state_dict,
 )
+from .classes import imagenet_class_names
 from .device import pick_device
 from .efficientnet_lite import (
     LITE1_STAGES,
@@ -40,11 +41,11 @@ from .inception_v1 import LUCID_OFFSET, WEIGHTS_URL, InceptionV1
 from .preprocess import ImageSpec
 from .timm_zoo import load_timm
 from .torchvision_zoo import load_torchvision
-from .wrapper import ImageModel, Normalize, OutputKey, layer_root
+from .wrapper import ImageModel, Normalize, OutputKey, as_image_model, layer_root, model_side
 
 __all__ = [
-    "ImageModel", "ImageSpec", "Normalize", "layer_root", "load_model", "list_models",
-    "imagenet_class_names", "register_model", "read_state_dict", "is_offline", "DEFAULT_MODEL",
+    "ImageModel", "ImageSpec", "Normalize", "as_image_model", "layer_root", "model_side", "load_model",
+    "list_models", "imagenet_class_names", "register_model", "read_state_dict", "is_offline", "DEFAULT_MODEL",
 ]
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -61,12 +62,6 @@ def register_model(name: str):
         return factory
 
     return decorate
-
-
-def imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet class names in index order (shipped with the package)."""
-    text = resources.files("phosphene.data").joinpath("imagenet_classes.txt").read_text()
-    return text.splitlines()
 
 
 @register_model("efficientnet_lite0")
@@ -165,7 +160,6 @@ def load_model(
     elif model.startswith("timm:"):
         wrapped = load_timm(model.split(":", 1)[1], weights, offline)
     else:
-        import difflib
         close = difflib.get_close_matches(model, list(_FACTORIES), n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelLoadError(

@@ -23,6 +23,7 @@ import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..io.serving import room_for_connections
@@ -119,8 +120,6 @@ def uvicorn_config(app, limits: ConnectionLimits | None = None, trusted_proxy: s
     to what the open-file limit holds, `serving.room_for_connections`), no server header, no
     websockets, and ``X-Forwarded-For`` believed only from ``trusted_proxy`` (addresses, comma
     separated; None: from nobody, so the rate limits see the real peer)."""
-    import uvicorn
-
     limits = limits or ConnectionLimits()
     limits = replace(limits, max_connections=room_for_connections(limits.max_connections))
     return uvicorn.Config(app, http=guarded_h11(limits), ws="none", log_level="warning",

@@ -3,7 +3,7 @@ means of the chosen units over every file that decodes, bad files skipped with a
 does), and the top exemplars of each unit from them (`stimuli.distinct_exemplars`).
 
 `exemplars_from_folder` scans a folder and returns the exemplars with the skipped files
-(unreadable subfolders included); `write_skipped` stores those as ``skipped.csv``.
+(unreadable subfolders included); `write_skipped` stores those as ``skipped.csv`` (`SKIPPED`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from ..errors import PhospheneError
 from ..io.decoding import ImageDecodeError, display_path, scan_images
 from ..io.images import atomic_write_bytes
 from ..io.progress import progress_enabled
-from ..layers.model_state import model_device
 from ..layers.tap import LayerTap
 from ..models.preprocess import load_for
+from ..models.wrapper import as_image_model
 from .stimuli import Exemplars, distinct_exemplars
+
+SKIPPED = "skipped.csv"
 
 
 @dataclass
@@ -54,7 +56,8 @@ def folder_means(model: nn.Module, images: list[Path], layer_units: dict[str, li
                  batch: int = 32, progress: bool | None = None) -> FolderMeans:
     """Channel-mean activation of the chosen units for every image that decodes (a minimal stand-in
     for a mining run, `phosphene.mining`, for small folders); bad files are skipped with a reason."""
-    device = model_device(model)
+    model = as_image_model(model)
+    device = model.device
     out: dict[str, list[torch.Tensor]] = {layer: [] for layer in layer_units}
     used: list[Path] = []
     skipped: list[tuple[str, str]] = []
@@ -131,3 +134,12 @@ def write_skipped(path: str | Path, skipped: list[tuple[str, str]]) -> None:
     writer.writerow(["path", "reason"])
     writer.writerows(skipped)
     atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def read_skipped(path: str | Path) -> list[tuple[str, str]]:
+    """The (path, reason) rows of a `write_skipped` file; [] when there is none."""
+    try:
+        with open(path, newline="") as handle:
+            return [(row["path"], row["reason"]) for row in csv.DictReader(handle)]
+    except FileNotFoundError:
+        return []

@@ -36,12 +36,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
+import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..io.serving import listen_socket
+from .analysis import summarize
 from .connections import ConnectionLimits, uvicorn_config
 from .guard import BodyLimit, RateLimit, SecurityHeaders
 from .stimuli import StimulusSet
@@ -258,8 +260,6 @@ def _add_admin_routes(app: FastAPI, db: ExperimentDB, admin_token: str) -> None:
     @app.get("/api/admin/summary")
     def summary(authorization: Annotated[str | None, Header()] = None) -> dict:
         require_admin(authorization)
-        from .analysis import summarize
-
         return {**db.counts(), "orphaned_sessions": db.orphaned(),
                 "conditions": [c.to_dict() for c in summarize(db.responses())]}
 
@@ -267,8 +267,6 @@ def _add_admin_routes(app: FastAPI, db: ExperimentDB, admin_token: str) -> None:
 def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000,
           connections: ConnectionLimits | None = None, trusted_proxy: str | None = None) -> None:
     """Run the app with uvicorn (blocking); see `connections.uvicorn_config` for the options."""
-    import uvicorn
-
     sock = listen_socket(host, port)
     uvicorn.Server(uvicorn_config(app, connections, trusted_proxy)).run(sockets=[sock])
 
@@ -278,8 +276,6 @@ def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0,
                       connections: ConnectionLimits | None = None,
                       trusted_proxy: str | None = None) -> Iterator[str]:
     """Serve ``app`` as `serve` does, in a thread (port 0: a free one); yields the base URL."""
-    import uvicorn
-
     sock = listen_socket(host, port)
     server = uvicorn.Server(uvicorn_config(app, connections, trusted_proxy))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import mining
 from .. import objectives as obj
 from ..errors import PhospheneError
 from ..io.images import atomic_write_bytes, image_grid, load_image, save_image
@@ -28,7 +30,7 @@ from ..io.progress import progress_enabled
 from ..layers.names import check_layers
 from ..layers.recording import layer_table
 from ..layers.tap import LayerTap
-from ..models.wrapper import layer_root
+from ..models.wrapper import as_image_model, layer_root
 from ..render import render
 
 DEPTHS = ("early", "middle", "late")
@@ -130,7 +132,7 @@ def channel_counts(model: nn.Module, layers: list[str]) -> dict[str, int]:
     """Channels of each layer's output (from one small forward pass)."""
     check_layers(model, layers)
     shapes = {name: layout.canonical_shape(shape) if layout else shape
-              for name, _, shape, layout in layer_table(model, 64, _device(model))}
+              for name, _, shape, layout in layer_table(model, 64, as_image_model(model).device)}
     return {layer: int(shapes[layer][1]) for layer in layers}
 
 
@@ -145,12 +147,6 @@ def pick_units(model: nn.Module, layers: dict[str, str], per_layer: int, seed: i
             raise PhospheneError(f"{layer} has {counts[layer]} channels, fewer than {per_layer}")
         picked[layer] = sorted(rng.sample(range(counts[layer]), per_layer))
     return picked
-
-
-def _device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 # -- natural exemplars ---------------------------------------------------------------------------------
@@ -189,8 +185,6 @@ def exemplars_from_run(run: str | Path, layer_units: dict[str, list[int]], k: in
     """Top natural exemplars (by channel mean) from a mining run, via
     ``phosphene.mining.open(run).top(layer, unit, k)``; each image used by one unit per layer.
     With ``model_name``, the run must have been mined with that model."""
-    from .. import mining
-
     mined = mining.open(run)
     if model_name is not None and mined.model_name != model_name:
         raise PhospheneError(f"the mining run {run} was made with {mined.model_name}, not {model_name}")
@@ -208,8 +202,6 @@ def exemplars_from_run(run: str | Path, layer_units: dict[str, list[int]], k: in
 def run_layers(model: nn.Module, run: str | Path) -> dict[str, str]:
     """Early/middle/late layers for a mining run: its three layers in forward order, or else the
     default tertile layers if the run has them all."""
-    from .. import mining
-
     mined = mining.open(run)
     order = {name: i for i, (name, _) in enumerate(layer_root(model).named_modules())}
     if len(mined.layers) == 3:
@@ -233,7 +225,7 @@ def render_unit(model: nn.Module, layer: str, unit: int, n: int, steps: int, siz
                     progress=progress)
     # The value reported is the unit's own activation, without the diversity term.
     with torch.no_grad(), LayerTap(model, [layer]) as tap:
-        act = tap(result.images.to(_device(model)))[layer]
+        act = tap(result.images.to(as_image_model(model).device))[layer]
         values = act[:, unit].float().mean((-2, -1)).cpu()
     return result.images, values
 
@@ -334,8 +326,6 @@ def demo_stimuli(out: str | Path, units_per_depth: int = 3, naturals: int = 10, 
 def overview(stimuli: StimulusSet, cell: int = 64, per_row: int = 5):
     """A PIL image: one line per unit, its natural exemplars then its visualizations, with the layer,
     unit and what each half of the line shows written on the left."""
-    from PIL import Image, ImageDraw, ImageFont
-
     tiles = []
     blank = torch.ones(3, cell, cell)
     for u in stimuli.units:
