@@ -30,9 +30,11 @@ from .efficientnet_lite import (
 )
 from .inception_v1 import INPUT_SIZE as INCEPTION_V1_SIZE
 from .inception_v1 import LUCID_OFFSET, WEIGHTS_URL, InceptionV1
+from .input_shape import fixed_input_size
 from .preprocess import ImageSpec
 from .timm_zoo import load_timm
 from .torchvision_zoo import load_torchvision
+from .transformers_models import is_transformers_model, wrap_transformers
 from .wrapper import ImageModel, Normalize, OutputKey, layer_root
 
 __all__ = [
@@ -131,10 +133,11 @@ def load_model(
 
     ``model`` is a registered name, ``torchvision:<arch>[.<WEIGHTS>]``, ``timm:<arch>[.<tag>]``, or
     an ``nn.Module`` (used as is when it is already an `ImageModel`, else wrapped with identity
-    preprocessing). ``weights`` is a weights file (state dict, training checkpoint or safetensors)
-    replacing the default weights. ``offline`` forbids downloads (None: ``PHOSPHENE_OFFLINE`` /
-    ``HF_HUB_OFFLINE``). ``output`` selects the logits from a network returning a dict, tuple or
-    output object (key, index or attribute name).
+    preprocessing; a Hugging Face ``transformers`` vision model gets its input size, channels and
+    class names from its config, see `transformers_models`). ``weights`` is a weights file (state
+    dict, training checkpoint or safetensors) replacing the default weights. ``offline`` forbids
+    downloads (None: ``PHOSPHENE_OFFLINE`` / ``HF_HUB_OFFLINE``). ``output`` selects the logits
+    from a network returning a dict, tuple or output object (key, index or attribute name).
     """
     weights = str(weights) if weights is not None else None
     if isinstance(model, ImageModel):
@@ -142,7 +145,9 @@ def load_model(
     elif isinstance(model, nn.Module):
         if weights is not None:
             load_into(model, read_state_dict(weights), weights)
-        wrapped = ImageModel(model, name=type(model).__name__)
+        side = fixed_input_size(model) or 224  # a network taking one side only: that is its input size
+        wrapped = (wrap_transformers(model) if is_transformers_model(model)
+                   else ImageModel(model, name=type(model).__name__, input_size=side))
     elif model in _FACTORIES:
         factory = _FACTORIES[model]
         takes_offline = "offline" in inspect.signature(factory).parameters
