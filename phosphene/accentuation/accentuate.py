@@ -223,8 +223,9 @@ def accentuate(
         model: takes (N, 3, H, W) images in [0, 1].
         objective: f, one value per image (per-image units: one per seed), or a unit "layer:channel".
         images: the seed images x0, (N, 3, H, W) or (3, H, W) in [0, 1].
-        reg_layer: layer of the latent regularization R ("input" for pixel space; default: a block at
-            about half depth, `default_reg_layer`: ``_blocks.8`` for EfficientNet-Lite0).
+        reg_layer: layer of the latent regularization R ("input" for pixel space; default: a block
+            before the objective's layer at about half its depth, `default_reg_layer`: ``_blocks.8``
+            for a class of EfficientNet-Lite0).
         lam: the regularization weight, or a sequence of weights (one accentuation each, one batch).
         steps, lr: Adam steps and learning rate (faccent: 100, 0.05).
         crops, crop_side, noise: views per step, crop side range (fraction of the canvas), noise std.
@@ -251,7 +252,7 @@ def accentuate(
     started = time.perf_counter()
     device = torch.device(device) if device is not None else model_device(model)
     objective = as_objective(objective)
-    reg_layer = reg_layer or default_reg_layer(model)
+    reg_layer = reg_layer or default_reg_layer(model, objective.layers)
     lams = _lambdas(lam, steps, crops)
     seeds = _seed_batch(model, objective, images, reg_layer, canvas).to(device)
     n, group, canvas = seeds.shape[0], len(lams), seeds.shape[-1]
