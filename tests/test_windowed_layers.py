@@ -20,7 +20,7 @@ import phosphene
 from phosphene import objectives as obj
 from phosphene.attribution import attribute
 from phosphene.errors import PhospheneError
-from phosphene.layers.recording import layer_rows
+from phosphene.layers.recording import execution_order, layer_rows
 from phosphene.models.input_shape import fit_side, fixed_input_size
 
 pytest.importorskip("timm")
@@ -153,6 +153,19 @@ def test_mining_a_windowed_layer_ranks_images_by_their_own_rows(key, zoo, image_
     with torch.no_grad():
         by_hand = case.hand(model, run.load(top))[:, 3].mean((1, 2))
     assert torch.allclose(torch.tensor([e.value for e in top]), by_hand, atol=1e-5)
+
+
+@pytest.mark.parametrize("key", ["swin_shifted", "mobilevit", "maxvit_window"])
+def test_accentuating_a_windowed_unit_regularizes_before_it_and_measures_each_image(key, zoo):
+    case = WINDOWED[key]
+    model = zoo[case.model]
+    result = phosphene.accentuate(model, obj.channel(case.layer, 3), _images(case), steps=2, crops=2,
+                                  measure_crops=2, progress=False)
+    order = execution_order(model)
+    assert order.index(result.settings["reg_layer"]) < order.index(case.layer)
+    with torch.no_grad():
+        by_hand = case.hand(model, result.images)[:, 3].mean((1, 2))
+    assert torch.allclose(result.f_after, by_hand, atol=1e-5)
 
 
 def _attribution_by_hand(model, target: str, reduce: Callable, layer: str, x: torch.Tensor):
