@@ -1,6 +1,7 @@
 """The model matrix for layers whose first dimension is not the image batch (issue 28): timm Swin
 (shifted windows, heads), MobileViT (patch offsets folded into the batch), MaxViT (windows and
-strided grids), next to ordinary token layers of LeViT, EfficientFormer and Hugging Face models.
+strided grids), LeViT (tokens folded into the batch for a BatchNorm1d), next to ordinary token layers
+of LeViT, EfficientFormer and Hugging Face models.
 
 Each layer is either read as the (B, C, H, W) map the network itself merges it into (checked against
 the libraries' own window_reverse / grid_reverse / MobileViT folding) or refused in one line, and no
@@ -69,6 +70,9 @@ WINDOWED = {
                           lambda m, x: tm.maxvit_map(m, "stages.0.blocks.0.attn_block", x)),
     "maxvit_grid": Case("maxvit", "stages.1.blocks.0.attn_grid.attn", 32,
                         lambda m, x: tm.maxvit_map(m, "stages.1.blocks.0.attn_grid", x)),
+    # LeViT's BatchNorm1d sees its 16 tokens as rows: its LinearNorm reshapes them back
+    "levit_bn": Case("levit", "stages.0.blocks.0.mlp.ln1.bn", 64,
+                     tokens_map("stages.0.blocks.0.mlp.ln1", 0, (4, 4))),
 }
 ORDINARY = {
     "levit": Case("levit", "stages.1.blocks.0", 64, tokens_map("stages.1.blocks.0", 0, (2, 2))),

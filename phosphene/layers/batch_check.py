@@ -140,7 +140,7 @@ class BatchCheck:
     def _fold(self, name: str, inputs, tensor: torch.Tensor) -> None:
         """Keep what resolving the folded layer ``name`` needs until the pass is over."""
         source, _ = first_tensor(inputs)
-        usable = (isinstance(source, torch.Tensor) and source.dim() >= 3 and source.is_floating_point()
+        usable = (isinstance(source, torch.Tensor) and source.dim() >= 2 and source.is_floating_point()
                   and source.shape[0] == tensor.shape[0])
         self._folded.append(_Folded(name, source if usable else None, tensor, list(self._refs)))
 

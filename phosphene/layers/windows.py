@@ -11,7 +11,8 @@ tokens of one image. A `Partition` says which pixels of the image's (H, W) map a
 
 ``shift`` is the cyclic shift applied before partitioning (Swin's shifted windows: the map is rolled
 by -shift) and ``padded`` the map's size after padding it to a multiple of the window. A row's
-``fmt`` is ``NLC`` (B*R, T, C), ``NHWC`` (B*R, s0, s1, C) or ``NCHW`` (B*R, C, s0, s1).
+``fmt`` is ``NLC`` (B*R, T, C), ``NHWC`` (B*R, s0, s1, C), ``NCHW`` (B*R, C, s0, s1) or ``NC``
+(B*R, C): one token per row, as LeViT's BatchNorm1d sees its tokens (windows of 1x1).
 
 `Partition.to_canonical` merges the rows into the (B, C, H, W) map (undoing padding and shift);
 `Partition.from_canonical` partitions a map again, so the network can run on from the view. `infer`
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FORMATS = ("NLC", "NHWC", "NCHW")
+FORMATS = ("NLC", "NHWC", "NCHW", "NC")
 SIZE_ATTRS = ("window_size", "partition_size", "grid_size", "patch_size")
 SHIFT_ATTRS = ("shift_size",)
 
@@ -69,6 +70,8 @@ class Partition:
             return len(shape) == 3 and shape[1] == self.tokens
         if fmt == "NHWC":
             return len(shape) == 4 and tuple(shape[1:3]) == self.size
+        if fmt == "NC":
+            return len(shape) == 2 and self.size == (1, 1)
         return fmt == "NCHW" and len(shape) == 4 and tuple(shape[2:4]) == self.size
 
     def canonical_shape(self, shape: Sequence[int], fmt: str) -> tuple[int, ...]:
@@ -79,11 +82,15 @@ class Partition:
     def _to_hwc(self, rows: torch.Tensor, fmt: str) -> torch.Tensor:
         if fmt == "NLC":
             return rows.unflatten(1, self.size)
+        if fmt == "NC":
+            return rows[:, None, None]
         return rows.permute(0, 2, 3, 1) if fmt == "NCHW" else rows
 
     def _from_hwc(self, rows: torch.Tensor, fmt: str) -> torch.Tensor:
         if fmt == "NLC":
             return rows.flatten(1, 2)
+        if fmt == "NC":
+            return rows[:, 0, 0]
         return rows.permute(0, 3, 1, 2) if fmt == "NCHW" else rows
 
     def merge(self, raw: torch.Tensor, fmt: str) -> torch.Tensor:
@@ -169,6 +176,8 @@ def _candidates(tokens: int, rows: int, hw: tuple[int, int], declared: list[tupl
 
 def row_formats(shape: Sequence[int]) -> list[tuple[str, int, tuple[int, int] | None]]:
     """(fmt, channels, row size or None) readings of a folded tensor shape (B*R, ...)."""
+    if len(shape) == 2:
+        return [("NC", shape[1], (1, 1))]
     if len(shape) == 3:
         return [("NLC", shape[2], None)]
     if len(shape) == 4:
