@@ -1,7 +1,7 @@
 """phosphene: what the features of a vision model respond to, where, and what suppresses them."""
 
 from . import objectives, param, transforms, units
-from .accentuation import AccentuationResult, accentuate
+from .accentuation import AccentuationConfig, AccentuationResult, accentuate
 from .errors import LayerNotFoundError, ModelLoadError, PhospheneError, UnitOutOfRangeError
 from .io.images import image_grid, load_image, save_image
 from .layers.layouts import Layout
@@ -11,12 +11,10 @@ from .layers.tap import LayerTap
 from .models import ImageModel, imagenet_class_names, list_models, load_model
 from .render import RenderConfig, Renderer, RenderResult, render
 from .units import Unit, parse_unit, unit
-
-__version__ = "0.2.0"
-
+from .version import __version__ as __version__
 
 __all__ = [
-    "AccentuationResult", "accentuate",
+    "AccentuationConfig", "AccentuationResult", "accentuate",
     "ImageModel", "LayerNotFoundError", "LayerTap", "Layout", "ModelLoadError", "PhospheneError",
     "RenderConfig", "RenderResult", "Renderer", "Unit", "UnitOutOfRangeError", "image_grid",
     "imagenet_class_names", "layer_names", "layer_shapes", "layer_table", "list_models", "load_image",

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from .errors import PhospheneError, UnitOutOfRangeError
-from .layers.model_state import model_device
 from .layers.names import INPUT, LOGITS, check_layers, resolve_layer
 from .layers.tap import LayerTap
+from .models.wrapper import as_image_model
 from .objectives import Acts, Objective, evaluate
 from .units import Unit, as_unit, parse_unit
 
@@ -218,8 +218,8 @@ def attribute(model: nn.Module, images: torch.Tensor, target: Unit | Objective |
     Returns f (N,) and per layer E⁺, E⁻, their L2 variants and ΣA (each (N,)); with ``maps`` also
     φ⁺, φ⁻ (N, H_ℓ, W_ℓ); with ``keep`` also A and a (N, C, H_ℓ, W_ℓ) and A summed over positions.
     """
-    device = model_device(model)
+    model = as_image_model(model)
     with Attributor(model, target, layers) as attributor:
-        results = [attributor(images[i:i + batch_size].to(device), maps, keep)
+        results = [attributor(images[i:i + batch_size].to(model.device), maps, keep)
                    for i in range(0, len(images), batch_size)]
     return concat(results)

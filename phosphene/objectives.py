@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,40 @@ from .layers.names import LOGITS
 from .models.outputs import logits_of
 
 Units = int | Sequence[int] | range | torch.Tensor
+CLS = "#cls"  # the class-token view of a transformer layer (`phosphene.layers.names`)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Channel ``channel`` of ``layer``, reduced by ``position`` (``mean``, ``centre`` or (y, x));
+    with ``preactivation`` attribution reads the input of an activation module instead of its output.
+    `channel` and `neuron` of one unit set ``Objective.unit`` to one; ``phosphene.units`` parses
+    ``"layer:channel@y,x"`` strings into one."""
+
+    layer: str
+    channel: int
+    position: str | tuple[int, int] = "mean"
+    preactivation: bool = True
+
+    def __str__(self) -> str:
+        if self.layer.endswith(CLS):
+            return f"{self.layer[:-len(CLS)]}:{self.channel}@cls"
+        if isinstance(self.position, tuple):
+            return f"{self.layer}:{self.channel}@{self.position[0]},{self.position[1]}"
+        return f"{self.layer}:{self.channel}"
+
+    def objective(self, batch: int = 1) -> Objective:
+        """The objective of this unit for ``batch`` images (channel mean, or neuron at the position)."""
+        units = [self.channel] * batch if batch > 1 else self.channel
+        if self.position == "mean":
+            objective = channel(self.layer, units)
+        elif self.position == "centre":
+            objective = neuron(self.layer, units)
+        else:
+            y, x = self.position
+            objective = neuron(self.layer, units, x=x, y=y)
+        objective.unit = self
+        return objective
 
 
 class Acts(dict):
@@ -47,7 +82,7 @@ class Objective:
         self.batch_size = batch_size
         # a list is kept as given (not copied): `neuron` fills in its position once the map is known
         self.labels = labels if isinstance(labels, list) or labels is None else list(labels)
-        self.unit = None  # (layer, channel, position) or a `units.Unit` when it reads one unit
+        self.unit: Unit | None = None  # the `Unit` when it reads one unit (`channel`, `neuron`)
 
     def __call__(self, acts: Acts) -> torch.Tensor:
         return self.fn(acts)
@@ -175,7 +210,7 @@ def channel(layer: str, units: Units) -> Objective:
     objective = Objective(fn, [layer], f"channel({layer}, {_short(index.units)})", index.batch_size,
                           _labels(layer, index.units))
     if len(set(index.units)) == 1:
-        objective.unit = (layer, index.units[0], "mean")
+        objective.unit = Unit(layer, index.units[0], "mean")
     return objective
 
 
@@ -202,7 +237,7 @@ def neuron(layer: str, units: Units, x: int | None = None, y: int | None = None)
     objective = Objective(fn, [layer], f"neuron({layer}, {_short(index.units)})", index.batch_size,
                           labels)
     if len(set(index.units)) == 1 and (x is None) == (y is None):
-        objective.unit = (layer, index.units[0], "centre" if x is None else (y, x))
+        objective.unit = Unit(layer, index.units[0], "centre" if x is None else (y, x))
     return objective
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,38 +33,44 @@ from .io.images import atomic_write_bytes, image_grid, save_image
 from .io.progress import progress_enabled
 from .layers.compiling import compiled
 from .layers.folding import fold_batchnorm
-from .layers.model_state import frozen, memory_format, model_device, resolve_channels_last
+from .layers.model_state import frozen, memory_format, resolve_channels_last
 from .layers.names import INPUT
 from .layers.tap import LayerTap
-from .models.input_shape import fit_side, fixed_input_size, input_channels
+from .models.input_shape import fit_side
 from .models.outputs import with_output
+from .models.wrapper import as_image_model
 from .objectives import Acts, Objective, evaluate
 from .param import make_param
+from .settings import with_overrides
 from .transforms import Compose, ending_at, make_transforms
+from .units import unit
 
-__all__ = ["RenderConfig", "RenderResult", "Renderer", "frozen", "model_device", "progress_enabled",
-           "render"]
+__all__ = ["RenderConfig", "RenderResult", "Renderer", "render"]
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
 @dataclass
 class RenderConfig:
-    """The loop's settings (all recorded in ``RenderResult.settings`` and ``render.json``)."""
+    """The loop's settings (all recorded in ``RenderResult.settings`` and ``render.json``); `render`
+    takes one, and any of its fields as keywords."""
 
-    steps: int = 256
-    lr: float = 0.05
+    steps: int = 256  # optimizer steps
+    lr: float = 0.05  # learning rate of the default Adam
     size: int | None = None  # image side (default: the model's input size)
     batch: int | None = None  # images (default: the objective's unit count, else 1)
-    seed: int = 0  # RNG seed of the initial image and every random draw
-    copies: int = 1  # transformed views of each image per step
-    amp: bool = False
-    truncate: bool = True
+    seed: int = 0  # RNG seed of the initial image and every random draw; CPU renders are deterministic
+    copies: int = 1  # transformed views of each image per step (averaged in the objective)
+    amp: bool = False  # run the model under bfloat16 autocast (useful on GPUs)
+    truncate: bool = True  # stop the forward pass after the deepest layer the objective reads
     channels_last: bool | None = None  # None: channels-last on the CPU (faster), contiguous elsewhere
-    thresholds: tuple[int, ...] = ()  # steps after which the images are kept
-    fold: bool = True  # fold eval BatchNorm that no objective reads into its convolution
+    thresholds: tuple[int, ...] = ()  # steps after which the images are kept (`RenderResult.snapshots`)
+    fold: bool = True  # fold eval BatchNorm that no objective reads into its convolution (`fold_batchnorm`)
     compile: bool = False  # torch.compile the truncated forward (eager, with a warning, if it fails)
-    layouts: dict[str, str] | None = None  # layout overrides per layer (`phosphene.layouts`)
+    layouts: dict[str, str] | None = None  # layout overrides {layer: "NHWC"} (docs/models.md, Layouts)
+
+    def __post_init__(self) -> None:
+        self.thresholds = tuple(int(t) for t in self.thresholds)
 
     def record(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": list(self.thresholds)}
@@ -129,8 +135,6 @@ def as_objective(objective: Objective | str | Callable[[torch.Tensor], torch.Ten
     if isinstance(objective, Objective):
         return objective
     if isinstance(objective, str):
-        from .units import unit
-
         return unit(objective)
     if callable(objective):
         name = getattr(objective, "__name__", type(objective).__name__)
@@ -149,19 +153,19 @@ class Renderer:
                  device: str | torch.device | None = None, param_options: dict[str, Any] | None = None,
                  output_key: str | int | None = None):
         self.started = time.perf_counter()
-        model = with_output(model, output_key)  # logits of a dict/tuple-returning network
+        model = as_image_model(with_output(model, output_key))  # logits of a dict/tuple-returning net
         self.model, self.objective = model, as_objective(objective)
         self.config = config = config or RenderConfig()
-        self.device = torch.device(device) if device is not None else model_device(model)
-        self.size = config.size or getattr(model, "input_size", 224)
-        self.fixed = fixed_input_size(model)  # vision transformers: the views end at this side
+        self.device = torch.device(device) if device is not None else model.device
+        self.size = config.size or model.input_size
+        self.fixed = model.fixed_side  # vision transformers: the views end at this side
         self.batch = config.batch or self.objective.batch_size or 1
         if any(not 1 <= t <= config.steps for t in config.thresholds):
             raise PhospheneError(f"thresholds must be steps in 1..{config.steps}, got {config.thresholds}")
         cpu_gen = torch.Generator().manual_seed(config.seed)
         if isinstance(param, str):
             self.param_name = param
-            channels = input_channels(model)
+            channels = model.channels
             options = {**({"channels": channels} if channels != 3 else {}), **(param_options or {})}
             param = make_param(param, self.batch, self.size, generator=cpu_gen, **options)
         else:
@@ -270,59 +274,43 @@ class Renderer:
 def render(
     model: nn.Module,
     objective: Objective | str | Callable[[torch.Tensor], torch.Tensor],
+    config: RenderConfig | None = None,
+    *,
     param: str | nn.Module = "fourier",
     transforms: str | Compose | None = "standard",
-    steps: int = 256,
-    lr: float = 0.05,
-    size: int | None = None,
-    batch: int | None = None,
-    seed: int = 0,
-    copies: int = 1,
+    optimizer: OptimizerFactory | None = None,
     device: str | torch.device | None = None,
     progress: bool | None = None,
-    amp: bool = False,
-    truncate: bool = True,
-    channels_last: bool | None = None,
     param_options: dict[str, Any] | None = None,
-    optimizer: OptimizerFactory | None = None,
-    thresholds: Sequence[int] = (),
-    fold: bool = True,
-    compile: bool = False,
     output_key: str | int | None = None,
-    layouts: dict[str, str] | None = None,
+    **overrides: Any,
 ) -> RenderResult:
     """Optimize images to maximize ``objective`` on ``model``; one image per batch element.
+
+    The loop's settings are a `RenderConfig` (``config``, default: its defaults) whose fields can be
+    overridden by keyword: ``render(model, obj, steps=64, size=128, seed=3)`` (an unknown keyword is
+    a `PhospheneError` naming the close matches).
 
     Args:
         model: takes (N, 3, H, W) images in [0, 1] (see `load_model`).
         objective: an `Objective` (its unit lists set the batch size unless ``batch`` is given), a
             unit string ``"layer:channel"`` / ``"layer:channel@y,x"``, or a callable
             ``f(images) -> (N,)``.
-        param: "fourier", "pixel", "maco", or a module whose ``forward()`` returns the images.
+        config: the settings (`RenderConfig`: steps, lr, size, batch, seed, copies, amp, truncate,
+            channels_last, thresholds, fold, compile, layouts; documented there).
+        param: "fourier", "pixel", "maco", or a module whose ``forward()`` returns the images;
+            ``param_options`` are its factory's keyword arguments.
         transforms: "standard" (lucid's), "crops" (faccent's), "none", or a `Compose`.
-        steps, lr: optimizer steps and learning rate.
-        size: image side in pixels (default: the model's input size).
-        copies: transformed views of each image per step (averaged in the objective).
-        seed: seeds the initial image and every random draw; CPU renders are deterministic.
-        amp: run the model under bfloat16 autocast (useful on GPUs).
-        truncate: stop the forward pass after the deepest layer the objective reads.
         optimizer: ``factory(parameters) -> torch.optim.Optimizer`` (default: Adam with ``lr``).
-        thresholds: steps after which the images are kept (``result.snapshots``).
-        fold: fold eval BatchNorm into the preceding convolutions where no objective reads them
-            (`fold_batchnorm`; same activations within float tolerance, the model is restored).
-        compile: run the truncated forward under ``torch.compile`` (eager with a warning if it fails).
-        channels_last: run the model in channels-last memory order (default: on the CPU, where it is
-            faster; the model's own tensors are put back afterwards).
+        device: where to run (default: the model's device).
         output_key: the key, index or attribute of the logits when the network returns a dict, a
             tuple or an output object (the class objectives read them; see `load_model`'s ``output``).
-        layouts: layout overrides ``{layer: "NHWC"}`` (detected otherwise; docs/models.md, Layouts).
+        **overrides: `RenderConfig` fields.
     Returns:
         a `RenderResult` with images, objective history, final objective on the clean images,
         a transparency map, and the snapshots at ``thresholds``.
     """
-    config = RenderConfig(steps=steps, lr=lr, size=size, batch=batch, seed=seed, copies=copies, amp=amp,
-                          truncate=truncate, channels_last=channels_last, fold=fold, compile=compile,
-                          layouts=layouts, thresholds=tuple(int(t) for t in thresholds))
+    config = with_overrides(RenderConfig, config, overrides, "render")
     renderer = Renderer(model, objective, param, transforms, config, optimizer, device, param_options,
                         output_key)
     return renderer.run(progress)

@@ -3,53 +3,24 @@
 layer, the layer ``layer#cls``), lucent's ``"mixed4a:476"`` habit. Channels are features in every
 layout (`phosphene.layouts`); positions are on the patch grid for token layers.
 
-A `Unit` is the parsed form; ``Unit.objective()`` is the matching `objectives.channel` /
-`objectives.neuron`, and objectives made from a unit carry it (``objective.unit``), so every API
-that needs a single unit (attribution, tension, inversion, atlas) accepts any of the three forms.
+A `Unit` (defined in `phosphene.objectives`, re-exported here) is the parsed form;
+``Unit.objective()`` is the matching `objectives.channel` / `objectives.neuron`, and objectives
+made from a unit carry it (``objective.unit``, always a `Unit`), so every API that needs a single
+unit (attribution, tension, inversion, atlas) accepts any of the three forms.
 ``preactivation`` says how attribution reads a unit of an activation module: its input.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from . import objectives as obj
 from .errors import PhospheneError
+from .objectives import CLS, Unit
+
+__all__ = ["CLS", "Unit", "as_unit", "parse_unit", "unit"]
 
 _UNIT = re.compile(r"^(?P<layer>.+):(?P<channel>\d+)(?:@(?:(?P<cls>cls)|(?P<y>\d+),(?P<x>\d+)))?$")
-CLS = "#cls"
-
-
-@dataclass(frozen=True)
-class Unit:
-    """Channel ``channel`` of ``layer``, reduced by ``position`` (``mean``, ``centre`` or (y, x));
-    with ``preactivation`` attribution reads the input of an activation module instead of its output."""
-
-    layer: str
-    channel: int
-    position: str | tuple[int, int] = "mean"
-    preactivation: bool = True
-
-    def __str__(self) -> str:
-        if self.layer.endswith(CLS):
-            return f"{self.layer[:-len(CLS)]}:{self.channel}@cls"
-        if isinstance(self.position, tuple):
-            return f"{self.layer}:{self.channel}@{self.position[0]},{self.position[1]}"
-        return f"{self.layer}:{self.channel}"
-
-    def objective(self, batch: int = 1) -> obj.Objective:
-        """The objective of this unit for ``batch`` images (channel mean, or neuron at the position)."""
-        units = [self.channel] * batch if batch > 1 else self.channel
-        if self.position == "mean":
-            objective = obj.channel(self.layer, units)
-        elif self.position == "centre":
-            objective = obj.neuron(self.layer, units)
-        else:
-            y, x = self.position
-            objective = obj.neuron(self.layer, units, x=x, y=y)
-        objective.unit = self
-        return objective
 
 
 def parse_unit(text: str, position: str | tuple[int, int] = "mean", preactivation: bool = True) -> Unit:
@@ -77,9 +48,6 @@ def as_unit(spec: Unit | obj.Objective | str, position: str | tuple[int, int] = 
     found = getattr(spec, "unit", None)
     if isinstance(found, Unit):
         return found
-    if isinstance(found, tuple):
-        layer, channel, where = found
-        return Unit(layer, channel, where, preactivation)
     raise PhospheneError(f"{spec!r} is not a single unit; give 'layer:channel' or an objective made "
                          "with phosphene.unit(...) / objectives.channel / objectives.neuron")
 

@@ -98,7 +98,8 @@ def test_completeness_is_reported_per_layer_and_variant(report, capsys):
     assert csv[0] == "layer,variant,pearson,spearman,scale,n" and len(csv) == 1 + 2 * len(LAYERS)
     with capsys.disabled():  # the figures the README and docs report
         print("\ncompleteness (32 images, 96 px):",
-              ", ".join(f"{r['layer']}/{r['variant']} r={r['pearson']:.3f} scale={r['scale']:.3g}" for r in rows))
+              ", ".join(f"{r['layer']}/{r['variant']} r={r['pearson']:.3f} scale={r['scale']:.3g}"
+                        for r in rows))
 
 
 def test_report_writes_plots_and_tables(report):

@@ -47,6 +47,14 @@ def test_objectives_of_one_unit_name_it():
         as_unit(obj.deepdream("l"))
 
 
+def test_objective_unit_is_always_a_unit_or_none():
+    assert obj.channel("l", 3).unit == Unit("l", 3, "mean")
+    assert obj.neuron("l", 3).unit == Unit("l", 3, "centre")
+    assert obj.neuron("l", 3, x=1, y=2).unit == Unit("l", 3, (2, 1))
+    assert unit("l:3@cls").unit == Unit("l#cls", 3)
+    assert obj.channel("l", [1, 2]).unit is None and obj.class_logit(1).unit is None
+
+
 def test_render_accepts_a_unit_string(model):
     a = phosphene.render(model, "_blocks.3:2", steps=2, size=32, progress=False)
     b = phosphene.render(model, obj.channel("_blocks.3", 2), steps=2, size=32, progress=False)

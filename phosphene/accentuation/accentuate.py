@@ -18,7 +18,6 @@ crops its ``transforms``, and f - lam beta R one `Objective` (`_Accentuation`) t
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,13 +31,16 @@ from torch import nn
 from ..errors import PhospheneError
 from ..io.images import atomic_write_bytes, image_grid, save_image
 from ..layers.folding import fold_batchnorm
-from ..layers.model_state import frozen, model_device
+from ..layers.model_state import frozen
 from ..layers.names import check_layers
-from ..models.input_shape import fixed_input_size, input_channels, to_channels
+from ..models.input_shape import to_channels
+from ..models.wrapper import ImageModel, as_image_model
 from ..objectives import Acts, Objective
 from ..param import ConfinedImage, seeded_param
 from ..render import RenderConfig, Renderer, as_objective
-from .balance import BALANCES, STYLES, balance
+from ..settings import with_overrides
+from .balance import balance
+from .config import AccentuationConfig
 from .crops import LatentDistance, SharedCrops, measure, resize
 from .masks import attribution_mask, transparency_mask
 from .reg_layer import default_reg_layer
@@ -173,126 +175,61 @@ def _as_seeds(images: torch.Tensor, canvas: int | None, channels: int = 3) -> to
     return resize(seeds.float().clamp(0, 1), canvas) if canvas else seeds.float().clamp(0, 1)
 
 
-def _seed_batch(model: nn.Module, objective: Objective, images: torch.Tensor, reg_layer: str,
+def _seed_batch(model: ImageModel, objective: Objective, images: torch.Tensor, reg_layer: str,
                 canvas: int | None) -> torch.Tensor:
     """The seed images as an (N, 3, S, S) batch, after checking the layers and the unit count."""
     check_layers(model, set(objective.layers) | {reg_layer})
-    seeds = _as_seeds(images, canvas, input_channels(model))
+    seeds = _as_seeds(images, canvas, model.channels)
     n = seeds.shape[0]
     if objective.batch_size not in (None, 1, n):
         raise PhospheneError(f"the objective has {objective.batch_size} units for {n} seed images")
     return seeds
 
 
-def _lambdas(lam: float | Sequence[float], steps: int, crops: int) -> list[float]:
-    lams = [float(lam)] if isinstance(lam, (int, float)) else [float(v) for v in lam]
-    if not lams or any(v < 0 or not math.isfinite(v) for v in lams):
-        raise PhospheneError(f"lambdas must be finite and >= 0, got {lams}")
-    if steps < 1 or crops < 1:
-        raise PhospheneError("steps and crops must be at least 1")
-    return lams
-
-
-def accentuate(
-    model: nn.Module,
-    objective: Objective | str,
-    images: torch.Tensor,
-    reg_layer: str | None = None,
-    lam: float | Sequence[float] = 1.0,
-    steps: int = 100,
-    crops: int = 16,
-    crop_side: tuple[float, float] = (0.05, 0.99),
-    noise: float = 0.02,
-    canvas: int | None = None,
-    input_size: int | None = None,
-    param: str = "phase",
-    mask: str | torch.Tensor | None = None,
-    lr: float = 0.05,
-    seed: int = 0,
-    transparency_every: int = 4,
-    measure_crops: int = 16,
-    device: str | torch.device | None = None,
-    progress: bool | None = None,
-    balance_by: str = "params",
-    fold: bool = True,
-    style: str = "faccent",
-) -> AccentuationResult:
+def accentuate(model: nn.Module, objective: Objective | str, images: torch.Tensor,
+               config: AccentuationConfig | str | None = None, *, device: str | torch.device | None = None,
+               progress: bool | None = None, **overrides: Any) -> AccentuationResult:
     """Accentuate ``objective`` in the seed ``images``: maximize f(x) - lam * beta * R(x) from x = x0.
 
     Args:
         model: takes (N, 3, H, W) images in [0, 1].
         objective: f, one value per image (per-image units: one per seed), or a unit "layer:channel".
         images: the seed images x0, (N, 3, H, W) or (3, H, W) in [0, 1].
-        reg_layer: layer of the latent regularization R ("input" for pixel space; default: a block
-            before the objective's layer at about half its depth, `default_reg_layer`: ``_blocks.8``
-            for a class of EfficientNet-Lite0).
-        lam: the regularization weight, or a sequence of weights (one accentuation each, one batch).
-        steps, lr: Adam steps and learning rate (faccent: 100, 0.05).
-        crops, crop_side, noise: views per step, crop side range (fraction of the canvas), noise std.
-        canvas: image side (default: the seeds' side); input_size: the crops' side (default: the
-            model's input size).
-        param: "phase" (faccent's seeded magnitude-gated phase), "fourier" or "pixel".
-        mask: None, "attribution" (confine changes to where f is attributed, `attribution_mask`), or
-            an (N, 1, H, W) tensor in [0, 1].
-        seed: RNG seed of every random draw.
-        transparency_every: accumulate |df/dx| for the mask every this many steps (0: use |dL/dx|).
-        measure_crops: crops of the fixed draw on which R before/after is measured.
-        balance_by: how beta is set at step 0: "params" (faccent's balance, equal gradient L1 norms
-            w.r.t. the parameterization's parameters, so that lam means what it means in faccent) or
-            "image" (equal norms w.r.t. the image's pixels: the same beta for every parameterization).
-        style: "faccent": the optimization as faccent runs it, so that lam means faccent's lam (its
-            step-0 image, 0.7 % below the seed's contrast, and logit clamp for the phase
-            parameterization; its integer crops with noise at the crop's resolution, `boxes`);
-            "phosphene": start exactly at the seed, continuous crops in one warp, per-pixel noise (at
-            the same lam, closer to the seed and less gain; docs/accentuation.md).
-        fold: fold BatchNorm layers that neither f nor R reads into their convolutions (`render`).
+        config: the settings, an `AccentuationConfig` (reg_layer, lam, steps, crops, crop_side, noise,
+            canvas, input_size, param, mask, lr, seed, transparency_every, measure_crops, balance_by,
+            fold, style: documented there), or a string: the ``reg_layer``.
+        device: where to run (default: the model's device).
+        **overrides: `AccentuationConfig` fields, e.g. ``reg_layer="_blocks.8", lam=[0, 1], steps=64``
+            (an unknown one is a `PhospheneError` naming the close matches).
     Returns:
         an `AccentuationResult`.
     """
     started = time.perf_counter()
-    device = torch.device(device) if device is not None else model_device(model)
+    if isinstance(config, str):
+        config, overrides = None, {"reg_layer": config, **overrides}
+    config = with_overrides(AccentuationConfig, config, overrides, "accentuate")
+    model = as_image_model(model)
+    device = torch.device(device) if device is not None else model.device
     objective = as_objective(objective)
-    reg_layer = reg_layer or default_reg_layer(model, objective.layers)
-    lams = _lambdas(lam, steps, crops)
-    seeds = _seed_batch(model, objective, images, reg_layer, canvas).to(device)
+    reg_layer = config.reg_layer or default_reg_layer(model, objective.layers)
+    lams = config.lams
+    seeds = _seed_batch(model, objective, images, reg_layer, config.canvas).to(device)
     n, group, canvas = seeds.shape[0], len(lams), seeds.shape[-1]
-    if balance_by not in BALANCES:
-        raise PhospheneError(f"unknown balance {balance_by!r}; use one of {', '.join(BALANCES)}")
-    if style not in STYLES:
-        raise PhospheneError(f"unknown style {style!r}; use one of {', '.join(STYLES)}")
-    options = {"style": "exact"} if param == "phase" and style == "phosphene" else {}
-    input_size = _crop_side(model, input_size, canvas)
-    with frozen(model), fold_batchnorm(model, set(objective.layers) | {reg_layer}, canvas, device, fold):
-        confine = _confine_mask(model, objective, seeds, mask)
-        image = ConfinedImage(seeded_param(param, seeds.repeat_interleave(group, 0), **options), seeds,
-                              confine, repeat=group).to(device)
-        shared = SharedCrops(crop_side, input_size, noise, group,
-                             style="faccent" if style == "faccent" else "warp")
-        distance = LatentDistance(model, reg_layer, seeds, shared)
-        try:
-            gen = torch.Generator(device=device).manual_seed(seed + 1)
-            beta = balance(model, objective, distance, shared, crops, gen, balance_by, param,
-                           confine, style)
-            weights = (beta[:, None] * torch.tensor(lams, device=device)[None, :]).reshape(-1)
-            state = _Accentuation(objective, distance, weights, image, transparency_every)
-            labels = [f"{objective.label(i)} lam={lams[i % group]:g}" for i in range(n * group)]
-            total = Objective(state, set(objective.layers) | {reg_layer},
-                              f"{objective.name} - lam*beta*R({reg_layer})", labels=labels)
-            config = RenderConfig(steps=steps, lr=lr, size=canvas, batch=n * group, seed=seed, copies=crops,
-                                  fold=False)  # folded above, for the balance step too
-            rendered = Renderer(model, total, image, shared, config, device=device).run(progress)
-        finally:
-            distance.close()
-    f_after, r_after = measure(model, objective, reg_layer, rendered.images, seeds, measure_crops,
-                               input_size, crop_side)
+    input_size = _crop_side(model, config.input_size)
+    with frozen(model), fold_batchnorm(model, set(objective.layers) | {reg_layer}, canvas, device,
+                                       config.fold):
+        rendered, state, beta, confine, loop = _optimize(model, objective, seeds, reg_layer, config,
+                                                         input_size, progress)
+    f_after, r_after = measure(model, objective, reg_layer, rendered.images, seeds, config.measure_crops,
+                               input_size, config.crop_side)
     f_seed, _ = measure(model, objective, reg_layer, seeds, seeds, 0, input_size)
     saliency = rendered.transparency if state.saliency is None else state.saliency
-    settings = {**config.record(), "objective": objective.name, "reg_layer": reg_layer, "lams": lams,
-                "crop_side": list(crop_side), "noise": noise, "canvas": canvas, "input_size": input_size,
-                "param": param, "mask": mask if isinstance(mask, str) or mask is None else "tensor",
-                "transparency_every": transparency_every, "measure_crops": measure_crops,
-                "crops": crops, "balance": balance_by, "style": style, "fold": fold,
-                "model": getattr(model, "name", type(model).__name__)}
+    settings = {**loop.record(), "objective": objective.name, "reg_layer": reg_layer, "lams": lams,
+                "crop_side": list(config.crop_side), "noise": config.noise, "canvas": canvas,
+                "input_size": input_size, "param": config.param, "mask": config.mask_name(),
+                "transparency_every": config.transparency_every, "measure_crops": config.measure_crops,
+                "crops": config.crops, "balance": config.balance_by, "style": config.style,
+                "fold": config.fold, "model": model.name}
     return AccentuationResult(
         images=rendered.images, seeds=seeds.cpu(), lams=lams,
         labels=[objective.label(i) for i in range(n * group)], f_before=f_seed.repeat_interleave(group),
@@ -302,14 +239,46 @@ def accentuate(
         settings=settings, seconds=time.perf_counter() - started)
 
 
-def _crop_side(model: nn.Module, input_size: int | None, canvas: int) -> int:
+def _optimize(model: ImageModel, objective: Objective, seeds: torch.Tensor, reg_layer: str,
+              config: AccentuationConfig, input_size: int, progress: bool | None):
+    """The balance step and the render loop on the frozen (and folded) model.
+
+    Returns (the `RenderResult`, the `_Accentuation` state, beta (N,), the confining mask or None,
+    the loop's `RenderConfig`)."""
+    lams, device = config.lams, seeds.device
+    n, group, canvas = seeds.shape[0], len(lams), seeds.shape[-1]
+    options = {"style": "exact"} if config.param == "phase" and config.style == "phosphene" else {}
+    confine = _confine_mask(model, objective, seeds, config.mask)
+    image = ConfinedImage(seeded_param(config.param, seeds.repeat_interleave(group, 0), **options), seeds,
+                          confine, repeat=group).to(device)
+    shared = SharedCrops(config.crop_side, input_size, config.noise, group,
+                         style="faccent" if config.style == "faccent" else "warp")
+    distance = LatentDistance(model, reg_layer, seeds, shared)
+    try:
+        gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+        beta = balance(model, objective, distance, shared, config.crops, gen, config.balance_by,
+                       config.param, confine, config.style)
+        weights = (beta[:, None] * torch.tensor(lams, device=device)[None, :]).reshape(-1)
+        state = _Accentuation(objective, distance, weights, image, config.transparency_every)
+        labels = [f"{objective.label(i)} lam={lams[i % group]:g}" for i in range(n * group)]
+        total = Objective(state, set(objective.layers) | {reg_layer},
+                          f"{objective.name} - lam*beta*R({reg_layer})", labels=labels)
+        loop = RenderConfig(steps=config.steps, lr=config.lr, size=canvas, batch=n * group, seed=config.seed,
+                            copies=config.crops, fold=False)  # folded by the caller, for the balance too
+        rendered = Renderer(model, total, image, shared, loop, device=device).run(progress)
+    finally:
+        distance.close()
+    return rendered, state, beta, confine, loop
+
+
+def _crop_side(model: ImageModel, input_size: int | None) -> int:
     """The side the crops are resized to: ``input_size``, else the model's; a fixed-input model's
     own side (a different ``input_size`` is an error)."""
-    fixed = fixed_input_size(model)
+    fixed = model.fixed_side
     if fixed is not None and input_size not in (None, fixed):
         raise PhospheneError(f"this model only takes {fixed}-pixel images; input_size {input_size} "
                              "cannot be used")
-    return fixed or input_size or getattr(model, "input_size", canvas)
+    return fixed or input_size or model.input_size
 
 
 def _confine_mask(model: nn.Module, objective: Objective, seeds: torch.Tensor,

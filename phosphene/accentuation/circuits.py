@@ -20,7 +20,8 @@ from torch import nn
 
 from ..attribution import Attributor
 from ..errors import PhospheneError
-from ..layers.model_state import frozen, model_device
+from ..layers.model_state import frozen
+from ..models.wrapper import as_image_model
 from ..objectives import Objective
 
 
@@ -28,8 +29,9 @@ def unit_attribution(model: nn.Module, objective: Objective, layer: str, images:
                      ) -> torch.Tensor:
     """A (N, C): activation x gradient of ``objective`` at ``layer``, summed over positions
     (`inhibition.attribution`'s A, one implementation for both)."""
+    model = as_image_model(model)
     with frozen(model), Attributor(model, objective, [layer]) as attributor:
-        result = attributor(images.detach().float().to(model_device(model)), keep=True)
+        result = attributor(images.detach().float().to(model.device), keep=True)
     return result.layers[layer].vector
 
 

@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PhospheneError
-from ..layers.model_state import frozen, model_device
+from ..layers.model_state import frozen
 from ..layers.names import INPUT
 from ..layers.tap import LayerTap
-from ..models.input_shape import fit_side, fixed_input_size
+from ..models.input_shape import fit_side
+from ..models.wrapper import as_image_model
 from ..objectives import Acts, Objective, evaluate
 from ..transforms import Compose, RandomCrop
 from .boxes import box_noise, crop_boxes, draw_boxes
@@ -128,7 +129,7 @@ class LatentDistance:
     def __init__(self, model: nn.Module, layer: str, seeds: torch.Tensor, crops: SharedCrops):
         self.layer, self.seeds, self.crops = layer, seeds, crops
         self.tap = None if layer == INPUT else LayerTap(model, [layer])
-        self.side = fixed_input_size(model)  # the un-cropped seeds are resized to it (ViTs)
+        self.side = as_image_model(model).fixed_side  # the un-cropped seeds are resized to it (ViTs)
         self.seed_acts(seeds[:1])
 
     def seed_acts(self, views: torch.Tensor) -> torch.Tensor:
@@ -162,9 +163,10 @@ def measure(model: nn.Module, objective: Objective, reg_layer: str, images: torc
     """f and R of ``images`` (M = N*g rows, g copies per seed) against ``seeds`` (N), measured the
     same way for any method: f on the whole image resized to ``input_size``; R over one fixed,
     seeded draw of ``crops`` noise-free crops shared by image and seed. Returns (f (M,), R (M,))."""
-    device = model_device(model)
+    model = as_image_model(model)
+    device = model.device
     images, seeds = images.to(device).float(), seeds.to(device).float()
-    size = input_size or getattr(model, "input_size", images.shape[-1])
+    size = input_size or model.input_size
     n, group = seeds.shape[0], images.shape[0] // seeds.shape[0]
     with frozen(model):
         with LayerTap(model, objective.layers) as tap:

@@ -8,7 +8,7 @@ import click
 import torch
 
 from .. import objectives as obj
-from ..accentuation import accentuate
+from ..accentuation import AccentuationConfig, accentuate
 from ..accentuation.balance import BALANCES, STYLES
 from ..accentuation.reg_layer import default_reg_layer, reg_layer_problem
 from ..errors import PhospheneError
@@ -100,17 +100,18 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     problem = reg_layer_problem(model, reg_layer, objective.layers)
     if problem:
         click.echo(f"warning: {problem}", err=True)
-    size = size or getattr(model, "input_size", 224)
+    size = size or model.input_size
     seeds, skipped = load_seeds(paths, size, model)
     for path, reason in skipped:
         click.echo(f"skipped {path}: unreadable ({reason})", err=True)
     if not seeds:
         raise PhospheneError(f"none of the {len(paths)} images could be read")
     lams = parse_lams(lam_sweep) if lam_sweep else [lam]
-    result = accentuate(model, objective, torch.stack([s for s, _ in seeds]), reg_layer, lam=lams,
-                        steps=steps, crops=crops, input_size=input_size, param=param, mask=mask,
-                        lr=lr, seed=seed, fold=not no_fold, progress=False if quiet else None,
-                        balance_by=balance_by, style=style)
+    config = AccentuationConfig(reg_layer=reg_layer, lam=lams, steps=steps, crops=crops,
+                                input_size=input_size, param=param, mask=mask, lr=lr, seed=seed,
+                                fold=not no_fold, balance_by=balance_by, style=style)
+    result = accentuate(model, objective, torch.stack([s for s, _ in seeds]), config,
+                        progress=False if quiet else None)
     result.settings["skipped"] = [str(p) for p, _ in skipped]
     result.save(out, names=[_stem(name) for _, name in seeds])
     click.echo(f"accentuated {len(seeds)} images x {len(lams)} lambdas in {result.seconds:.1f}s "

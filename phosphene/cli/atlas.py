@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import PhospheneError
-from ..inhibition.atlas import MODES, build_atlas
+from ..inhibition.atlas import MODES, AtlasConfig, build_atlas
 from ..mining.source import load_source
 from ..units import parse_unit
 from .app import main
@@ -50,9 +50,10 @@ def atlas_command(run, model_name, weights, device, images_dir, target, layer, p
     model = open_model(model_name, weights, device)
     source = load_source(run or images_dir, model, size)
     parsed = parse_unit(target, position, not post_activation) if target else None
-    result = build_atlas(model, source.images, source.paths, layer, parsed, mode=mode, grid=grid,
-                         per_group=per_group, min_points=min_points, icon_size=icon_size, steps=steps,
-                         batch=batch, seed=seed, progress=False if quiet else None)
+    config = AtlasConfig(mode=mode, grid=grid, per_group=per_group, min_points=min_points,
+                         icon_size=icon_size, steps=steps, batch=batch, seed=seed)
+    result = build_atlas(model, source.images, source.paths, layer, parsed, config,
+                         progress=False if quiet else None)
     result.save(out)
     click.echo(f"{mode} atlas: {len(source.paths)} images ({source.skipped} unreadable skipped), "
                f"{result.settings['selected']} laid out on a {result.grid}x{result.grid} grid (cells of more "

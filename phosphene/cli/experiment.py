@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 
 import click
 
 from ..errors import PhospheneError, install_hint
-from ..io.images import list_images
+from ..models.device import pick_device
+from ..objectives import parse_units
+from ..psychophysics.analysis import analyze, gap_table, load_responses, summary_table, write_responses
+from ..psychophysics.observer import MachineObserver
+from ..psychophysics.pipeline import (
+    TrialDesign,
+    UnitChoice,
+    admin_token_from,
+    few_units_warning,
+    is_stimulus_set,
+    make_stimuli,
+    score_source,
+    simulate_experiment,
+)
+from ..psychophysics.score import layer_summary, summary_text
+from ..psychophysics.stimuli import StimulusSet, StimulusSettings
+from ..psychophysics.storage import ExperimentDB
+from ..psychophysics.trials import design, participant_seed
 from .app import main
 from .common import model_options, open_model
 from .options import (
@@ -86,51 +101,22 @@ def stimuli_command(model_name, weights, device, run_dir, images, layers, units_
                     naturals, visualizations, diversity, steps, viz_size, image_size, seed, quiet,
                     out) -> None:
     """Build a stimulus set: exemplars and visualizations of units of early/middle/late layers."""
-    from ..psychophysics import stimuli as st
-
-    if bool(run_dir) == bool(images):
-        raise PhospheneError("give exactly one of --run (a mining run) or --images (a folder)")
     model = open_model(model_name, weights, device)
-    if layers:
-        depths = st.assign_depths(_parse_csv(layers))
-    else:
-        depths = st.run_layers(model, run_dir) if run_dir else st.depth_layers(model)
-    if units:
-        groups = units.split(";")
-        if len(groups) != len(depths):
-            raise PhospheneError(f"--units needs {len(depths)} ';'-separated lists")
-        from ..objectives import parse_units
-
-        layer_units = {layer: parse_units(g) for layer, g in zip(depths.values(), groups)}
-        st.channel_counts(model, list(depths.values()))
-    else:
-        layer_units = st.pick_units(model, depths, units_per_layer, seed)
-    progress = False if quiet else None
-    if run_dir:
-        exemplars = st.exemplars_from_run(run_dir, layer_units, naturals, model.name)
-    else:
-        paths = list_images(images)
-        exemplars = st.exemplars_from_images(model, paths, layer_units, naturals, image_size,
-                                             progress=progress)
-    settings = st.StimulusSettings(naturals, visualizations, steps, viz_size, image_size, diversity,
-                                   seed=seed)
-    result = st.build_stimuli(model, out, depths, layer_units, exemplars, settings, progress)
+    choice = UnitChoice(_parse_csv(layers), [parse_units(g) for g in units.split(";")] if units else None,
+                        units_per_layer, seed)
+    settings = StimulusSettings(naturals, visualizations, steps, viz_size, image_size, diversity, seed=seed)
+    result, depths, layer_units = make_stimuli(model, out, settings, choice, run_dir, images,
+                                               progress=False if quiet else None)
     click.echo(f"{len(result.units)} units, {len(result.image_paths())} images -> {out}")
     for depth, layer in depths.items():
         click.echo(f"  {depth:<7} {layer:<14} units {','.join(map(str, layer_units[layer]))}")
     _warn_few_units(result)
 
 
-def _warn_few_units(stimulus_set, enough: int = 6) -> None:
-    """With few units per layer every trial compares the same few units (3: always the same triple),
-    so an observer's accuracy is that of those units, not of units in general: it can sit far below
-    1/3 (docs/psychophysics.md, "Below chance")."""
-    few = {depth: len(units) for depth, units in stimulus_set.by_depth().items() if len(units) < enough}
-    if few:
-        counts = ", ".join(f"{d} {n}" for d, n in few.items())
-        click.echo(f"warning: few units per layer ({counts}); trials keep comparing the same units, so "
-                   f"accuracies describe those units only and can be far below chance; use "
-                   f"--units-per-layer {enough} or more", err=True)
+def _warn_few_units(stimulus_set: StimulusSet) -> None:
+    warning = few_units_warning(stimulus_set)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @experiment.command("trials")
@@ -141,9 +127,6 @@ def _warn_few_units(stimulus_set, enough: int = 6) -> None:
 def trials_command(stimuli, trials_per_condition, images_per_unit, catch_trials, seed, participant,
                    as_json) -> None:
     """Print the trial list a participant gets (reproducible from --seed and --participant)."""
-    from ..psychophysics.stimuli import StimulusSet
-    from ..psychophysics.trials import design, participant_seed
-
     trials = design(StimulusSet.load(stimuli), trials_per_condition, _parse_counts(images_per_unit),
                     catch_trials, participant_seed(seed, participant))
     if as_json:
@@ -192,45 +175,17 @@ def serve_command(stimuli, host, port, db_path, admin_token_file, admin_token, t
     serve(app, host, port)
 
 
-def admin_token_from(flag: str | None, path: str | None) -> tuple[str, str]:
-    """(token, where it came from): --admin-token-file, else --admin-token, else the environment
-    variable PHOSPHENE_ADMIN_TOKEN, else a new random one ("generated"). `PhospheneError` for an
-    empty or short token."""
-    if path is not None:
-        try:
-            lines = Path(path).read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PhospheneError(f"cannot read --admin-token-file {path}: {exc}") from None
-        value, source = (lines[0] if lines else ""), "--admin-token-file"
-    elif flag is not None:
-        value, source = flag, "--admin-token"
-    elif "PHOSPHENE_ADMIN_TOKEN" in os.environ:
-        value, source = os.environ["PHOSPHENE_ADMIN_TOKEN"], "PHOSPHENE_ADMIN_TOKEN"
-    else:
-        return secrets.token_urlsafe(24), "generated"
-    value = value.strip()
-    if not value:
-        raise PhospheneError(f"the admin token from {source} is empty")
-    if len(value) < 16:
-        raise PhospheneError(f"the admin token from {source} must have at least 16 characters")
-    return value, source
-
-
 @experiment.command("export")
 @click.argument("db_path", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="CSV file to write.")
 def export_command(db_path, out) -> None:
     """Write all responses of an experiment database as CSV."""
-    from ..psychophysics.analysis import load_responses, write_responses
-
     if not Path(db_path).is_file():
         raise PhospheneError(f"no such database: {db_path}")
     rows = load_responses(db_path)
     write_responses(rows, out)
     click.echo(f"{len(rows)} responses -> {out}")
     if Path(db_path).suffix.lower() in (".db", ".sqlite", ".sqlite3"):
-        from ..psychophysics.storage import ExperimentDB
-
         orphaned = ExperimentDB(db_path, create=False).orphaned()
         if orphaned:
             click.echo(f"{orphaned} sessions never answered a trial (consent given, page closed, or "
@@ -243,8 +198,6 @@ def export_command(db_path, out) -> None:
 @click.option("--title", default=None)
 def analyze_command(results, out, title) -> None:
     """Accuracy per condition (Wilson 95%) from databases or CSVs: summary.csv and accuracy.png."""
-    from ..psychophysics.analysis import analyze, gap_table, summary_table
-
     conditions = analyze(results, out, title)
     click.echo(summary_table(conditions))
     click.echo("\nnatural exemplars minus visualizations (accuracy):\n" + gap_table(conditions))
@@ -267,35 +220,17 @@ def analyze_command(results, out, title) -> None:
 def simulate_command(stimuli, observer, feature_layer, size, participants, trials_per_condition,
                      images_per_unit, catch_trials, seed, device, quiet, out) -> None:
     """Solve the trials with a machine observer; writes responses.csv, summary.csv, accuracy.png."""
-    from ..models.device import pick_device
-    from ..psychophysics.analysis import (
-        gap_table,
-        plot,
-        summarize,
-        summary_table,
-        write_responses,
-        write_summary,
-    )
-    from ..psychophysics.observer import MachineObserver, simulate
-    from ..psychophysics.stimuli import StimulusSet
-
     stimulus_set = StimulusSet.load(stimuli)
     _warn_few_units(stimulus_set)
     if observer == stimulus_set.model:
         click.echo(f"warning: the observer is the studied model ({observer})", err=True)
     machine = MachineObserver(observer, feature_layer, size, pick_device(device))
-    rows = simulate(stimulus_set, machine, participants, trials_per_condition,
-                    _parse_counts(images_per_unit), catch_trials, seed,
-                    progress=False if quiet else None)
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_responses(rows, out_dir / "responses.csv")
-    conditions = summarize(rows)
-    write_summary(conditions, out_dir / "summary.csv")
-    plot(conditions, out_dir / "accuracy.png", f"{machine.name} on {stimulus_set.model} units")
+    trial_design = TrialDesign(trials_per_condition, _parse_counts(images_per_unit), catch_trials, seed)
+    conditions = simulate_experiment(stimulus_set, machine, participants, trial_design, out,
+                                     progress=False if quiet else None)
     click.echo(summary_table(conditions))
     click.echo("\nnatural exemplars minus visualizations (accuracy):\n" + gap_table(conditions))
-    click.echo(f"-> {out_dir}/responses.csv, summary.csv, accuracy.png")
+    click.echo(f"-> {Path(out)}/responses.csv, summary.csv, accuracy.png")
 
 
 @experiment.command("score")
@@ -327,53 +262,19 @@ def score_command(source, layers, trials, group_size, observer, feature_layer, u
     Writes scores.parquet (one row per unit and query kind), scores.png and prints the per-layer
     distribution. From a mining run it first builds a stimulus set in OUT/stimuli.
     """
-    from ..models.device import pick_device
-    from ..psychophysics import score as sc
-    from ..psychophysics.observer import MachineObserver
-    from ..psychophysics.stimuli import StimulusSet
-
-    if trials < 1 or group_size < 1:
-        raise PhospheneError("--trials and --group must be at least 1")
     progress = False if quiet else None
-    out_dir = Path(out)
-    if _is_stimulus_set(source):
-        stimulus_set = StimulusSet.load(source)
-        chosen = _parse_csv(layers)
+    if is_stimulus_set(source):
+        stimulus_set, chosen = StimulusSet.load(source), _parse_csv(layers)
     else:
-        stimulus_set = _stimuli_from_run(source, layers, units_per_layer, naturals, visualizations,
-                                         steps, viz_size, image_size, seed, model_name, weights, device,
-                                         out_dir / "stimuli", progress)
+        settings = StimulusSettings(naturals, visualizations, steps, viz_size, image_size, seed=seed)
+        choice = UnitChoice(_parse_csv(layers), None, units_per_layer, seed)
+        stimulus_set, _, _ = make_stimuli(open_model(model_name, weights, device), Path(out) / "stimuli",
+                                          settings, choice, run=source, progress=progress)
         chosen = None
     machine = MachineObserver(observer, feature_layer, None, pick_device(device))
-    units = sc.stimulus_features(stimulus_set, machine, chosen, progress)
-    scores = sc.score_units(units, trials, group_size, seed=seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sc.write_scores(scores, out_dir / "scores.parquet", model=stimulus_set.model, observer=machine.name)
-    sc.plot_scores(scores, out_dir / "scores.png", f"{machine.name} on {stimulus_set.model} units")
-    click.echo(sc.summary_text(sc.layer_summary(scores)))
-    click.echo(f"-> {out_dir}/scores.parquet, scores.png")
+    scores = score_source(stimulus_set, machine, out, chosen, trials, group_size, seed, progress)
+    click.echo(summary_text(layer_summary(scores)))
+    click.echo(f"-> {Path(out)}/scores.parquet, scores.png")
 
 
-def _is_stimulus_set(path: str) -> bool:
-    """A stimulus folder's manifest.json lists units (a mining run's has its own manifest)."""
-    manifest = Path(path) / "manifest.json"
-    try:
-        return manifest.is_file() and "units" in json.loads(manifest.read_text())
-    except ValueError:
-        return False
-
-
-def _stimuli_from_run(run, layers, units_per_layer, naturals, visualizations, steps, viz_size,
-                      image_size, seed, model_name, weights, device, out, progress):
-    """A stimulus set built from a mining run (as `experiment stimuli --run` does)."""
-    from ..psychophysics import stimuli as st
-
-    model = open_model(model_name, weights, device)
-    depths = st.assign_depths(_parse_csv(layers)) if layers else st.run_layers(model, run)
-    layer_units = st.pick_units(model, depths, units_per_layer, seed)
-    exemplars = st.exemplars_from_run(run, layer_units, naturals, model.name)
-    settings = st.StimulusSettings(naturals, visualizations, steps, viz_size, image_size, seed=seed)
-    return st.build_stimuli(model, out, depths, layer_units, exemplars, settings, progress)
-
-
-__all__ = ["experiment"]
+__all__ = ["admin_token_from", "experiment"]

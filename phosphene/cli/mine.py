@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
-from ..mining import run_mining
+from ..mining import MiningPlan, run_mining
 from ..mining.contact_sheet import contact_sheets
 from .app import main
 from .common import model_options, open_model
 from .options import NON_NEGATIVE, POSITIVE, SIDE, WORKERS, FiniteFloat
-from .ray_options import ray_executor, ray_options
+from .ray_options import ray_options
 
 
 @main.command("mine")
@@ -40,7 +42,7 @@ from .ray_options import ray_executor, ray_options
               help="With --ray: batches per shard (the unit of work and of resume).")
 def mine_command(model_name, weights, device, layers, images, k, out, batch_size, workers, size,
                  checkpoint_every, max_pixels, sheet_k, sheet_units, no_fold, max_aspect, quiet,
-                 ray_address, ray_cpus, ray_gpus, ray_workers, shard_batches) -> None:
+                 ray, shard_batches) -> None:
     """Keep the top-k and bottom-k images of every unit (by channel mean, spatial max and min).
 
     Writes OUT/topk.parquet, images.parquet, skipped.csv, manifest.json and a contact sheet PNG per
@@ -50,11 +52,11 @@ def mine_command(model_name, weights, device, layers, images, k, out, batch_size
     """
     model = open_model(model_name, weights, device)
     names = [name.strip() for name in layers.split(",") if name.strip()]
-    with ray_executor(ray_address, ray_cpus, ray_gpus, ray_workers, shard_batches) as executor:
-        run = run_mining(model, names, images, out, k=k, batch_size=batch_size, num_workers=workers,
-                         size=size, checkpoint_every=checkpoint_every, max_pixels=max_pixels,
-                         max_aspect=max_aspect,
-                         fold=not no_fold, progress=False if quiet else None,
+    plan = MiningPlan(k=k, batch_size=batch_size, num_workers=workers, size=size,
+                      checkpoint_every=checkpoint_every, max_pixels=max_pixels, max_aspect=max_aspect,
+                      fold=not no_fold)
+    with replace(ray, shard_batches=shard_batches).executor() as executor:
+        run = run_mining(model, names, images, out, plan, progress=False if quiet else None,
                          executor=executor)
     sheets = contact_sheets(run, k=sheet_k, max_units=sheet_units) if sheet_k > 0 else {}
     summary = run.manifest["summary"]

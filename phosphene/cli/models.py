@@ -6,10 +6,8 @@ import click
 import torch
 
 from ..errors import PhospheneError
-from ..layers.model_state import model_device
 from ..layers.recording import layer_rows
 from ..models import list_models, load_model
-from ..models.input_shape import model_side
 from ..models.outputs import logits_of
 from .app import main
 from .common import layout_option, model_options, offline_option, open_model
@@ -32,7 +30,7 @@ def models_command() -> None:
 def layers_command(model_name: str, weights: str | None, size: int | None) -> None:
     """Print every layer of MODEL with its output shape, layout and number of units (features)."""
     model = open_model(model_name, weights, "cpu")
-    size = model_side(model, size)  # a ViT's own side; another --size is a one-line error
+    size = model.side(size)  # a ViT's own side; another --size is a one-line error
     click.echo(f"# {model.name}, input (1, 3, {size}, {size}); special layers: input, logits; views of a "
                "layer (last column): LAYER#cls (class token), ATTN#heads (attention heads); shapes are per "
                "image, (R, ...) where R windows or patches of each image are folded into the batch")
@@ -59,7 +57,7 @@ def classify_command(images, model_name, weights, device, top) -> None:
     failures = 0
     for path in images:
         try:
-            x = model.prepare_image(path)[None].to(model_device(model))
+            x = model.prepare_image(path)[None].to(model.device)
         except Exception as exc:  # unreadable images are reported and skipped
             click.echo(f"{path}: cannot read image ({type(exc).__name__})", err=True)
             failures += 1

@@ -1,18 +1,20 @@
-"""``--ray`` and its companion options, shared by ``phosphene mine`` and ``phosphene render``."""
+"""``--ray`` and its companion options, shared by ``phosphene mine`` and ``phosphene render``: the
+command receives them as one `RayOptions` (keyword ``ray``)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import click
 
+from ..distributed.executor import RayOptions
 from ..errors import install_hint
 from .options import NON_NEGATIVE_FLOAT, POSITIVE
 
 
 def ray_options(func):
-    """``--ray [ADDRESS|auto|local:N]``, ``--ray-cpus``, ``--ray-gpus``, ``--ray-workers``."""
+    """``--ray [ADDRESS|auto|local:N]``, ``--ray-cpus``, ``--ray-gpus``, ``--ray-workers``, passed to
+    the command as ``ray=RayOptions(...)``."""
 
     @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
                   metavar="[ADDRESS|auto|local:N]",
@@ -27,16 +29,8 @@ def ray_options(func):
                   help="Number of Ray workers (default: as many as the cluster's resources hold).")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        kwargs["ray"] = RayOptions(kwargs.pop("ray_address"), kwargs.pop("ray_cpus"), kwargs.pop("ray_gpus"),
+                                   kwargs.pop("ray_workers"))
         return func(*args, **kwargs)
 
     return wrapper
-
-
-def ray_executor(address: str | None, cpus: float, gpus: float, workers: int | None,
-                 shard_batches: int = 4):
-    """A context holding a `RayExecutor` for ``--ray ADDRESS``, or None without ``--ray``."""
-    if address is None:
-        return contextlib.nullcontext(None)
-    from ..distributed.executor import RayExecutor
-
-    return RayExecutor(address, cpus=cpus, gpus=gpus, workers=workers, shard_batches=shard_batches)

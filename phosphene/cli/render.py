@@ -8,7 +8,7 @@ from .. import objectives as obj
 from ..errors import PhospheneError
 from ..layers.names import check_layers
 from ..param import PARAMETERIZATIONS
-from ..render import render
+from ..render import RenderConfig, render
 from ..transforms import TRANSFORM_SETS
 from .app import main
 from .common import model_options, open_model
@@ -49,18 +49,17 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @ray_options
 def render_command(model_name, weights, device, layer, channels, kind, classes, diversity, batch,
                    steps, lr, size, param, transforms, seed, amp, no_fold, use_compile, channels_last,
-                   quiet, out, chunk, ray_address, ray_cpus, ray_gpus, ray_workers) -> None:
+                   quiet, out, chunk, ray) -> None:
     """Render images that maximize units; writes one PNG per unit, grid.png and render.json."""
     model = open_model(model_name, weights, device)
     per_unit = batch or 1
+    config = RenderConfig(steps=steps, lr=lr, size=size, seed=seed, amp=amp, fold=not no_fold,
+                          compile=use_compile, channels_last=channels_last)
     if layer and channels and kind != "deepdream" and not classes and (
-            chunk is not None or ray_address or channels.strip().lower() == "all"):
-        return render_layer_in_batches(
-            model, layer, channels, kind, chunk, per_unit, diversity, seed, quiet, out,
-            (ray_address, ray_cpus, ray_gpus, ray_workers), param=param, transforms=transforms,
-            steps=steps, lr=lr, size=size, amp=amp, fold=not no_fold, compile=use_compile,
-            channels_last=channels_last)
-    if ray_address:
+            chunk is not None or ray.address or channels.strip().lower() == "all"):
+        return render_layer_in_batches(model, layer, channels, kind, chunk, per_unit, diversity, quiet,
+                                       out, ray, config, param=param, transforms=transforms)
+    if ray.address:
         raise PhospheneError("--ray renders --layer with --channels (in batches)")
     if classes:
         units = obj.parse_units(classes)
@@ -80,10 +79,8 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
         if not layer:
             raise PhospheneError("--diversity needs --layer (the layer whose style is compared)")
         objective = objective + diversity * obj.diversity(layer)
-    result = render(model, objective, param=param, transforms=transforms, steps=steps, lr=lr,
-                    size=size, batch=len(units) * per_unit, seed=seed, amp=amp, fold=not no_fold,
-                    compile=use_compile, channels_last=channels_last,
-                    progress=False if quiet else None)
+    result = render(model, objective, config, batch=len(units) * per_unit, param=param,
+                    transforms=transforms, progress=False if quiet else None)
     result.save(out, columns=per_unit if per_unit > 1 else None)
     click.echo(f"rendered {len(result.labels)} images in {result.seconds:.1f}s -> {out}")
     click.echo(f"  {'unit':<24} {'step 1':>10}    {'final':>10}   (objective; history in render.json)")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from .. import objectives as obj
+from ..distributed.executor import RayOptions
 from ..distributed.layer_batches import render_batches
+from ..render import RenderConfig
 from .options import POSITIVE
-from .ray_options import ray_executor
 
 
 def chunk_option(func):
@@ -19,13 +20,13 @@ def chunk_option(func):
 
 
 def render_layer_in_batches(model, layer: str, channels: str, kind: str, chunk: int | None,
-                            per_unit: int, diversity: float, seed: int, quiet: bool, out: str,
-                            ray: tuple, **options) -> None:
-    """Render the ``channels`` of ``layer`` batch by batch (on Ray workers with ``ray``)."""
+                            per_unit: int, diversity: float, quiet: bool, out: str, ray: RayOptions,
+                            config: RenderConfig, **options) -> None:
+    """Render the ``channels`` of ``layer`` batch by batch (on Ray workers with ``ray.address``)."""
     units = None if channels.strip().lower() == "all" else obj.parse_units(channels)
-    with ray_executor(*ray) as executor:
-        index = render_batches(model, layer, units, out, chunk=16 if chunk is None else chunk, kind=kind,
-                               per_unit=per_unit, diversity=diversity, seed=seed, executor=executor,
-                               progress=False if quiet else None, **options)
+    with ray.executor() as executor:
+        index = render_batches(model, layer, units, out, 16 if chunk is None else chunk, kind, per_unit,
+                               diversity, config, executor=executor, progress=False if quiet else None,
+                               **options)
     click.echo(f"rendered {len(index['units'])} units of {layer} in {len(index['batches'])} batches "
                f"-> {out}")

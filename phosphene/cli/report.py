@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import PhospheneError, install_hint
+from ..models import DEFAULT_MODEL
 from ..objectives import parse_units
 from .app import main
 from .common import model_options
@@ -64,8 +65,6 @@ def report_group() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def build_command(run, layers, units, out, model_name, weights, device, quiet, **settings) -> None:
     """Build or extend the report site OUT from the mining RUN (done units are skipped)."""
-    from ..models import DEFAULT_MODEL
-
     try:
         from ..report import ReportSettings, build_report
     except ImportError as exc:

@@ -15,13 +15,17 @@ not import Ray; a missing Ray or an unreachable address is a `RayUnavailableErro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import torch
 
 from ..errors import PhospheneError, install_hint
 
@@ -115,8 +119,6 @@ class _Worker:
     actor without needing constructor arguments from the object store."""
 
     def __init__(self, device: str, threads: int):
-        import torch
-
         if device == "cpu":
             torch.set_num_threads(max(1, threads))
         self.device = torch.device(device)
@@ -133,6 +135,26 @@ class _Worker:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Whether and how to run on Ray (``phosphene mine/render --ray ...``): ``address`` (None: not on
+    Ray, in this process), ``cpus`` / ``gpus`` per worker, ``workers`` (None: as many as fit),
+    ``shard_batches`` (batches per mining shard). `executor` opens the matching `RayExecutor`."""
+
+    address: str | None = None
+    cpus: float = 1.0
+    gpus: float = 0.0
+    workers: int | None = None
+    shard_batches: int = 4
+
+    def executor(self) -> contextlib.AbstractContextManager[RayExecutor | None]:
+        """A context holding a `RayExecutor` for ``address``, or None without one."""
+        if self.address is None:
+            return contextlib.nullcontext(None)
+        return RayExecutor(self.address, cpus=self.cpus, gpus=self.gpus, workers=self.workers,
+                           shard_batches=self.shard_batches)
 
 
 class RayExecutor:

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,14 @@ from tqdm.auto import tqdm
 from .. import objectives as obj
 from ..errors import PhospheneError, UnitOutOfRangeError
 from ..io.images import atomic_write_bytes
-from ..layers.model_state import model_device
 from ..layers.names import check_layers
 from ..layers.tap import LayerTap
-from ..render import RenderResult, render
+from ..models.wrapper import as_image_model
+from ..render import RenderConfig, RenderResult, render
+from ..settings import with_overrides
 
 KINDS = ("channel", "neuron")
+RENDER_KEYWORDS = ("param", "transforms", "optimizer", "param_options", "output_key")  # besides config
 
 
 @dataclass(frozen=True)
@@ -59,21 +61,24 @@ def plan_batches(units: Sequence[int], chunk: int, seed: int = 0) -> list[UnitBa
 
 def layer_units(model: nn.Module, layer: str, size: int | None = None) -> int:
     """Number of units (channels) of ``layer``."""
+    model = as_image_model(model)
     check_layers(model, [layer])
-    side = size or getattr(model, "input_size", 224)
+    side = size or model.input_size
     with LayerTap(model, [layer]) as tap, torch.no_grad():
-        return int(tap(torch.full((1, 3, side, side), 0.5, device=model_device(model)))[layer].shape[1])
+        return int(tap(torch.full((1, 3, side, side), 0.5, device=model.device))[layer].shape[1])
 
 
 @dataclass
 class BatchRenderer:
-    """The job a worker runs: render one `UnitBatch` of ``layer`` (see `render` for ``options``)."""
+    """The job a worker runs: render one `UnitBatch` of ``layer`` with ``config`` (its seed replaced by
+    the batch's) and the `render` keywords in ``options`` (param, transforms, ...)."""
 
     model: nn.Module
     layer: str
     kind: str = "channel"
     per_unit: int = 1
     diversity: float = 0.0
+    config: RenderConfig = field(default_factory=RenderConfig)
     options: dict[str, Any] = field(default_factory=dict)
 
     def setup(self, device: torch.device) -> torch.device:
@@ -85,8 +90,8 @@ class BatchRenderer:
         objective = getattr(obj, self.kind)(self.layer, units)
         if self.diversity:
             objective = objective + self.diversity * obj.diversity(self.layer)
-        return render(self.model, objective, batch=len(units), seed=batch.seed, device=device,
-                      progress=False, **self.options)
+        config = replace(self.config, batch=len(units), seed=batch.seed)
+        return render(self.model, objective, config, device=device, progress=False, **self.options)
 
 
 def save_batch(out: Path, batch: UnitBatch, result: RenderResult, per_unit: int) -> None:
@@ -104,16 +109,21 @@ def save_batch(out: Path, batch: UnitBatch, result: RenderResult, per_unit: int)
 
 def render_batches(model: nn.Module, layer: str, units: Sequence[int] | None, out: str | os.PathLike,
                    chunk: int = 16, kind: str = "channel", per_unit: int = 1, diversity: float = 0.0,
-                   seed: int = 0, executor: Any | None = None, progress: bool | None = None,
-                   **options: Any) -> dict:
+                   config: RenderConfig | None = None, *, executor: Any | None = None,
+                   progress: bool | None = None, **options: Any) -> dict:
     """Render ``units`` of ``layer`` (None: all) in batches of ``chunk`` into ``out``; resumable.
 
-    ``options`` go to `phosphene.render.render` (param, transforms, steps, lr, size, amp, ...).
-    Returns the index written to ``out/render.json``.
+    ``config`` (a `RenderConfig`; batch b is rendered with seed ``config.seed + b``) and ``options``
+    (`render`'s keywords: param, transforms, ..., and `RenderConfig` fields such as steps, size,
+    seed) set each batch's render. Returns the index written to ``out/render.json``.
     """
+    model = as_image_model(model)
+    keywords = {k: options.pop(k) for k in RENDER_KEYWORDS if k in options}
+    config = with_overrides(RenderConfig, config, options, "render_batches")
+    seed = config.seed
     if kind not in KINDS:
         raise PhospheneError(f"batched rendering supports the objectives {KINDS}, not {kind!r}")
-    count = layer_units(model, layer, options.get("size"))
+    count = layer_units(model, layer, config.size)
     units = list(range(count)) if units is None else list(units)
     if not units:
         raise PhospheneError("no units to render")
@@ -126,8 +136,8 @@ def render_batches(model: nn.Module, layer: str, units: Sequence[int] | None, ou
     out.mkdir(parents=True, exist_ok=True)
     batches = plan_batches(units, chunk, seed)
     todo = [b for b in batches if not (out / b.folder).is_dir()]
-    job_model = model if model_device(model).type == "cpu" else copy.deepcopy(model).cpu()
-    job = BatchRenderer(job_model if executor else model, layer, kind, per_unit, diversity, options)
+    job_model = model if model.device.type == "cpu" else copy.deepcopy(model).cpu()
+    job = BatchRenderer(job_model if executor else model, layer, kind, per_unit, diversity, config, keywords)
     with tqdm(total=len(batches), initial=len(batches) - len(todo), unit="batch", desc="render",
               disable=not progress if progress is not None else None) as bar:
         def on_result(batch: UnitBatch, result: RenderResult) -> None:
@@ -147,6 +157,6 @@ def _run(job: BatchRenderer, todo: list[UnitBatch], on_result: Callable, executo
     if executor is not None:
         executor.map(job, todo, on_result)
         return
-    context = job.setup(model_device(job.model))
+    context = job.setup(job.model.device)
     for batch in todo:
         on_result(batch, job.run(context, batch))

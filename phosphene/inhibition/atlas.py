@@ -38,11 +38,12 @@ from ..attribution import Attributor, attribute
 from ..errors import PhospheneError
 from ..io.images import atomic_write_bytes, save_image, to_uint8
 from ..io.progress import progress_enabled
-from ..layers.model_state import model_device
 from ..layers.tap import LayerTap
 from ..mining.source import ImageSource, load_source  # noqa: F401  (re-exported)
+from ..models.wrapper import as_image_model
 from ..objectives import Objective
 from ..render import RenderConfig, Renderer
+from ..settings import with_overrides
 from ..transforms import Compose, Jitter, Noise, Pad, Rotate, Scale
 from ..units import Unit, as_unit
 from .atlas_defaults import auto_grid, auto_min_points, sparse_hint
@@ -113,7 +114,8 @@ def attribution_vectors(model: nn.Module, images: torch.Tensor, target: Unit | s
     The vector is ``sum_positions sign(a) * A``: the paper's sum of A for a non-negative (post-ReLU)
     layer; in a layer that can be negative it points where the activation must move to reproduce the
     attribution (as the signed inversion targets of `inversion.signed_targets`)."""
-    device = model_device(model)
+    model = as_image_model(model)
+    device = model.device
     fs, vectors = [], []
     with Attributor(model, target, [layer]) as attributor:
         for start in tqdm(range(0, len(images), batch_size), desc="attribution", leave=False,
@@ -129,7 +131,8 @@ def activation_vectors(model: nn.Module, images: torch.Tensor, layer: str, seed:
                        batch_size: int = 32) -> np.ndarray:
     """One activation vector (C,) per image at a random spatial position of ``layer``."""
     gen = torch.Generator().manual_seed(seed)
-    device = model_device(model)
+    model = as_image_model(model)
+    device = model.device
     out = []
     with LayerTap(model, [layer]) as tap, torch.no_grad():
         for start in range(0, len(images), batch_size):
@@ -273,18 +276,40 @@ def _icon_f(model: nn.Module, icons: torch.Tensor, target: Unit | None) -> np.nd
     return attribute(model, icons, target, ["input"]).f.cpu().numpy()
 
 
+@dataclass
+class AtlasConfig:
+    """The settings of `build_atlas`: ``mode`` ("attribution" or "activation"); ``grid`` cells per
+    side and ``min_points`` per kept cell (None: from the number of images, `atlas_defaults`);
+    ``per_group`` images per selection group (attribution atlas); ``icon_size``, ``steps``,
+    ``batch``: the icon renders; ``cossim_pow`` (None: 1 for attribution, 2 for activation atlases);
+    ``seed`` of UMAP, the activation sampling and the icons."""
+
+    mode: str = "attribution"
+    grid: int | None = None
+    per_group: int = 100
+    min_points: int | None = None
+    icon_size: int = 64
+    steps: int = 128
+    batch: int = 64
+    cossim_pow: float | None = None
+    seed: int = 0
+
+
 def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], layer: str,
-                target: Unit | Objective | str | None = None, mode: str = "attribution",
-                grid: int | None = None, per_group: int = 100, min_points: int | None = None,
-                icon_size: int = 64, steps: int = 128,
-                batch: int = 64, cossim_pow: float | None = None, seed: int = 0,
-                progress: bool | None = None) -> AtlasResult:
+                target: Unit | Objective | str | None = None, config: AtlasConfig | None = None, *,
+                progress: bool | None = None, **overrides: Any) -> AtlasResult:
     """An attribution atlas (``target`` through ``layer``) or an activation atlas (of ``layer``;
     ``target`` only colours the icon borders) of ``images`` (N, 3, S, S) in [0, 1].
 
-    ``grid`` and ``min_points`` default to values from the number of laid-out images
+    ``config`` (an `AtlasConfig`; its fields as keywords: ``mode="activation", grid=10``) holds the
+    settings. ``grid`` and ``min_points`` default to values from the number of laid-out images
     (`phosphene.inhibition.atlas_defaults`); ``settings["hint"]`` says what to change when few
     cells survive."""
+    config = with_overrides(AtlasConfig, config, overrides, "build_atlas")
+    model = as_image_model(model)
+    mode, grid, per_group, min_points = config.mode, config.grid, config.per_group, config.min_points
+    icon_size, steps, batch, cossim_pow, seed = (config.icon_size, config.steps, config.batch,
+                                                 config.cossim_pow, config.seed)
     if mode not in MODES:
         raise PhospheneError(f"unknown atlas mode {mode!r}; choose from {', '.join(MODES)}")
     target = as_unit(target) if target is not None else None

@@ -26,7 +26,7 @@ from torch import nn
 from .. import objectives as obj
 from ..attribution import Attributor, attribute
 from ..io.images import atomic_write_bytes, save_image, to_uint8
-from ..layers.model_state import model_device
+from ..models.wrapper import as_image_model
 from ..objectives import Objective
 from ..param import ConcatImages, MacoImage
 from ..param.seeded import SeededPhaseImage
@@ -74,8 +74,9 @@ def seed_attribution(model: nn.Module, seeds: torch.Tensor, target: Unit | Objec
                      ) -> SeedAttribution:
     """Attribution of ``target`` through ``layer`` for one (3, H, W) image or a batch (N, 3, H, W)."""
     batch = seeds if seeds.dim() == 4 else seeds[None]
+    model = as_image_model(model)
     with Attributor(model, target, [layer]) as attributor:
-        result = attributor(batch.to(model_device(model)), maps=True, keep=True)
+        result = attributor(batch.to(model.device), maps=True, keep=True)
     part = result.layers[layer]
     if seeds.dim() == 3:
         return SeedAttribution(part.attribution[0].cpu(), part.activation[0].cpu(), float(result.f[0]),
@@ -161,7 +162,7 @@ def invert_many(model: nn.Module, images: torch.Tensor, target: Unit | Objective
     Batch layout: [+acc, -acc] for every seed (seeded phase), then [+inv, -inv] for every seed and
     one unit visualization per seed (random phase).
     """
-    target = as_unit(target)
+    model, target = as_image_model(model), as_unit(target)
     seeds = images
     n, size = len(seeds), seeds.shape[-1]
     att = seed_attribution(model, seeds, target, attr_layer)

@@ -37,12 +37,11 @@ from ..attribution import AttributionResult, Attributor, completeness_scale, con
 from ..errors import PhospheneError
 from ..io.images import atomic_write_bytes
 from ..io.progress import progress_enabled
-from ..layers.model_state import model_device
-from ..mining.dataset import Preprocessing, batch_loader
+from ..mining.dataset import Preprocessing, batch_loader, decode_image
 from ..mining.source import image_source
 from ..mining.store import write_parquet
-from ..models.input_shape import model_side
 from ..models.preprocess import spec_for
+from ..models.wrapper import as_image_model
 from ..objectives import Objective
 from ..units import Unit, as_unit
 from .norm_check import completeness_warnings
@@ -154,14 +153,14 @@ def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | 
                     size: int | None = None, progress: bool | None = None) -> TensionTable:
     """Attribute ``target`` through ``layers`` for every usable image of ``source`` (an image folder
     or a mining run, whose image list and preprocessing are then used)."""
-    target = as_unit(target)
+    model, target = as_image_model(model), as_unit(target)
     paths, root, prep, run_model = image_source(source)
-    name = getattr(model, "name", None)
-    if run_model is not None and name is not None and run_model != name:
+    name = model.name
+    if run_model is not None and run_model != name:
         raise PhospheneError(f"{source} was mined with {run_model}, not {name}; pass --model {run_model}")
     if prep is None or size is not None:
-        prep = Preprocessing(model_side(model, size), spec_for(model).crop_fraction)
-    device = model_device(model)
+        prep = Preprocessing(model.side(size), spec_for(model).crop_fraction)
+    device = model.device
     results, index = [], []
     with Attributor(model, target, layers) as attributor:
         loader = batch_loader(paths, prep, batch_size, num_workers=num_workers)
@@ -235,7 +234,7 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
 
     if n < 1:
         raise PhospheneError("--n must be at least 1")
-    target = as_unit(target)
+    model, target = as_image_model(model), as_unit(target)
     table = compute_tension(model, source, target, layers, batch_size, num_workers, size, progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -249,7 +248,7 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
                        {la: table.values[la]["e_minus"] for la in table.layers}, table.f, selections,
                        title, out / "scatter.png")
     plots.completeness_plot(rows, f"completeness: {title}", out / "completeness.png", table.warnings)
-    device = model_device(model)
+    device = model.device
     tension = table.tension()
     with Attributor(model, target, [table.primary]) as attributor:
         for kind, chosen in selections.items():
@@ -268,6 +267,4 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
 
 def load_selected(paths: Sequence[Path], prep: Preprocessing) -> torch.Tensor:
     """(N, 3, S, S) images in [0, 1] for ``paths`` (already known to decode)."""
-    from ..mining.dataset import decode_image
-
     return torch.stack([torch.from_numpy(decode_image(p, prep)).float() / 255 for p in paths])

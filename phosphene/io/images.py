@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import tempfile
@@ -110,8 +111,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> None:
     """Save a (3, H, W) tensor in [0, 1] (or a PIL image) as PNG, atomically; a (1, H, W) tensor
     (a grayscale model's image) as a grayscale PNG."""
-    import io
-
     pil = image if isinstance(image, Image.Image) else Image.fromarray(to_uint8(image))
     buffer = io.BytesIO()
     pil.save(buffer, format="PNG")

@@ -1,4 +1,5 @@
-"""The state of a model during a call: where it lives, frozen, its memory format; each restored after."""
+"""The state of a model during a call: frozen, its memory format; each restored after (where it lives:
+`phosphene.models.device.model_device`, ``ImageModel.device``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,6 @@ import contextlib
 
 import torch
 from torch import nn
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a model without any)."""
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 @contextlib.contextmanager

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from ..errors import PhospheneError
-from ..models.input_shape import fixed_input_size, input_channels
+from ..models.input_shape import input_channels
 from ..models.probe import hooks_suspended
-from ..models.wrapper import layer_root
+from ..models.wrapper import as_image_model, layer_root
 from . import layouts as lay
 from .batch_check import IMAGES, BatchCheck, BatchRows, first_tensor
 from .heads import heads_readable
@@ -173,10 +173,9 @@ def execution_order(model: nn.Module, size: int | None = None) -> list[str]:
     """Names of the modules of ``model`` in the order they finish their forward pass: the recorded
     pass (`recorded_pass`) of a grey image of the model's fixed side, else ``size``, else its input
     size; `failure` when the network cannot run at that side."""
-    side = fixed_input_size(model) or size or getattr(model, "input_size", 224)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    record = recorded_pass(model, torch.full((1, input_channels(model), side, side), 0.5, device=device))
+    model = as_image_model(model)
+    side = model.fixed_side or size or model.input_size
+    record = recorded_pass(model, torch.full((1, model.channels, side, side), 0.5, device=model.device))
     if record.error is not None:
         raise failure(record) from record.error
     return list(record.calls)

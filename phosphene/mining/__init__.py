@@ -9,7 +9,7 @@
 
 Modules: `dataset` (decoding in worker processes, bad files skipped with a reason), `topk` (running
 top/bottom-k merged on the device), `store` (Parquet tables, manifest, atomic checkpoints), `run`
-(the mining loop), `reader` (`MiningRun`).
+(the mining loop), `plan` (`MiningPlan`, the settings), `reader` (`MiningRun`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from .dataset import Preprocessing, SkipImage, decode_image
+from .plan import MiningPlan
 from .reader import Example, MiningRun
 from .run import run_mining
 from .topk import DIRECTIONS, STATS
@@ -27,5 +28,5 @@ def open(run: str | os.PathLike) -> MiningRun:  # noqa: A001  (phosphene.mining.
     return MiningRun(run)
 
 
-__all__ = ["DIRECTIONS", "Example", "MiningRun", "Preprocessing", "STATS", "SkipImage", "decode_image",
-           "open", "run_mining"]
+__all__ = ["DIRECTIONS", "Example", "MiningPlan", "MiningRun", "Preprocessing", "STATS", "SkipImage",
+           "decode_image", "open", "run_mining"]

@@ -12,60 +12,38 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
+import numpy
+import PIL
+import pyarrow
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import OutputError, PhospheneError
-from ..io.decoding import IMAGE_SUFFIXES, display_path, scan_images
+from ..errors import PhospheneError
+from ..io.decoding import display_path
 from ..io.progress import progress_enabled
 from ..layers.folding import fold_batchnorm
-from ..layers.model_state import memory_format, model_device, resolve_channels_last
-from ..layers.names import check_layers
+from ..layers.model_state import memory_format, resolve_channels_last
 from ..layers.tap import LayerTap
-from ..models import load_model
-from ..models.input_shape import model_side
-from ..models.preprocess import spec_for
+from ..settings import with_overrides
+from ..version import __version__
 from . import store
-from .dataset import (
-    DEFAULT_MAX_ASPECT,
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MIN_SIDE,
-    Preprocessing,
-    batch_loader,
-    list_hash,
-)
+from .dataset import batch_loader
 from .lock import run_lock
+from .plan import MiningJob, MiningPlan, prepare, writing
 from .reader import MiningRun
-from .topk import STATS, LayerExtremes
-
-if TYPE_CHECKING:
-    from .sharded import ShardExecutor
+from .sharded import ShardExecutor, mine_sharded
+from .topk import LayerExtremes
 
 
 def _versions() -> dict[str, str]:
-    import numpy
-    import PIL
-    import pyarrow
-
-    from .. import __version__
-
     return {"phosphene": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "pillow": PIL.__version__, "pyarrow": pyarrow.__version__,
             "python": sys.version.split()[0], "platform": platform.platform()}
-
-
-def _layer_shapes(tap: LayerTap, size: int, device: torch.device) -> dict[str, list[int]]:
-    """Output shape (without batch) of each tapped layer; the tap learns where to stop."""
-    with torch.inference_mode():
-        acts = tap(torch.full((1, 3, size, size), 0.5, device=device))
-    return {name: list(acts[name].shape[1:]) for name in tap.layers}
 
 
 def _check_same_run(out: Path, old: dict, config: dict, relative: list[str]) -> None:
@@ -93,18 +71,6 @@ def _folder_changed(out: Path, old: list[str], new: list[str]) -> str:
             f"to resume that run, or start a new run with another --out (or delete {out})")
 
 
-@contextmanager
-def _writing(out: Path) -> Iterator[None]:
-    """Turn a failed write into `OutputError` (one line); earlier checkpoints stay intact."""
-    try:
-        yield
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        where = f" ({display_path(exc.filename)})" if exc.filename else ""
-        raise OutputError(f"cannot write the run folder {out}: {reason}{where}; the last checkpoint "
-                          "is intact, rerun the same command once the problem is fixed") from None
-
-
 def _check_used(out: Path, manifest: dict) -> None:
     summary = manifest.get("summary", {})
     if summary.get("n_used", 1) == 0:
@@ -113,84 +79,17 @@ def _check_used(out: Path, manifest: dict) -> None:
                              f"({reasons}); see {out / store.SKIPPED}")
 
 
-@dataclass
-class MiningPlan:
-    """A checked mining request: what `run_mining` and the sharded executors work from."""
-
-    model: nn.Module
-    device: torch.device
-    layers: list[str]
-    paths: list[Path]
-    relative: list[str]
-    prep: Preprocessing
-    out: Path
-    k: int
-    batch_size: int
-    config: dict
-    shapes: dict[str, list[int]]
-    unlisted: list[tuple[str, str]]
-    fold: bool = True
-
-
-def plan_mining(model: nn.Module | str, layers: Sequence[str], images: str | os.PathLike,
-                out: str | os.PathLike, k: int = 16, batch_size: int = 32, size: int | None = None,
-                crop_fraction: float | None = None, min_side: int = DEFAULT_MIN_SIDE,
-                max_pixels: int = DEFAULT_MAX_PIXELS, max_aspect: float = DEFAULT_MAX_ASPECT,
-                device: str | torch.device | None = None) -> MiningPlan:
-    """Check the arguments of `run_mining`, list the images and build the run's config."""
-    if isinstance(model, str):
-        model = load_model(model, device=device)
-    device = torch.device(device) if device is not None else model_device(model)
-    model.to(device)
-    layers = list(dict.fromkeys(layers))
-    if not layers:
-        raise PhospheneError("give at least one layer to mine")
-    check_layers(model, layers)
-    if k < 1 or batch_size < 1:
-        raise PhospheneError("--k and --batch-size must be at least 1")
-    root, out = Path(images), Path(out)
-    paths, unlisted = _list_folder(root)
-    crop_fraction = crop_fraction or spec_for(model).crop_fraction  # the model's own (timm's crop_pct)
-    prep = Preprocessing(model_side(model, size), crop_fraction, min_side, max_pixels,
-                         max_aspect)
-    _make_out(out)
-    with LayerTap(model, layers, truncate=True) as tap:
-        shapes = _layer_shapes(tap, prep.size, device)
-    config = {
-        "model": getattr(model, "name", type(model).__name__), "layers": layers, "k": k,
-        "batch_size": batch_size, "stats": list(STATS), "preprocessing": prep.describe(),
-        "image_root": str(root.resolve()), "n_images": len(paths),
-        "image_list_sha256": list_hash(root, paths),
-    }
-    relative = [p.relative_to(root).as_posix() for p in paths]
-    return MiningPlan(model, device, layers, paths, relative, prep, out, k, batch_size, config, shapes,
-                      unlisted)
-
-
-def run_mining(
-    model: nn.Module | str,
-    layers: Sequence[str],
-    images: str | os.PathLike,
-    out: str | os.PathLike,
-    k: int = 16,
-    batch_size: int = 32,
-    num_workers: int = 2,
-    size: int | None = None,
-    crop_fraction: float | None = None,
-    min_side: int = DEFAULT_MIN_SIDE,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_aspect: float = DEFAULT_MAX_ASPECT,
-    checkpoint_every: int = 50,
-    checkpoint_seconds: float = 120.0,
-    device: str | torch.device | None = None,
-    progress: bool | None = None,
-    executor: ShardExecutor | None = None,
-    fold: bool = True,
-) -> MiningRun:
+def run_mining(model: nn.Module | str, layers: Sequence[str], images: str | os.PathLike,
+               out: str | os.PathLike, plan: MiningPlan | None = None, *,
+               device: str | torch.device | None = None, progress: bool | None = None,
+               executor: ShardExecutor | None = None, **overrides: Any) -> MiningRun:
     """Mine the top-k / bottom-k images of every unit of ``layers`` over the folder ``images``.
 
-    ``model`` is an `ImageModel` (or a registered name). Writes the run folder ``out`` (see
-    `phosphene.mining.store`) and returns it opened. Rerunning with the same arguments resumes an
+    ``model`` is an `ImageModel` (or a registered name). ``plan`` (a `MiningPlan`: k, batch_size,
+    num_workers, size, crop_fraction, min_side, max_pixels, max_aspect, checkpoint_every,
+    checkpoint_seconds, fold) holds the settings; its fields can be given as keywords
+    (``run_mining(model, layers, images, out, k=16, batch_size=64)``). Writes the run folder ``out``
+    (see `phosphene.mining.store`) and returns it opened. Rerunning with the same arguments resumes an
     interrupted run (or returns a finished one); other arguments on an existing run raise
     `PhospheneError`; a second run on the same ``out`` at the same time is refused (a lock file).
     ``executor`` (e.g. `phosphene.distributed.RayExecutor`) mines fixed shards of the image list on
@@ -198,37 +97,34 @@ def run_mining(
     layers not mined into their convolutions for the run (`fold_batchnorm`; a model in training
     mode is left as it is).
     """
-    plan = plan_mining(model, layers, images, out, k, batch_size, size, crop_fraction, min_side,
-                       max_pixels, max_aspect, device)
-    plan.fold = fold
-    out = plan.out
+    plan = with_overrides(MiningPlan, plan, overrides, "run_mining")
+    job = prepare(model, layers, images, out, plan, device)
+    out = job.out
     with run_lock(out):
-        with _writing(out):
-            status = _open_or_create(out, plan.config, plan.shapes, plan.relative, plan.unlisted)
+        with writing(out):
+            status = _open_or_create(out, job.config, job.shapes, job.relative, job.unlisted)
         if status != "complete":
             if executor is not None:
-                from .sharded import mine_sharded
-
-                with _writing(out):
-                    mine_sharded(plan, executor, num_workers, checkpoint_every, checkpoint_seconds,
-                                 progress)
+                with writing(out):
+                    mine_sharded(job, executor, progress)
             else:
-                _mine_here(plan, num_workers, checkpoint_every, checkpoint_seconds, progress)
+                _mine_here(job, progress)
     _check_used(out, store.read_json(out / store.MANIFEST))
     return MiningRun(out)
 
 
-def _mine_here(plan: MiningPlan, num_workers: int, checkpoint_every: int, checkpoint_seconds: float,
-               progress: bool | None) -> None:
+def _mine_here(job: MiningJob, progress: bool | None) -> None:
     """The single-process loop: resume from the checkpoint, stream the rest, write the tables."""
-    model, device, layers, paths, prep, out = (plan.model, plan.device, plan.layers, plan.paths,
-                                               plan.prep, plan.out)
-    batch_size = plan.batch_size
+    model, device, layers, paths, prep, out = (job.model, job.device, job.layers, job.paths,
+                                               job.prep, job.out)
+    batch_size, plan = job.batch_size, job.plan
+    num_workers, checkpoint_every, checkpoint_seconds = (plan.num_workers, plan.checkpoint_every,
+                                                         plan.checkpoint_seconds)
     channels_last = resolve_channels_last(None, device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    with memory_format(model, channels_last), fold_batchnorm(model, layers, prep.size, device, plan.fold), \
+    with memory_format(model, channels_last), fold_batchnorm(model, layers, prep.size, device, job.fold), \
             LayerTap(model, layers, truncate=True) as tap:
-        extremes, processed, skipped = _resume(out, layers, plan.shapes, plan.k, device)
+        extremes, processed, skipped = _resume(out, layers, job.shapes, job.k, device)
         start_time = time.perf_counter()
         loader = batch_loader(paths, prep, batch_size, start=processed, num_workers=num_workers,
                               pin_memory=device.type == "cuda")
@@ -248,31 +144,13 @@ def _mine_here(plan: MiningPlan, num_workers: int, checkpoint_every: int, checkp
                 since_save += 1
                 bar.update(1)
                 if since_save >= checkpoint_every or time.monotonic() - last_save >= checkpoint_seconds:
-                    with _writing(out):
+                    with writing(out):
                         store.save_checkpoint(out, processed, store.states_of(extremes), skipped)
                     last_save, since_save = time.monotonic(), 0
-        with _writing(out):
+        with writing(out):
             store.save_checkpoint(out, processed, store.states_of(extremes), skipped)
-            store.finish_run(out, store.states_of(extremes), plan.shapes, plan.relative, skipped,
+            store.finish_run(out, store.states_of(extremes), job.shapes, job.relative, skipped,
                              time.perf_counter() - start_time)
-
-
-def _list_folder(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    """The image files under ``root`` and its unreadable subfolders; `PhospheneError` if none."""
-    if not root.is_dir():
-        raise PhospheneError(f"image folder not found: {root}")
-    paths, unlisted = scan_images(root)
-    if not paths:
-        raise PhospheneError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}"
-                             + (f"; {len(unlisted)} subfolders unreadable" if unlisted else ""))
-    return paths, unlisted
-
-
-def _make_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file, not a folder")
-    with _writing(out):
-        out.mkdir(parents=True, exist_ok=True)
 
 
 def _open_or_create(out: Path, config: dict, shapes: dict, relative: list[str],

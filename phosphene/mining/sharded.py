@@ -35,6 +35,7 @@ from ..layers.model_state import resolve_channels_last
 from ..layers.tap import LayerTap
 from . import store
 from .dataset import Preprocessing, batch_loader
+from .plan import MiningJob
 from .reader import MiningRun
 from .topk import LayerExtremes, RunningExtremes
 
@@ -144,23 +145,25 @@ def load_shards(run: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
-def mine_sharded(plan, executor: ShardExecutor, num_workers: int = 0, checkpoint_every: int = 50,
-                 checkpoint_seconds: float = 120.0, progress: bool | None = None) -> MiningRun:
-    """Mine ``plan`` (a `phosphene.mining.run.MiningPlan` whose run folder exists) on ``executor``."""
-
-    channels = {name: plan.shapes[name][0] for name in plan.layers}
-    extremes = {name: LayerExtremes(c, plan.k, plan.device) for name, c in channels.items()}
-    saved = load_shards(plan.out)
+def mine_sharded(job: MiningJob, executor: ShardExecutor, progress: bool | None = None) -> MiningRun:
+    """Mine ``job`` (a `MiningJob` whose run folder exists) on ``executor``; its plan's
+    ``num_workers`` are decoding processes per worker, ``checkpoint_every`` / ``checkpoint_seconds``
+    pace the driver's saves."""
+    num_workers = job.plan.num_workers
+    checkpoint_every, checkpoint_seconds = job.plan.checkpoint_every, job.plan.checkpoint_seconds
+    channels = {name: job.shapes[name][0] for name in job.layers}
+    extremes = {name: LayerExtremes(c, job.k, job.device) for name, c in channels.items()}
+    saved = load_shards(job.out)
     shard_batches = saved["shard_batches"] if saved else executor.shard_batches
     finished: set[int] = set(saved["finished"]) if saved else set()
     skipped = [tuple(s) for s in saved["skipped"]] if saved else []
     if saved:
-        for name in plan.layers:
+        for name in job.layers:
             extremes[name].load(saved["state"][name])
-    shards = plan_shards(plan.relative, plan.batch_size, shard_batches)
-    model = plan.model if plan.device.type == "cpu" else copy.deepcopy(plan.model).cpu()
-    job = ShardMiner(model, plan.config["image_root"], plan.layers, plan.prep, plan.batch_size, plan.k,
-                     channels, num_workers, plan.fold)
+    shards = plan_shards(job.relative, job.batch_size, shard_batches)
+    model = job.model if job.device.type == "cpu" else copy.deepcopy(job.model).cpu()
+    miner = ShardMiner(model, job.config["image_root"], job.layers, job.prep, job.batch_size, job.k,
+                       channels, num_workers, job.fold)
     started = time.perf_counter()
     last_save, since_save = time.monotonic(), 0
     bar = tqdm(total=len(shards), initial=len(finished), unit="shard", desc="mining",
@@ -176,12 +179,12 @@ def mine_sharded(plan, executor: ShardExecutor, num_workers: int = 0, checkpoint
         since_save += shard_batches
         bar.update(1)
         if since_save >= checkpoint_every or time.monotonic() - last_save >= checkpoint_seconds:
-            save_shards(plan.out, shard_batches, finished, extremes, skipped)
+            save_shards(job.out, shard_batches, finished, extremes, skipped)
             last_save, since_save = time.monotonic(), 0
 
     with bar:
-        executor.map(job, [s for s in shards if s.index not in finished], on_result)
-    save_shards(plan.out, shard_batches, finished, extremes, skipped)
-    store.finish_run(plan.out, store.states_of(extremes), plan.shapes, plan.relative, skipped,
+        executor.map(miner, [s for s in shards if s.index not in finished], on_result)
+    save_shards(job.out, shard_batches, finished, extremes, skipped)
+    store.finish_run(job.out, store.states_of(extremes), job.shapes, job.relative, skipped,
                      time.perf_counter() - started)
-    return MiningRun(plan.out)
+    return MiningRun(job.out)

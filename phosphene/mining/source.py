@@ -11,16 +11,16 @@ from torch import nn
 
 from ..errors import PhospheneError
 from ..io.images import list_images
-from ..models.input_shape import model_side
 from ..models.preprocess import spec_for
+from ..models.wrapper import as_image_model
 from . import store
 from .dataset import Preprocessing, batch_loader
+from .reader import MiningRun
 
 
 def image_source(source: str | os.PathLike) -> tuple[list[Path], Path, Preprocessing | None, str | None]:
     """(paths, root, preprocessing of a run or None, model name of a run or None) for a mining run
     folder or an image folder."""
-    from .reader import MiningRun
 
     source = Path(source)
     if (source / store.MANIFEST).is_file():
@@ -49,7 +49,7 @@ def load_source(source: str | os.PathLike, model: nn.Module, size: int | None = 
     unreadable files are skipped and counted."""
     paths, _root, prep, _model_name = image_source(source)
     if prep is None or size is not None:
-        prep = Preprocessing(model_side(model, size), spec_for(model).crop_fraction)
+        prep = Preprocessing(as_image_model(model).side(size), spec_for(model).crop_fraction)
     images, kept, skipped = [], [], 0
     for batch in batch_loader(paths, prep, batch_size, num_workers=num_workers):
         skipped += len(batch.skipped)

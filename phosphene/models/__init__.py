@@ -9,17 +9,18 @@ library's own cache (torch.hub's, the Hugging Face Hub's), downloaded there when
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import inspect
 import os
 from collections.abc import Callable
-from importlib import resources
 
 import torch
 from torch import nn
 
 from ..errors import ModelLoadError
 from .checkpoints import cached_download, hub_checkpoint_path, is_offline, load_into, read_state_dict
+from .classes import imagenet_class_names
 from .device import pick_device
 from .efficientnet_lite import (
     LITE1_STAGES,
@@ -30,16 +31,14 @@ from .efficientnet_lite import (
 )
 from .inception_v1 import INPUT_SIZE as INCEPTION_V1_SIZE
 from .inception_v1 import LUCID_OFFSET, WEIGHTS_URL, InceptionV1
-from .input_shape import fixed_input_size
 from .preprocess import ImageSpec
 from .timm_zoo import load_timm
 from .torchvision_zoo import load_torchvision
-from .transformers_models import is_transformers_model, wrap_transformers
-from .wrapper import ImageModel, Normalize, OutputKey, layer_root
+from .wrapper import ImageModel, Normalize, OutputKey, as_image_model, layer_root, model_side
 
 __all__ = [
-    "ImageModel", "ImageSpec", "Normalize", "layer_root", "load_model", "list_models",
-    "imagenet_class_names", "register_model", "read_state_dict", "is_offline", "DEFAULT_MODEL",
+    "ImageModel", "ImageSpec", "Normalize", "as_image_model", "layer_root", "model_side", "load_model",
+    "list_models", "imagenet_class_names", "register_model", "read_state_dict", "is_offline", "DEFAULT_MODEL",
 ]
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -56,12 +55,6 @@ def register_model(name: str):
         return factory
 
     return decorate
-
-
-def imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet class names in index order (shipped with the package)."""
-    text = resources.files("phosphene.data").joinpath("imagenet_classes.txt").read_text()
-    return text.splitlines()
 
 
 @register_model("efficientnet_lite0")
@@ -134,7 +127,7 @@ def load_model(
     ``model`` is a registered name, ``torchvision:<arch>[.<WEIGHTS>]``, ``timm:<arch>[.<tag>]``, or
     an ``nn.Module`` (used as is when it is already an `ImageModel`, else wrapped with identity
     preprocessing; a Hugging Face ``transformers`` vision model gets its input size, channels and
-    class names from its config, see `transformers_models`). ``weights`` is a weights file (state
+    class names from its config, see `as_image_model`). ``weights`` is a weights file (state
     dict, training checkpoint or safetensors) replacing the default weights. ``offline`` forbids
     downloads (None: ``PHOSPHENE_OFFLINE`` / ``HF_HUB_OFFLINE``). ``output`` selects the logits
     from a network returning a dict, tuple or output object (key, index or attribute name).
@@ -145,9 +138,7 @@ def load_model(
     elif isinstance(model, nn.Module):
         if weights is not None:
             load_into(model, read_state_dict(weights), weights)
-        side = fixed_input_size(model) or 224  # a network taking one side only: that is its input size
-        wrapped = (wrap_transformers(model) if is_transformers_model(model)
-                   else ImageModel(model, name=type(model).__name__, input_size=side))
+        wrapped = as_image_model(model)
     elif model in _FACTORIES:
         factory = _FACTORIES[model]
         takes_offline = "offline" in inspect.signature(factory).parameters
@@ -157,7 +148,6 @@ def load_model(
     elif model.startswith("timm:"):
         wrapped = load_timm(model.split(":", 1)[1], weights, offline)
     else:
-        import difflib
         close = difflib.get_close_matches(model, list(_FACTORIES), n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelLoadError(

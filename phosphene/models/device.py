@@ -1,10 +1,19 @@
-"""Which device a model runs on: the one asked for, checked against this machine, or the best one here."""
+"""Which device a model runs on: the one asked for, checked against this machine, or the best one here;
+`model_device`: where a model's weights are."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from ..errors import PhospheneError
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model without any)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def check_device(device: str | None) -> str | None:

@@ -21,6 +21,7 @@ import weakref
 import torch
 from torch import nn
 
+from ..errors import PhospheneError
 from .probe import runs_at
 
 _PROBED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> side found by probing
@@ -132,15 +133,4 @@ def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         return (images * weights).sum(-3, keepdim=True)
     if have == 1:
         return images.expand(*images.shape[:-3], channels, *images.shape[-2:]).contiguous()
-    from ..errors import PhospheneError
     raise PhospheneError(f"cannot turn {have}-channel images into the model's {channels} channels")
-
-
-def model_side(model: nn.Module, size: int | None = None) -> int:
-    """The image side to feed ``model``: ``size``, else its input size (224 without one); a
-    fixed-input model's own side, where another ``size`` is a `PhospheneError`."""
-    fixed = fixed_input_size(model)
-    if fixed is not None and size not in (None, fixed):
-        from ..errors import PhospheneError
-        raise PhospheneError(f"this model only takes {fixed}-pixel images; --size {size} cannot be used")
-    return fixed or size or getattr(model, "input_size", 224)

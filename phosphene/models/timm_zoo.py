@@ -11,12 +11,14 @@ huggingface_hub read ``HF_HUB_OFFLINE``.
 
 from __future__ import annotations
 
+import difflib
 import math
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError, install_hint
 from .checkpoints import hub_checkpoint_path, is_offline, load_into, offline_error, read_state_dict
+from .classes import imagenet_class_names
 from .wrapper import ImageModel
 
 HF_FILENAMES = ("model.safetensors", "pytorch_model.bin")  # timm's order of preference
@@ -38,7 +40,6 @@ def check_name(timm: Any, spec: str) -> None:
                              "--weights FILE (the repository's model.safetensors)")
     arch, _, tag = spec.partition(".")
     if not timm.is_model(arch):
-        import difflib
         close = difflib.get_close_matches(arch, timm.list_models(), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelLoadError(f"timm has no model {arch!r}{hint}")
@@ -100,7 +101,6 @@ def load_timm(spec: str, weights: str | None, offline: bool | None) -> ImageMode
     interpolation = cfg.get("interpolation", "bicubic")
     classes = None
     if getattr(net, "num_classes", cfg.get("num_classes")) == IMAGENET_CLASSES:
-        from . import imagenet_class_names
         classes = imagenet_class_names()
     return ImageModel(net, cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225)),
                       size, classes, f"timm:{spec}",

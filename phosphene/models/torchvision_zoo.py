@@ -9,6 +9,7 @@ FILE``. Without a file, the enum's checkpoint is taken from torch.hub's cache
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any
 
@@ -36,7 +37,6 @@ def _import_torchvision():
 def weights_enum(tv: Any, arch: str, tag: str | None):
     """The weights-enum member for ``arch`` (``tag`` or ``DEFAULT``), None if torchvision has none."""
     if arch not in tv.models.list_models():
-        import difflib
         close = difflib.get_close_matches(arch, tv.models.list_models(), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelLoadError(f"torchvision has no model {arch!r}{hint}")

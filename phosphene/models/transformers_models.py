@@ -1,21 +1,22 @@
 """Hugging Face ``transformers`` vision models passed as modules (ViT, DINOv2, CLIP's vision tower).
 
 `is_transformers_model` recognises them without importing transformers (a ``config`` with a
-``model_type`` and ``main_input_name == "pixel_values"``); `wrap_transformers` makes the
-`ImageModel`: input side and channels from the config, class names from ``config.id2label`` when
-they are names (not ``LABEL_0``...). Their outputs are ``ModelOutput`` objects: the class objectives
-read the ``logits`` entry by themselves; a model without a head (``Dinov2Model``,
-``CLIPVisionModel``) returns ``last_hidden_state`` / ``pooler_output``, which ``load_model(model,
-output="pooler_output")`` selects. The preprocessing (mean, std) belongs to the model's image
-processor, not its config: pass it as ``phosphene.ImageModel(net, mean=..., std=...)`` (identity
-here). Whether the model takes one input side only: `input_shape.fixed_input_size`.
+``model_type`` and ``main_input_name == "pixel_values"``); `transformers_facts` gives the
+`ImageModel` arguments `as_image_model` wraps them with: input side and channels from the config,
+class names from ``config.id2label`` when they are names (not ``LABEL_0``...). Their outputs are
+``ModelOutput`` objects: the class objectives read the ``logits`` entry by themselves; a model
+without a head (``Dinov2Model``, ``CLIPVisionModel``) returns ``last_hidden_state`` /
+``pooler_output``, which ``load_model(model, output="pooler_output")`` selects. The preprocessing
+(mean, std) belongs to the model's image processor, not its config: pass it as
+``phosphene.ImageModel(net, mean=..., std=...)`` (identity here). Whether the model takes one input
+side only: `input_shape.fixed_input_size`.
 """
 
 from __future__ import annotations
 
-from torch import nn
+from typing import Any
 
-from .wrapper import ImageModel
+from torch import nn
 
 
 def is_transformers_model(module: nn.Module) -> bool:
@@ -40,10 +41,10 @@ def _class_names(config) -> list[str] | None:
     return names
 
 
-def wrap_transformers(net: nn.Module) -> ImageModel:
-    """The `ImageModel` of a ``transformers`` vision model (see the module docstring)."""
+def transformers_facts(net: nn.Module) -> dict[str, Any]:
+    """`ImageModel` keyword arguments for a ``transformers`` vision model (see the module docstring)."""
     config = net.config
     channels = getattr(config, "num_channels", 3) or 3
-    return ImageModel(net, mean=(0.0,) * channels, std=(1.0,) * channels,
-                      input_size=_side(getattr(config, "image_size", None)),
-                      class_names=_class_names(config), name=f"transformers:{type(net).__name__}")
+    return {"mean": (0.0,) * channels, "std": (1.0,) * channels,
+            "input_size": _side(getattr(config, "image_size", None)), "class_names": _class_names(config),
+            "name": f"transformers:{type(net).__name__}"}

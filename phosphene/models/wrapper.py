@@ -9,9 +9,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..errors import ModelLoadError
-from .input_shape import first_conv_channels, to_channels
+from ..errors import ModelLoadError, PhospheneError
+from .device import model_device
+from .input_shape import first_conv_channels, fixed_input_size, to_channels
 from .preprocess import ImageSpec
+from .transformers_models import is_transformers_model, transformers_facts
 
 OutputKey = str | int | None
 
@@ -38,6 +40,10 @@ class ImageModel(nn.Module):
     ``spec`` (`ImageSpec`) is the model's evaluation preprocessing; `prepare_image` applies it.
     Images have ``channels`` channels: as many as ``mean`` has entries, or as the network's first
     convolution takes when ``mean`` and ``std`` are one value repeated (a grayscale network: 1).
+
+    The model's facts every phosphene call reads: ``device`` (where its weights are), ``input_size``
+    (its training side), ``fixed_side`` (the only side it accepts, or None), ``channels``. Every
+    entry point takes any module and wraps it once (`as_image_model`).
     """
 
     def __init__(
@@ -71,6 +77,25 @@ class ImageModel(nn.Module):
     def input_size(self) -> int:
         """The side of the square images the model was trained on (``spec.input_size``)."""
         return self.spec.input_size
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's weights (its first parameter or buffer; CPU without any)."""
+        return model_device(self)
+
+    @property
+    def fixed_side(self) -> int | None:
+        """The only image side the network accepts (vision transformers with a fixed patch grid,
+        or ``fixed_size`` when declared), None when any reasonable side works (`fixed_input_size`)."""
+        return fixed_input_size(self)
+
+    def side(self, size: int | None = None) -> int:
+        """The image side to feed the model: ``size``, else its input size; a fixed-input model's
+        own side, where another ``size`` is a `PhospheneError`."""
+        fixed = self.fixed_side
+        if fixed is not None and size not in (None, fixed):
+            raise PhospheneError(f"this model only takes {fixed}-pixel images; --size {size} cannot be used")
+        return fixed or size or self.input_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 3 and self.channels == 1:  # RGB images (files, mining) for a grayscale model
@@ -114,6 +139,31 @@ def select_output(result: object, key: OutputKey) -> torch.Tensor:
     if isinstance(key, str) and hasattr(result, key):
         return getattr(result, key)
     raise ModelLoadError(f"cannot select output {key!r} from a {type(result).__name__}")
+
+
+def as_image_model(model: nn.Module) -> ImageModel:
+    """``model`` itself when it is an `ImageModel`; a bare module wrapped as `load_model` wraps one
+    (identity preprocessing, input size 224 or the one side it takes, its class name; a Hugging Face
+    ``transformers`` model with its config's size, channels and class names), with its device, mode
+    and gradients left as they are. Entry points call this once and read the facts (``device``,
+    ``input_size``, ``fixed_side``, ``channels``) from the result."""
+    if isinstance(model, ImageModel):
+        return model
+    if not isinstance(model, nn.Module):
+        raise PhospheneError(f"expected a torch.nn.Module (or a model name for load_model), got "
+                             f"{type(model).__name__}")
+    if is_transformers_model(model):
+        wrapped = ImageModel(model, **transformers_facts(model))
+    else:  # a network taking one side only: that is its input size
+        wrapped = ImageModel(model, name=type(model).__name__, input_size=fixed_input_size(model) or 224)
+    wrapped.normalize.to(model_device(model))
+    wrapped.training = wrapped.normalize.training = model.training  # `frozen` restores this mode
+    return wrapped
+
+
+def model_side(model: nn.Module, size: int | None = None) -> int:
+    """`ImageModel.side` of ``model`` (wrapped when bare)."""
+    return as_image_model(model).side(size)
 
 
 def layer_root(model: nn.Module) -> nn.Module:

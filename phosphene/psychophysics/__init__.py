@@ -4,13 +4,16 @@
 - `trials`: the matching trials (exemplar, visualization, catch), balanced and seeded;
 - `server`: the web experiment (FastAPI; `create_app`), `storage`: its SQLite (WAL) database;
 - `analysis`: accuracy per condition with Wilson intervals and the poster's plot;
-- `observer`: a machine observer (another model) that solves the same trials.
+- `observer`: a machine observer (another model) that solves the same trials;
+- `pipeline`: the ``phosphene experiment`` verbs' pipelines (`make_stimuli`, `simulate_experiment`,
+  `score_source`).
 
 ``server`` needs the ``psychophysics`` extra (fastapi, uvicorn) and is not imported here.
 """
 
 from .analysis import CHANCE, Condition, analyze, load_responses, plot, summarize, wilson
 from .observer import MachineObserver, best_assignment, simulate
+from .pipeline import TrialDesign, UnitChoice, make_stimuli, score_source, simulate_experiment
 from .stimuli import (
     DEPTHS,
     StimulusSet,
@@ -27,7 +30,8 @@ from .trials import IMAGES_PER_UNIT, KINDS, Trial, design
 
 __all__ = [
     "CHANCE", "DEPTHS", "IMAGES_PER_UNIT", "KINDS", "RESPONSE_COLUMNS", "Condition", "ExperimentDB",
-    "MachineObserver", "StimulusSet", "StimulusSettings", "StimulusUnit", "Trial", "analyze",
-    "best_assignment", "build_stimuli", "depth_layers", "design", "exemplars_from_images",
-    "exemplars_from_run", "load_responses", "pick_units", "plot", "simulate", "summarize", "wilson",
+    "MachineObserver", "StimulusSet", "StimulusSettings", "StimulusUnit", "Trial", "TrialDesign",
+    "UnitChoice", "analyze", "best_assignment", "build_stimuli", "depth_layers", "design",
+    "exemplars_from_images", "exemplars_from_run", "load_responses", "make_stimuli", "pick_units", "plot",
+    "score_source", "simulate", "simulate_experiment", "summarize", "wilson",
 ]

@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..io.progress import progress_enabled
-from ..layers.model_state import model_device
 from ..layers.names import check_layers
 from ..layers.tap import LayerTap
 from ..models import load_model
 from ..models.preprocess import load_for
+from ..models.wrapper import as_image_model
 from .stimuli import StimulusSet
 from .storage import encode_list
 from .trials import UNITS_PER_TRIAL, Trial, design, participant_seed
@@ -41,12 +41,12 @@ class MachineObserver:
 
     def __init__(self, model: str | torch.nn.Module = DEFAULT_OBSERVER, layer: str = DEFAULT_FEATURE_LAYER,
                  size: int | None = None, device: str | None = None, batch: int = 32):
-        self.model = load_model(model, device=device) if isinstance(model, str) else model
+        self.model = load_model(model, device=device) if isinstance(model, str) else as_image_model(model)
         check_layers(self.model, [layer])
         self.layer = layer
-        self.size = size or getattr(self.model, "input_size", 224)
+        self.size = size or self.model.input_size
         self.batch = batch
-        model_name = getattr(self.model, "name", type(self.model).__name__)
+        model_name = self.model.name
         # the source label of its responses; names the feature layer unless it is the default
         self.name = f"machine:{model_name}" + ("" if layer == DEFAULT_FEATURE_LAYER else f"@{layer}")
         self._cache: dict[str, torch.Tensor] = {}
@@ -55,7 +55,7 @@ class MachineObserver:
     def embed(self, paths: Sequence[str | Path], progress: bool | None = False) -> torch.Tensor:
         """(N, D) L2-normalized pooled features of the images (cached per path)."""
         todo = [str(p) for p in dict.fromkeys(map(str, paths)) if str(p) not in self._cache]
-        device = model_device(self.model)
+        device = self.model.device
         with LayerTap(self.model, [self.layer]) as tap:
             for start in tqdm(range(0, len(todo), self.batch), disable=not progress_enabled(progress),
                               desc="embed", unit="batch", leave=False):

@@ -21,9 +21,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import torch
 
 from ..errors import PhospheneError
+from ..mining.store import write_parquet
 from .stimuli import DEPTHS, StimulusSet
 
 QUERIES = ("visualization", "exemplar")
@@ -129,10 +131,6 @@ def stimulus_features(stimuli: StimulusSet, observer, layers: Sequence[str] | No
 # -- output ---------------------------------------------------------------------------------------
 def write_scores(scores: Sequence[UnitScore], path: str | Path, **columns: str) -> None:
     """One Parquet row per (unit, query kind); ``columns`` adds constant columns (model, observer)."""
-    import pyarrow as pa
-
-    from ..mining.store import write_parquet
-
     rows = [asdict(s) for s in scores]
     table = {key: [r[key] for r in rows] for key in asdict(scores[0])} if rows else {}
     for name, value in columns.items():

@@ -40,6 +40,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import PhospheneError
+from .analysis import summarize
 from .guard import BodyLimit, RateLimit, SecurityHeaders
 from .stimuli import StimulusSet
 from .storage import ExperimentDB, encode_list, rows_to_csv, token_digest
@@ -247,8 +248,6 @@ def _add_admin_routes(app: FastAPI, db: ExperimentDB, admin_token: str) -> None:
     @app.get("/api/admin/summary")
     def summary(authorization: Annotated[str | None, Header()] = None) -> dict:
         require_admin(authorization)
-        from .analysis import summarize
-
         return {**db.counts(), "orphaned_sessions": db.orphaned(),
                 "conditions": [c.to_dict() for c in summarize(db.responses())]}
 

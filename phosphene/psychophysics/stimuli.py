@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import mining
 from .. import objectives as obj
 from ..errors import PhospheneError
 from ..io.images import atomic_write_bytes, image_grid, load_image, save_image
@@ -29,7 +31,7 @@ from ..layers.names import check_layers
 from ..layers.recording import layer_table
 from ..layers.tap import LayerTap
 from ..models.preprocess import load_for
-from ..models.wrapper import layer_root
+from ..models.wrapper import as_image_model, layer_root
 from ..render import render
 
 DEPTHS = ("early", "middle", "late")
@@ -131,7 +133,7 @@ def channel_counts(model: nn.Module, layers: list[str]) -> dict[str, int]:
     """Channels of each layer's output (from one small forward pass)."""
     check_layers(model, layers)
     shapes = {name: layout.canonical_shape(shape) if layout else shape
-              for name, _, shape, layout in layer_table(model, 64, _device(model))}
+              for name, _, shape, layout in layer_table(model, 64, as_image_model(model).device)}
     return {layer: int(shapes[layer][1]) for layer in layers}
 
 
@@ -148,12 +150,6 @@ def pick_units(model: nn.Module, layers: dict[str, str], per_layer: int, seed: i
     return picked
 
 
-def _device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 # -- natural exemplars ---------------------------------------------------------------------------------
 # (layer, unit) -> [(image path, value)], best first
 Exemplars = dict[tuple[str, int], list[tuple[str, float]]]
@@ -166,7 +162,8 @@ def unit_means(model: nn.Module, images: list[Path], layer_units: dict[str, list
 
     A minimal stand-in for a mining run (`phosphene.mining`), for small image folders.
     """
-    device = _device(model)
+    model = as_image_model(model)
+    device = model.device
     out: dict[str, list[torch.Tensor]] = {layer: [] for layer in layer_units}
     with LayerTap(model, list(layer_units)) as tap:
         for start in tqdm(range(0, len(images), batch), disable=not progress_enabled(progress),
@@ -224,8 +221,6 @@ def exemplars_from_run(run: str | Path, layer_units: dict[str, list[int]], k: in
     """Top natural exemplars (by channel mean) from a mining run, via
     ``phosphene.mining.open(run).top(layer, unit, k)``; each image used by one unit per layer.
     With ``model_name``, the run must have been mined with that model."""
-    from .. import mining
-
     mined = mining.open(run)
     if model_name is not None and mined.model_name != model_name:
         raise PhospheneError(f"the mining run {run} was made with {mined.model_name}, not {model_name}")
@@ -243,8 +238,6 @@ def exemplars_from_run(run: str | Path, layer_units: dict[str, list[int]], k: in
 def run_layers(model: nn.Module, run: str | Path) -> dict[str, str]:
     """Early/middle/late layers for a mining run: its three layers in forward order, or else the
     default tertile layers if the run has them all."""
-    from .. import mining
-
     mined = mining.open(run)
     order = {name: i for i, (name, _) in enumerate(layer_root(model).named_modules())}
     if len(mined.layers) == 3:
@@ -268,7 +261,7 @@ def render_unit(model: nn.Module, layer: str, unit: int, n: int, steps: int, siz
                     progress=progress)
     # The value reported is the unit's own activation, without the diversity term.
     with torch.no_grad(), LayerTap(model, [layer]) as tap:
-        act = tap(result.images.to(_device(model)))[layer]
+        act = tap(result.images.to(as_image_model(model).device))[layer]
         values = act[:, unit].float().mean((-2, -1)).cpu()
     return result.images, values
 
@@ -369,8 +362,6 @@ def demo_stimuli(out: str | Path, units_per_depth: int = 3, naturals: int = 10, 
 def overview(stimuli: StimulusSet, cell: int = 64, per_row: int = 5):
     """A PIL image: one line per unit, its natural exemplars then its visualizations, with the layer,
     unit and what each half of the line shows written on the left."""
-    from PIL import Image, ImageDraw, ImageFont
-
     tiles = []
     blank = torch.ones(3, cell, cell)
     for u in stimuli.units:

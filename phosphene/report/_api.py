@@ -14,17 +14,18 @@ from ..inhibition.tension import correlations, tension_score
 from ..inhibition.tension_plots import overlay, scale_legend, smooth_maps
 from ..io.images import atomic_write_bytes, to_uint8
 from ..io.progress import progress_enabled
-from ..layers.model_state import frozen, model_device
+from ..layers.model_state import frozen
 from ..layers.names import layer_names, resolve_layer
 from ..layers.tap import LayerTap
 from ..mining.dataset import Preprocessing, decode_image
 from ..mining.source import load_source
+from ..models.wrapper import as_image_model
 from ..render import render
 
 __all__ = [
     "LayerNotFoundError", "LayerTap", "PhospheneError", "Preprocessing", "Target", "UnitOutOfRangeError",
-    "accentuate", "atomic_write_bytes", "build_atlas", "correlations", "decode_image", "frozen",
-    "layer_names", "load_source", "mining", "model_device", "obj", "overlay", "progress_enabled", "render",
+    "accentuate", "as_image_model", "atomic_write_bytes", "build_atlas", "correlations", "decode_image",
+    "frozen", "layer_names", "load_source", "mining", "obj", "overlay", "progress_enabled", "render",
     "resolve_layer", "scale_legend", "smooth_maps", "tension_score", "to_uint8", "transparency_mask",
     "uses_preactivation",
 ]

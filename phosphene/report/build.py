@@ -16,6 +16,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..models import load_model
 from ._api import PhospheneError, build_atlas, frozen, load_source, mining, progress_enabled
 from .accentuations import accentuations
 from .config import SITE_FILE, ReportSettings, check_site, fingerprint_of, resolve_units, run_identity
@@ -46,8 +47,6 @@ class ReportResult:
 
 def _open_model(model: nn.Module | str | None, run: mining.MiningRun, weights: str | None,
                 device: str | None) -> nn.Module:
-    from ..models import load_model
-
     if isinstance(model, nn.Module):
         return model
     name = model or run.model_name

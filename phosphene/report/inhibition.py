@@ -24,11 +24,11 @@ from ..inhibition.norm_check import completeness_warnings
 from ._api import (
     LayerTap,
     Target,
+    as_image_model,
     correlations,
     decode_image,
     layer_names,
     mining,
-    model_device,
     overlay,
     resolve_layer,
     smooth_maps,
@@ -92,7 +92,7 @@ def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, unit
     paths = run.image_paths()
     images = torch.stack([torch.from_numpy(decode_image(paths[i], run.preprocessing)) for i in indices])
     images = images.float() / 255
-    device = model_device(model)
+    device = as_image_model(model).device
     parts: dict[int, list[dict[str, torch.Tensor]]] = {u: [] for u in units}
     store, handle = _read_target(model, layer)
     bar = tqdm(total=len(units) * len(range(0, len(images), CHUNK)), desc=f"{layer} inhibition",

@@ -1,0 +1,161 @@
+"""The experiment's multi-step pipelines, one per ``phosphene experiment`` verb (the CLI only parses
+options and prints):
+
+- `make_stimuli`: layers and units (given or picked), natural exemplars (a mining run or a folder),
+  visualizations: a stimulus set on disk (``experiment stimuli``);
+- `simulate_experiment`: a machine observer's sessions, their summary and plot (``experiment simulate``);
+- `score_source`: per-unit 2-AFC scores of a stimulus set or of a mining run, via a stimulus set
+  built from it (``experiment score``);
+- `few_units_warning`, `admin_token_from`: the checks the verbs report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from ..errors import PhospheneError
+from ..io.images import list_images
+from . import score as sc
+from . import stimuli as st
+from .analysis import Condition, plot, summarize, write_responses, write_summary
+from .observer import MachineObserver, simulate
+from .stimuli import StimulusSet, StimulusSettings
+
+
+@dataclass
+class UnitChoice:
+    """Which units a stimulus set shows: ``layers`` (early, middle, late; None: the middle block of
+    each depth tertile, or the run's layers), ``units`` (one list per layer; None: ``per_layer``
+    random ones drawn with ``seed``)."""
+
+    layers: Sequence[str] | None = None
+    units: Sequence[Sequence[int]] | None = None
+    per_layer: int = 6
+    seed: int = 0
+
+
+def _layer_units(model: nn.Module, run: str | None, choice: UnitChoice
+                 ) -> tuple[dict[str, str], dict[str, list[int]]]:
+    """(depth -> layer, layer -> units) for ``choice``."""
+    if choice.layers:
+        depths = st.assign_depths(list(choice.layers))
+    else:
+        depths = st.run_layers(model, run) if run else st.depth_layers(model)
+    if choice.units is None:
+        return depths, st.pick_units(model, depths, choice.per_layer, choice.seed)
+    if len(choice.units) != len(depths):
+        raise PhospheneError(f"--units needs {len(depths)} ';'-separated lists")
+    layer_units = {layer: list(group) for layer, group in zip(depths.values(), choice.units)}
+    st.channel_counts(model, list(depths.values()))
+    return depths, layer_units
+
+
+def make_stimuli(model: nn.Module, out: str | os.PathLike, settings: StimulusSettings,
+                 choice: UnitChoice | None = None, run: str | None = None, images: str | None = None,
+                 progress: bool | None = None) -> tuple[StimulusSet, dict[str, str], dict[str, list[int]]]:
+    """A stimulus set of ``model``'s units (``choice``) with exemplars from the mining ``run`` or the
+    folder ``images`` (exactly one); returns it with (depth -> layer) and (layer -> units)."""
+    if bool(run) == bool(images):
+        raise PhospheneError("give exactly one of --run (a mining run) or --images (a folder)")
+    depths, layer_units = _layer_units(model, run, choice or UnitChoice())
+    if run:
+        exemplars = st.exemplars_from_run(run, layer_units, settings.naturals, model.name)
+    else:
+        exemplars = st.exemplars_from_images(model, list_images(images), layer_units, settings.naturals,
+                                             settings.image_size, progress=progress)
+    result = st.build_stimuli(model, out, depths, layer_units, exemplars, settings, progress)
+    return result, depths, layer_units
+
+
+def few_units_warning(stimulus_set: StimulusSet, enough: int = 6) -> str | None:
+    """With few units per layer every trial compares the same few units (3: always the same triple),
+    so an observer's accuracy is that of those units, not of units in general: it can sit far below
+    1/3 (docs/psychophysics.md, "Below chance"). The warning, or None."""
+    few = {depth: len(units) for depth, units in stimulus_set.by_depth().items() if len(units) < enough}
+    if not few:
+        return None
+    counts = ", ".join(f"{d} {n}" for d, n in few.items())
+    return (f"few units per layer ({counts}); trials keep comparing the same units, so accuracies "
+            f"describe those units only and can be far below chance; use --units-per-layer {enough} "
+            f"or more")
+
+
+@dataclass
+class TrialDesign:
+    """The trial design of a session: trials per condition, images per unit, catch trials, seed."""
+
+    trials_per_condition: int = 2
+    images_per_unit: Sequence[int] = (1, 3, 5)
+    catch_trials: int = 2
+    seed: int = 0
+
+
+def simulate_experiment(stimulus_set: StimulusSet, machine: MachineObserver, participants: int,
+                        design: TrialDesign, out: str | os.PathLike, progress: bool | None = None
+                        ) -> list[Condition]:
+    """``participants`` sessions of ``machine``; writes OUT/responses.csv, summary.csv, accuracy.png."""
+    rows = simulate(stimulus_set, machine, participants, design.trials_per_condition,
+                    design.images_per_unit, design.catch_trials, design.seed, progress=progress)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_responses(rows, out_dir / "responses.csv")
+    conditions = summarize(rows)
+    write_summary(conditions, out_dir / "summary.csv")
+    plot(conditions, out_dir / "accuracy.png", f"{machine.name} on {stimulus_set.model} units")
+    return conditions
+
+
+def is_stimulus_set(path: str | os.PathLike) -> bool:
+    """A stimulus folder's manifest.json lists units (a mining run's has its own manifest)."""
+    manifest = Path(path) / "manifest.json"
+    try:
+        return manifest.is_file() and "units" in json.loads(manifest.read_text())
+    except ValueError:
+        return False
+
+
+def score_source(stimulus_set: StimulusSet, machine: MachineObserver, out: str | os.PathLike,
+                 layers: Sequence[str] | None = None, trials: int = 200, group_size: int = 3,
+                 seed: int = 0, progress: bool | None = None) -> list[sc.UnitScore]:
+    """Per-unit 2-AFC scores of ``stimulus_set`` (its ``layers``, default all) by ``machine``;
+    writes OUT/scores.parquet and scores.png."""
+    if trials < 1 or group_size < 1:
+        raise PhospheneError("--trials and --group must be at least 1")
+    units = sc.stimulus_features(stimulus_set, machine, layers, progress)
+    scores = sc.score_units(units, trials, group_size, seed=seed)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sc.write_scores(scores, out_dir / "scores.parquet", model=stimulus_set.model, observer=machine.name)
+    sc.plot_scores(scores, out_dir / "scores.png", f"{machine.name} on {stimulus_set.model} units")
+    return scores
+
+
+def admin_token_from(flag: str | None, path: str | None) -> tuple[str, str]:
+    """(token, where it came from): --admin-token-file, else --admin-token, else the environment
+    variable PHOSPHENE_ADMIN_TOKEN, else a new random one ("generated"). `PhospheneError` for an
+    empty or short token."""
+    if path is not None:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PhospheneError(f"cannot read --admin-token-file {path}: {exc}") from None
+        value, source = (lines[0] if lines else ""), "--admin-token-file"
+    elif flag is not None:
+        value, source = flag, "--admin-token"
+    elif "PHOSPHENE_ADMIN_TOKEN" in os.environ:
+        value, source = os.environ["PHOSPHENE_ADMIN_TOKEN"], "PHOSPHENE_ADMIN_TOKEN"
+    else:
+        return secrets.token_urlsafe(24), "generated"
+    value = value.strip()
+    if not value:
+        raise PhospheneError(f"the admin token from {source} is empty")
+    if len(value) < 16:
+        raise PhospheneError(f"the admin token from {source} must have at least 16 characters")
+    return value, source
