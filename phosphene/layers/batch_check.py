@@ -48,15 +48,21 @@ def first_tensor(value) -> tuple[torch.Tensor | None, int | str | None]:
     return None, None
 
 
-def _fingerprint(rows: torch.Tensor) -> torch.Tensor:
-    """(SAMPLES + 3,) float64 on the device: up to `SAMPLES` evenly spaced values of ``rows``, their
-    sum, absolute sum and mean absolute value (cheap next to the forward pass; no host sync)."""
-    flat = rows.detach().reshape(-1)
-    step = max(1, flat.numel() // SAMPLES)
-    sample = flat[::step][:SAMPLES].double()
-    whole = flat.double()
-    total = whole.abs().sum()
-    return torch.cat([sample, whole.sum()[None], total[None], (total / max(1, whole.numel()))[None]])
+def _fingerprint(rows: torch.Tensor, grids: dict) -> torch.Tensor:
+    """Values of ``rows`` on an even grid over every dimension (up to about `SAMPLES`), their sum,
+    absolute sum and mean absolute value, on the device (no copy of ``rows``, no host sync);
+    ``grids`` caches the grid indices per (size, count, device)."""
+    rows = rows.detach()
+    sample = rows
+    per_dim = max(2, round(SAMPLES ** (1 / max(1, rows.dim()))))
+    for dim, size in enumerate(rows.shape):
+        key = (size, min(size, per_dim), rows.device)
+        if key not in grids:
+            grids[key] = torch.linspace(0, size - 1, key[1], device=rows.device).round().long()
+        sample = sample.index_select(dim, grids[key])
+    total = rows.abs().sum()
+    sums = torch.stack([rows.sum(), total, total / max(1, rows.numel())]).double()
+    return torch.cat([sample.reshape(-1).double(), sums])
 
 
 @dataclass
@@ -94,6 +100,7 @@ class BatchCheck:
         self._refs: deque[torch.Tensor] = deque(maxlen=8)
         self._known: dict[int, tuple[torch.Tensor, Partition, str]] = {}
         self._folded: list[_Folded] = []
+        self._grids: dict = {}
 
     def hook(self, name: str):
         def hook(_module, inputs, output):
@@ -115,7 +122,7 @@ class BatchCheck:
         rows = lead // IMAGES
         self.result.rows[name] = rows
         self._shapes[name] = (rows, *tensor.shape[1:])
-        self._prints[name] = [_fingerprint(tensor[:rows])]
+        self._prints[name] = [_fingerprint(tensor[:rows], self._grids)]
         if rows == 1:
             self._add_references(tensor)
         else:
@@ -189,7 +196,7 @@ class BatchCheck:
             return
         self._seen_second.add(name)
         if tensor.dim() and tensor.shape[0] == rows * IMAGES:
-            self._prints[name].append(_fingerprint(tensor[:rows]))
+            self._prints[name].append(_fingerprint(tensor[:rows], self._grids))
 
     def finish(self) -> BatchRows:
         """Resolve the folded layers (outer modules first), compare the passes, refuse the rest."""
