@@ -126,10 +126,11 @@ def load_model(
 
     ``model`` is a registered name, ``torchvision:<arch>[.<WEIGHTS>]``, ``timm:<arch>[.<tag>]``, or
     an ``nn.Module`` (used as is when it is already an `ImageModel`, else wrapped with identity
-    preprocessing). ``weights`` is a weights file (state dict, training checkpoint or safetensors)
-    replacing the default weights. ``offline`` forbids downloads (None: ``PHOSPHENE_OFFLINE`` /
-    ``HF_HUB_OFFLINE``). ``output`` selects the logits from a network returning a dict, tuple or
-    output object (key, index or attribute name).
+    preprocessing; a Hugging Face ``transformers`` vision model gets its input size, channels and
+    class names from its config, see `as_image_model`). ``weights`` is a weights file (state
+    dict, training checkpoint or safetensors) replacing the default weights. ``offline`` forbids
+    downloads (None: ``PHOSPHENE_OFFLINE`` / ``HF_HUB_OFFLINE``). ``output`` selects the logits
+    from a network returning a dict, tuple or output object (key, index or attribute name).
     """
     weights = str(weights) if weights is not None else None
     if isinstance(model, ImageModel):
@@ -137,7 +138,7 @@ def load_model(
     elif isinstance(model, nn.Module):
         if weights is not None:
             load_into(model, read_state_dict(weights), weights)
-        wrapped = ImageModel(model, name=type(model).__name__)
+        wrapped = as_image_model(model)
     elif model in _FACTORIES:
         factory = _FACTORIES[model]
         takes_offline = "offline" in inspect.signature(factory).parameters
