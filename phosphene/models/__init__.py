@@ -134,12 +134,13 @@ def load_model(
 
     ``model`` is a registered name, ``torchvision:<arch>[.<WEIGHTS>]``, ``timm:<arch>[.<tag>]``, or
     an ``nn.Module`` (used as is when it is already an `ImageModel`, else wrapped with identity
-    preprocessing). ``weights`` is a weights file (state dict, training checkpoint or safetensors)
-    replacing the default weights. ``offline`` forbids downloads (None: ``PHOSPHENE_OFFLINE`` /
-    ``HF_HUB_OFFLINE``). ``output`` selects the logits from a network returning a dict, tuple or
-    output object (key, index or attribute name). Weights that cannot be a trained network's (NaN,
-    Inf, integers where the model has floats: `checkpoints.odd_weights`) are a `ModelLoadError`
-    unless ``allow_odd_weights``.
+    preprocessing; a Hugging Face ``transformers`` vision model gets its input size, channels and
+    class names from its config, see `as_image_model`). ``weights`` is a weights file (state
+    dict, training checkpoint or safetensors) replacing the default weights. ``offline`` forbids
+    downloads (None: ``PHOSPHENE_OFFLINE`` / ``HF_HUB_OFFLINE``). ``output`` selects the logits
+    from a network returning a dict, tuple or output object (key, index or attribute name).
+    Weights that cannot be a trained network's (NaN, Inf, integers where the model has floats:
+    `checkpoints.odd_weights`) are a `ModelLoadError` unless ``allow_odd_weights``.
     """
     weights = str(weights) if weights is not None else None
     if allow_odd_weights:
@@ -150,7 +151,7 @@ def load_model(
     elif isinstance(model, nn.Module):
         if weights is not None:
             load_into(model, read_state_dict(weights), weights)
-        wrapped = ImageModel(model, name=type(model).__name__)
+        wrapped = as_image_model(model)
     elif model in _FACTORIES:
         factory = _FACTORIES[model]
         takes_offline = "offline" in inspect.signature(factory).parameters
