@@ -7,24 +7,41 @@ import torch
 
 from ..errors import PhospheneError
 from ..layers.recording import layer_rows
-from ..models import list_models, load_model
+from ..models import DEFAULT_MODEL, list_models, load_model
+from ..models.families import FAMILIES, family_architectures, family_status
 from ..models.outputs import logits_of
 from .app import main
-from .common import layout_option, model_options, offline_option, open_model
+from .common import layout_option, model_options, odd_weights_option, offline_option, open_model
 from .options import POSITIVE, SIDE
 
 
 @main.command("models")
-def models_command() -> None:
-    """List the model names `--model` accepts."""
+@click.argument("family", required=False, type=click.Choice(["torchvision", "timm"]))
+@click.argument("pattern", required=False, default="*")
+def models_command(family: str | None, pattern: str) -> None:
+    """List what `--model` accepts: the built-in names and the torchvision:/timm: families; with
+    FAMILY, that library's architectures (PATTERN: a shell pattern such as 'convnext*')."""
+    if family is not None:
+        names = family_architectures(family, pattern)
+        for name in names:
+            click.echo(f"{family}:{name}")
+        if not names:
+            raise PhospheneError(f"no {family} architecture matches {pattern!r}")
+        return
+    click.echo("built-in:")
     for name in list_models():
-        click.echo(name)
+        if ":" not in name:
+            click.echo(f"  {name}{'  (default)' if name == DEFAULT_MODEL else ''}")
+    click.echo("families (any architecture of the library, by name):")
+    for family, form, example in FAMILIES:
+        click.echo(f"  {form:<32} e.g. {example}; {family_status(family)}")
 
 
 @main.command("layers")
 @click.argument("model_name", required=False, default="efficientnet_lite0")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None)
 @click.option("--size", type=SIDE, default=None, help="Input side (default: the model's).")
+@odd_weights_option
 @offline_option
 @layout_option
 def layers_command(model_name: str, weights: str | None, size: int | None) -> None:

@@ -19,7 +19,14 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
-from .checkpoints import cached_download, hub_checkpoint_path, is_offline, load_into, read_state_dict
+from .checkpoints import (
+    cached_download,
+    hub_checkpoint_path,
+    is_offline,
+    load_into,
+    odd_weights_allowed,
+    read_state_dict,
+)
 from .classes import imagenet_class_names
 from .device import pick_device
 from .efficientnet_lite import (
@@ -121,6 +128,7 @@ def load_model(
     device: str | torch.device | None = None,
     offline: bool | None = None,
     output: OutputKey = None,
+    allow_odd_weights: bool = False,
 ) -> ImageModel:
     """Return an `ImageModel` in eval mode: (N, 3, H, W) images in [0, 1] in, logits out.
 
@@ -131,8 +139,13 @@ def load_model(
     dict, training checkpoint or safetensors) replacing the default weights. ``offline`` forbids
     downloads (None: ``PHOSPHENE_OFFLINE`` / ``HF_HUB_OFFLINE``). ``output`` selects the logits
     from a network returning a dict, tuple or output object (key, index or attribute name).
+    Weights that cannot be a trained network's (NaN, Inf, integers where the model has floats:
+    `checkpoints.odd_weights`) are a `ModelLoadError` unless ``allow_odd_weights``.
     """
     weights = str(weights) if weights is not None else None
+    if allow_odd_weights:
+        with odd_weights_allowed():
+            return load_model(model, weights, device, offline, output)
     if isinstance(model, ImageModel):
         wrapped = model
     elif isinstance(model, nn.Module):
