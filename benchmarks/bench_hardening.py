@@ -5,8 +5,9 @@
 Two corpora of links to the first ``--count`` sample images; the second also holds two tiny PNG
 resize bombs: 100000x8 (2.4 KB) and 1000000x64 (about 70 KB), both mostly zeros. The corpus with
 bombs is mined twice: with the default limits (the bombs are refused from their header for their
-aspect ratio) and with the aspect limit lifted (``max_aspect=inf``: the bombs are decoded, and only
-the centre region is converted and resized). Each run is `run_mining` in a fresh subprocess
+aspect ratio) and with the aspect limit lifted (``max_aspect=inf``, and the decoding budget raised
+to 100 megapixels so that the 64-megapixel bomb is not refused by it either: the bombs are decoded,
+and only the centre region is converted and resized). Each run is `run_mining` in a fresh subprocess
 (``--workers`` decoding processes); the subprocess
 reports the peak RSS of itself (the model and the top-k state) and of its decoding workers
 (``RUSAGE_CHILDREN``, the largest of them). Runs alternate ``--repeat`` times; medians and the
@@ -41,7 +42,8 @@ from phosphene.mining import run_mining
 model = load_model("efficientnet_lite0", device="cpu")
 start = time.perf_counter()
 run = run_mining(model, ["_blocks.8"], sys.argv[1], sys.argv[2], k=8, batch_size=16,
-                 num_workers={workers}, max_aspect=float(sys.argv[3]), progress=False)
+                 num_workers={workers}, max_aspect=float(sys.argv[3]),
+                 max_pixels=100_000_000 if sys.argv[3] == "inf" else 40_000_000, progress=False)
 seconds = time.perf_counter() - start
 kib = 1024.0
 print(json.dumps({{"main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib,

@@ -27,6 +27,7 @@ from .models.wrapper import as_image_model
 from .objectives import Acts, Objective, evaluate
 from .units import Unit, as_unit, parse_unit
 
+SUM_ZERO = 1e-2  # mean |ΣA| below 1 % of mean |f|: ΣA ≈ 0, completeness does not hold
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish,
                nn.Mish, nn.Softplus, nn.Sigmoid, nn.Tanh, nn.PReLU)
 POSITIONS = ("mean", "centre")
@@ -177,6 +178,22 @@ def _check_unit(model: nn.Module, target: Unit, layers: Sequence[str]) -> None:
 
 def _name(target: Unit | Objective) -> str:
     return target.name if isinstance(target, Objective) else target.layer
+
+
+def completeness_scale(total, f) -> float:
+    """mean |ΣA| / mean |f| over images (``total``, ``f`` (N,) arrays or tensors): about 1 when
+    ΣA ≈ f; near 0 when ΣA vanishes whatever f is (a LayerNorm between the layer and the target
+    makes f(λa) = f(a), so ΣA ≡ 0 and a correlation of its round-off with f can still read 0.98)."""
+    total = torch.as_tensor(total, dtype=torch.float64).abs().mean()
+    return float(total / torch.as_tensor(f, dtype=torch.float64).abs().mean().clamp_min(1e-30))
+
+
+def sum_zero_warning(layer: str, scale: float) -> str | None:
+    """The one-line warning when ΣA through ``layer`` is about 0 (``scale`` < `SUM_ZERO`)."""
+    if scale >= SUM_ZERO:
+        return None
+    return (f"ΣA through {layer} is about 0 (mean |ΣA| = {scale:.1e} x mean |f|): attribution there does "
+            "not add up to f, whatever its correlation with f")
 
 
 def concat(results: Sequence[AttributionResult]) -> AttributionResult:

@@ -80,7 +80,8 @@ class Objective:
         self.layers = frozenset(layers)
         self.name = name
         self.batch_size = batch_size
-        self.labels = list(labels) if labels is not None else None
+        # a list is kept as given (not copied): `neuron` fills in its position once the map is known
+        self.labels = labels if isinstance(labels, list) or labels is None else list(labels)
         self.unit: Unit | None = None  # the `Unit` when it reads one unit (`channel`, `neuron`)
 
     def __call__(self, acts: Acts) -> torch.Tensor:
@@ -214,8 +215,12 @@ def channel(layer: str, units: Units) -> Objective:
 
 
 def neuron(layer: str, units: Units, x: int | None = None, y: int | None = None) -> Objective:
-    """Activation of channel ``units[b]`` at position (y, x); the centre by default."""
+    """Activation of channel ``units[b]`` at position (y, x); the centre by default. Labels say the
+    position used (``layer:3@7,7``; the centre's once the map's size is known)."""
     index = _UnitIndex(units, "channel")
+    at = "centre" if x is None and y is None else ",".join("centre" if v is None else str(v) for v in (y, x))
+    labels = [f"{label}@{at}" for label in _labels(layer, index.units)]
+    used: list[tuple[int, int] | None] = [None]
 
     def fn(acts: Acts) -> torch.Tensor:
         act = acts[layer]
@@ -223,11 +228,14 @@ def neuron(layer: str, units: Units, x: int | None = None, y: int | None = None)
         yy, xx = (h // 2 if y is None else y), (w // 2 if x is None else x)
         if not (0 <= yy < h and 0 <= xx < w):
             raise UnitOutOfRangeError(f"position ({yy}, {xx}) outside the {h}x{w} map of {layer}")
+        if used[0] != (yy, xx):  # the position of the latest evaluation (the clean image's, in render)
+            used[0] = (yy, xx)
+            labels[:] = [f"{label}@{yy},{xx}" for label in _labels(layer, index.units)]
         rows = index.rows(act.shape[0], act.shape[1], act.device)
         return act[torch.arange(act.shape[0], device=act.device), rows, yy, xx]
 
     objective = Objective(fn, [layer], f"neuron({layer}, {_short(index.units)})", index.batch_size,
-                          _labels(layer, index.units))
+                          labels)
     if len(set(index.units)) == 1 and (x is None) == (y is None):
         objective.unit = Unit(layer, index.units[0], "centre" if x is None else (y, x))
     return objective

@@ -93,7 +93,8 @@ class RenderResult(Rich):
 
     def save(self, out_dir: str | Path, prefix: str = "unit", grid_name: str = "grid.png",
              columns: int | None = None) -> dict[str, Any]:
-        """Write one PNG per image (and per threshold), a labelled grid PNG and ``render.json``."""
+        """Write one PNG per image (and per threshold), a labelled grid PNG and ``render.json`` (settings,
+        and per unit its final objective, its objective at the first and last step and at every step)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         files = []
@@ -107,16 +108,16 @@ class RenderResult(Rich):
             for image, name in zip(images, snapshots[str(step)]):
                 save_image(image, out / name)
         room = max(4, self.images.shape[-1] // 6)  # characters that fit under a tile (image_grid)
-        captions = [f"{lab[:max(1, room - len(f'{val:.2f}') - 1)]} {val:.2f}"
+        captions = [f"{lab[:max(1, room - len(f'{val:.3g}') - 1)]} {val:.3g}"
                     for lab, val in zip(self.labels, self.final.tolist())]
         save_image(image_grid(self.images, captions, columns=columns, note=GRID_NOTE), out / grid_name)
         record = {
             "settings": self.settings,
             "seconds": round(self.seconds, 3),
             "units": [
-                {"label": lab, "file": f, "final_objective": float(v),
-                 "last_step_objective": float(h)}
-                for lab, f, v, h in zip(self.labels, files, self.final, self.history[-1])
+                {"label": lab, "file": f, "final_objective": float(v), "first_step_objective": h[0],
+                 "last_step_objective": h[-1], "history": h}
+                for lab, f, v, h in zip(self.labels, files, self.final, self.history.T.tolist())
             ],
             "grid": grid_name,
         }

@@ -28,6 +28,22 @@ def jpeg_bytes(image: Image.Image, **kwargs) -> bytes:
     return buffer.getvalue()
 
 
+def write_png16_rgba(path: Path, width: int, height: int) -> None:
+    """A flat width x height RGBA PNG with 16 bits per channel, written row by row with zlib (no
+    full-size buffer): huge when decoded, a few hundred KB on disk."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" + np.tile(np.array([20000, 30000, 40000, 65535], dtype=">u2"), width).tobytes()
+    packer = zlib.compressobj(6)
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 6, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
 def write_bombs(folder: Path, long_side: int = 100_000) -> list[str]:
     """Tiny PNGs with huge, thin canvases: long_side x 8 and (long_side * 10) x 64 (mostly zeros)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ SLOW = (
     "tests/test_atlas_page_browser.py::",  # Chromium
     "tests/test_psychophysics_server.py::test_fifty_concurrent_participants_lose_and_duplicate_nothing",
     "tests/test_psychophysics_server.py::test_cli_serve_runs_the_experiment_until_stopped",
+    "tests/test_psychophysics_server.py::test_fifty_participants_through_a_thousand_idle_connections",
     "tests/test_models.py::test_embedded_model_scores_at_least_85_percent_top1",  # 500 images at 224 px
     "tests/test_render.py::test_renders_beat_the_best_natural_image_for_middle_layer_channels",  # same
     "tests/test_readme_commands.py::test_readme_commands_run_at_tiny_sizes",  # every README command

@@ -81,3 +81,14 @@ def test_classify_prints_top5_and_reports_unreadable_images(runner, samples_dir,
     assert top.split()[1] == "0" and "tench" in top
     assert sum(1 for line in lines if line.startswith("  ")) == 5
     assert "broken.jpg: cannot read image" in result.output
+
+
+def test_models_lists_the_families_and_how_to_name_them(runner):
+    result = runner.invoke(main, ["models"])
+    assert "torchvision:<arch>[.<WEIGHTS>]" in result.output and "timm:<arch>[.<tag>]" in result.output
+    torchvision = pytest.importorskip("torchvision")
+    line = next(row for row in result.output.splitlines() if "torchvision:<arch>" in row)
+    count = len(torchvision.models.list_models(module=torchvision.models))
+    assert f"{count} classifiers in torchvision" in line
+    listed = runner.invoke(main, ["models", "torchvision", "resnet*"])
+    assert listed.exit_code == 0 and "torchvision:resnet50" in listed.output.splitlines()

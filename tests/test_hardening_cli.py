@@ -109,3 +109,26 @@ def test_unwritable_output_is_one_line_exit_2(tmp_path):
                                        str(tmp_path / "missing" / "x.csv")])
     assert result.exit_code == 2 and result.output.startswith("error: No such file or directory")
     assert_clean(result)
+
+
+def test_experiment_stimuli_skips_bad_files_and_names_them(samples_dir, tmp_path):
+    import csv
+    import shutil
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in sorted(samples_dir.iterdir())[:12]:
+        shutil.copy(path, folder / path.name)
+    (folder / "notes.jpg").write_text("not an image at all")
+    (folder / "zero.png").write_bytes(b"")
+    out = tmp_path / "stimuli"
+    result = CliRunner().invoke(main, [
+        "experiment", "stimuli", "--images", str(folder), "--layers", "_blocks.1,_blocks.2,_blocks.3",
+        "--units-per-layer", "3", "--naturals", "2", "--visualizations", "1", "--steps", "1",
+        "--viz-size", "32", "--image-size", "32", "--device", "cpu", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "skipped 2 files (1 empty file, 1 not an image)" in result.output
+    with (out / "skipped.csv").open() as handle:
+        rows = {row["path"]: row["reason"] for row in csv.DictReader(handle)}
+    assert set(rows) == {"notes.jpg", "zero.png"} and rows["notes.jpg"].startswith("not an image")
+    assert (out / "manifest.json").is_file()

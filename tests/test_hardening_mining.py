@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from badcorpus import NON_UTF8_DIR, NON_UTF8_FILE, photo, write_bad_corpus
+from badcorpus import NON_UTF8_DIR, NON_UTF8_FILE, photo, write_bad_corpus, write_png16_rgba
 from click.testing import CliRunner
+from PIL import Image
 
 from phosphene import mining
 from phosphene.cli.app import main
 from phosphene.errors import OutputError, PhospheneError
-from phosphene.io.decoding import read_rgb, scan_images
+from phosphene.io.decoding import ImageDecodeError, read_rgb, scan_images
 from phosphene.io.images import load_image
 from phosphene.mining.lock import RunLockedError, run_lock
 
@@ -181,3 +182,86 @@ def test_load_image_names_the_bad_file(tmp_path):
     with pytest.raises(PhospheneError, match=r"cannot read image .*caf\\xe9.jpg: not an image"):
         load_image(bad, 32)
     shutil.rmtree(tmp_path)
+
+
+# -- the decoding budget (issue 27) ------------------------------------------------------------------
+def test_a_png_over_the_pixel_budget_is_refused_from_its_header(tmp_path, monkeypatch):
+    from PIL import PngImagePlugin
+
+    write_png16_rgba(tmp_path / "big.png", 600, 500)
+
+    def no_decoding(self):
+        raise AssertionError("decoded a file that its header already ruled out")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decoding)
+    for size in (None, 32):
+        with pytest.raises(ImageDecodeError, match=r"too large \(600x500: over the decoding budget of 0.2"):
+            read_rgb(tmp_path / "big.png", size, max_pixels=200_000)
+
+
+def test_a_jpeg_over_the_pixel_budget_is_decoded_at_a_reduced_scale(tmp_path):
+    photo(2000, 1500).save(tmp_path / "big.jpg", quality=90)
+    assert read_rgb(tmp_path / "big.jpg", max_pixels=1_000_000).size == (1000, 750)
+    assert read_rgb(tmp_path / "big.jpg", 64, max_pixels=1_000_000).size == (64, 64)
+    with pytest.raises(ImageDecodeError, match="1/8 scale"):
+        read_rgb(tmp_path / "big.jpg", max_pixels=40_000)  # 250x188 at 1/8 is still over
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads VmHWM from /proc")
+def test_decoding_a_16_bit_rgba_png_costs_at_most_8_bytes_per_pixel(tmp_path):
+    import subprocess
+    import sys
+
+    write_png16_rgba(tmp_path / "big.png", 2500, 2500)
+    # a fresh process with the decoder alone (its packages stubbed, so torch stays out); its peak
+    # memory from /proc (ru_maxrss would start at the forking parent's size)
+    code = ("import re, sys, types\n"
+            "for name, folder in (('phosphene', sys.argv[2]), ('phosphene.io', sys.argv[2] + '/io')):\n"
+            "    sys.modules[name] = types.ModuleType(name); sys.modules[name].__path__ = [folder]\n"
+            "from phosphene.io.decoding import read_rgb\n"
+            "def peak(): return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
+            "before = peak()\n"
+            "crop = read_rgb(sys.argv[1], 224)\n"
+            "print((peak() - before) * 1024, crop.size)")
+    package = str(Path(mining.__file__).parents[1])
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big.png"), package],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) <= 8 * 2500**2 + 8_000_000, f"{int(out[0]) / 2**20:.0f} MiB for 6.25 megapixels"
+
+
+def test_reducing_before_converting_matches_converting_the_whole_image(tmp_path):
+    y, x = np.mgrid[0:1200, 0:1500]
+    rgba = np.stack([x * 255 // 1500, y * 255 // 1200, (x + y) % 256, (x * 7 + y) % 256], -1)
+    Image.fromarray(rgba.astype(np.uint8), "RGBA").save(tmp_path / "alpha.png")
+    full = Image.alpha_composite(Image.new("RGBA", (1500, 1200), (255, 255, 255, 255)),
+                                 Image.open(tmp_path / "alpha.png")).convert("RGB")
+    side = 1200 * 0.875
+    box = ((1500 - side) / 2, (1200 - side) / 2, (1500 + side) / 2, (1200 + side) / 2)
+    expected = np.asarray(full.resize((64, 64), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0),
+                          dtype=int)
+    assert np.abs(np.asarray(read_rgb(tmp_path / "alpha.png", 64), dtype=int) - expected).max() <= 2
+
+
+def test_exif_orientation_is_applied_to_the_crop_as_to_the_whole_image(tmp_path):
+    base = photo(300, 200)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    base.save(tmp_path / "tagged.png", exif=exif.tobytes())
+    base.transpose(Image.Transpose.ROTATE_270).save(tmp_path / "upright.png")
+    tagged = np.asarray(read_rgb(tmp_path / "tagged.png", 48), dtype=int)
+    upright = np.asarray(read_rgb(tmp_path / "upright.png", 48), dtype=int)
+    assert np.abs(tagged - upright).max() <= 1
+
+
+def test_a_killed_writers_temporary_files_are_removed_when_the_run_resumes(model, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        photo(seed=i).save(folder / f"{i}.png")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".checkpoint.pt.k3x_9q2a").write_bytes(b"half a checkpoint")  # as a SIGKILL leaves it
+    (out / ".topk.parquet.0a1b2c3d").write_bytes(b"")
+    (out / ".notes").write_text("not ours")  # other hidden files stay
+    mine(model, folder, out)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".lock", ".notes"]

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
 import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -15,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phosphene.cli.app import main
+from phosphene.psychophysics.connections import ConnectionLimits
 from phosphene.psychophysics.guard import BodyLimit, RateLimit
 from phosphene.psychophysics.server import Limits, background_server, create_app
 from phosphene.psychophysics.stimuli import demo_stimuli
@@ -226,3 +231,156 @@ def test_cli_db_export_and_analyze_on_wrong_files(stimuli, tmp_path):
     assert result.exit_code == 2 and "not a phosphene experiment database" in result.output
     with sqlite3.connect(other) as db:
         assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["things"]
+
+
+# -- connections: idle floods, slowloris, slow readers (issue 27) ------------------------------------
+QUICK = ConnectionLimits(header_timeout_s=1.0, write_timeout_s=1.0)
+
+
+def _room_for(files: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < files:
+        pytest.skip(f"needs {files} open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(files * 2, hard)), hard))
+
+
+def _participant(url: str) -> list[int]:
+    """Status codes of one participant's page, session and first answer."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        codes = [client.get(path).status_code for path in ("/", "/app.js")]
+        created = client.post("/api/sessions", json={"consent": True})
+        codes.append(created.status_code)
+        body = created.json()
+        answer = client.post(f"/api/sessions/{body['session']}/responses",
+                             headers={"Authorization": f"Bearer {body['token']}"},
+                             json={"trial": 0, "assignment": [0, 1, 2], "rt_ms": 900.0, "response_id": "a"})
+        return codes + [answer.status_code]
+
+
+def test_a_thousand_idle_connections_turn_no_participant_away(app):
+    _room_for(2600)
+    with background_server(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(1000)]
+        try:
+            with ThreadPoolExecutor(5) as pool:
+                codes = [c for result in pool.map(lambda _: _participant(url), range(5)) for c in result]
+        finally:
+            for sock in idle:
+                sock.close()
+    assert set(codes) <= {200, 201}, codes
+
+
+def test_silent_and_trickling_connections_are_closed_after_the_header_deadline(app):
+    with background_server(app, connections=QUICK) as url:
+        port = int(url.rsplit(":", 1)[1])
+        silent = socket.create_connection(("127.0.0.1", port))
+        trickling = socket.create_connection(("127.0.0.1", port))
+        trickling.sendall(b"GET / HTTP/1.1\r\n")
+        started = time.monotonic()
+        with pytest.raises(OSError):
+            while time.monotonic() - started < 10:
+                trickling.sendall(b"X")
+                time.sleep(0.2)
+        silent.settimeout(5)
+        assert silent.recv(10) == b""
+        assert time.monotonic() - started < QUICK.header_timeout_s + 3
+        assert httpx.get(url + "/").status_code == 200
+        silent.close()
+        trickling.close()
+
+
+def test_past_the_connection_cap_the_longest_waiting_connection_is_closed(app):
+    with background_server(app, connections=ConnectionLimits(max_connections=20)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        time.sleep(0.2)
+        assert httpx.get(url + "/").status_code == 200
+        idle[0].settimeout(5)
+        assert idle[0].recv(10) == b""  # the oldest idle one made room
+        for sock in idle:
+            sock.close()
+
+
+def test_a_reply_the_client_does_not_read_is_dropped(stimuli, tmp_path):
+    big = stimuli.root / sorted(stimuli.image_paths())[0]
+    original = big.read_bytes()
+    big.write_bytes(os.urandom(40_000_000))
+    try:
+        app = create_app(stimuli, tmp_path / "r.sqlite", ADMIN, trials_per_condition=1,
+                         images_per_unit=(1, 3))
+        with background_server(app, connections=QUICK) as url:
+            port = int(url.rsplit(":", 1)[1])
+            reader = socket.socket()
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            reader.connect(("127.0.0.1", port))
+            reader.sendall(f"GET /stimuli/{sorted(stimuli.image_paths())[0]} HTTP/1.1\r\n"
+                           "Host: x\r\n\r\n".encode())
+            time.sleep(QUICK.write_timeout_s + 2)
+            reader.settimeout(5)
+            received = 0
+            with pytest.raises(OSError):
+                while chunk := reader.recv(1 << 20):
+                    received += len(chunk)
+                raise ConnectionResetError  # a clean end would also mean the reply was cut
+            assert received < 40_000_000
+            reader.close()
+            assert httpx.get(url + "/").status_code == 200
+    finally:
+        big.write_bytes(original)
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy(stimuli, tmp_path):
+    limits = Limits(sessions_per_client=2)
+    for trusted, expected in ((None, [201, 201, 429]), ("127.0.0.1", [201, 201, 201])):
+        app = create_app(stimuli, tmp_path / f"{trusted}.sqlite", ADMIN, trials_per_condition=1,
+                         images_per_unit=(1, 3), limits=limits)
+        with background_server(app, trusted_proxy=trusted) as url:
+            codes = [httpx.post(url + "/api/sessions", json={"consent": True},
+                                headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+                     for i in range(3)]
+        assert codes == expected, trusted
+
+
+def test_the_open_session_cap_is_exact_under_concurrent_requests(stimuli, tmp_path):
+    app = create_app(stimuli, tmp_path / "r.sqlite", ADMIN, trials_per_condition=1, images_per_unit=(1, 3),
+                     limits=Limits(max_open_sessions=10))
+    with background_server(app) as url, ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(lambda _: httpx.post(url + "/api/sessions", json={"consent": True},
+                                                   timeout=30).status_code, range(40)))
+    assert codes.count(201) == 10 and codes.count(503) == 30
+    assert ExperimentDB(tmp_path / "r.sqlite").counts()["sessions"] == 10
+
+
+def test_an_abandoned_session_frees_its_place_and_an_answering_one_keeps_it(stimuli, tmp_path):
+    app = create_app(stimuli, tmp_path / "r.sqlite", ADMIN, trials_per_condition=1, images_per_unit=(1, 3),
+                     limits=Limits(max_open_sessions=2, open_session_s=1.0))
+    with TestClient(app) as client:
+        first = client.post("/api/sessions", json={"consent": True}).json()
+        assert client.post("/api/sessions", json={"consent": True}).status_code == 201
+        full = client.post("/api/sessions", json={"consent": True})
+        assert full.status_code == 503 and "minutes" in full.json()["detail"]
+        time.sleep(0.6)
+        client.post(f"/api/sessions/{first['session']}/responses",
+                    headers={"Authorization": f"Bearer {first['token']}"},
+                    json={"trial": 0, "assignment": [0, 1, 2], "rt_ms": 900.0, "response_id": "a"})
+        time.sleep(0.6)  # the second session is now idle for 1.2 s, the first answered 0.6 s ago
+        assert client.post("/api/sessions", json={"consent": True}).status_code == 201
+        assert client.post("/api/sessions", json={"consent": True}).status_code == 503
+
+
+def test_a_turned_away_attempt_does_not_count_against_the_address(stimuli, tmp_path):
+    app = create_app(stimuli, tmp_path / "r.sqlite", ADMIN, trials_per_condition=1, images_per_unit=(1, 3),
+                     limits=Limits(max_open_sessions=1, sessions_per_client=2))
+    with TestClient(app) as client:
+        codes = [client.post("/api/sessions", json={"consent": True}).status_code for _ in range(4)]
+    assert codes == [201, 503, 503, 503]  # never 429: only the one created session counted
+
+
+def test_cli_serve_bad_host_and_bad_trusted_proxy_are_one_line(stimuli):
+    runner = CliRunner()
+    env = {"PHOSPHENE_ADMIN_TOKEN": ADMIN}
+    result = runner.invoke(main, ["experiment", "serve", str(stimuli.root), "--host", "999.1.1.1"], env=env)
+    assert result.exit_code == 2 and "cannot listen on 999.1.1.1" in result.output
+    result = runner.invoke(main, ["experiment", "serve", str(stimuli.root), "--trusted-proxy", "*"], env=env)
+    assert result.exit_code == 2 and "not an IP address" in result.output

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -115,3 +118,65 @@ def test_offline_makes_no_network_call_and_names_cache_and_command(tmp_path, mon
     assert "\n" not in message and "phosphene download tiny" in message
     assert str(tmp_path / "torch" / "hub" / "checkpoints" / "tiny.pth") in message
     assert no_network == []
+
+
+# -- weights that cannot be a trained network's (issue 27) ----------------------------------------
+@pytest.mark.parametrize("spoil, reason", [
+    (lambda v: torch.full_like(v, float("nan")), "NaN or Inf"),
+    (lambda v: v.masked_fill(torch.rand_like(v) < 0.5, float("inf")), "NaN or Inf"),
+    (lambda v: (v * 100).to(torch.int64), "torch.int64 values where the model has floats"),
+], ids=["all-nan", "some-inf", "integers"])
+def test_odd_weights_are_refused_unless_allowed(tmp_path, spoil, reason):
+    path = tmp_path / "odd.pth"
+    torch.save({k: spoil(v) for k, v in _net().state_dict().items()}, path)
+    with pytest.raises(ModelLoadError, match=f"cannot be a trained network's: .*{reason}"):
+        phosphene.load_model(_net(), weights=path)
+    loaded = phosphene.load_model(_net(), weights=path, allow_odd_weights=True)
+    assert loaded.net[0].weight.shape == (4, 3, 3, 3)
+
+
+def test_half_precision_and_integer_buffers_are_not_odd(tmp_path):
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))  # num_batches_tracked is an integer
+    path = tmp_path / "half.pth"
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}, path)
+    phosphene.load_model(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), weights=path)
+
+
+def _with_mask() -> nn.Module:
+    net = _net()
+    net.register_buffer("mask", torch.tensor([0.0, float("-inf")]))  # an attention-mask-like buffer
+    return net
+
+
+def test_infinite_values_the_model_itself_holds_are_not_odd():
+    load_into(_with_mask(), dict(_with_mask().state_dict()), "f")
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/dev/zero", "is not a regular file (a character device)"),
+    ("missing.pth", "weights file not found"),
+])
+def test_a_device_or_missing_path_is_named_for_what_it_is(tmp_path, path, message):
+    if path.startswith("/dev/") and not os.path.exists(path):
+        pytest.skip(f"no {path} here")
+    with pytest.raises(ModelLoadError, match=re.escape(message)):
+        read_state_dict(path if path.startswith("/") else tmp_path / path)
+
+
+def test_cli_refuses_odd_weights_in_one_line_and_allows_them_on_request(tmp_path):
+    from click.testing import CliRunner
+
+    from phosphene.cli.app import main
+
+    path = tmp_path / "nan.pth"
+    lite = phosphene.load_model("efficientnet_lite0", device="cpu")
+    torch.save({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                for k, v in lite.net.state_dict().items()}, path)
+    runner = CliRunner()
+    result = runner.invoke(main, ["layers", "--weights", str(path)])
+    assert result.exit_code == 2 and "cannot be a trained network's" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(main, ["layers", "--weights", str(path), "--allow-odd-weights"])
+    assert result.exit_code == 0 and "_blocks.8 " in result.output
+    result = runner.invoke(main, ["layers", "--weights", "/dev/zero"])
+    assert result.exit_code == 2 and "not a regular file" in result.output

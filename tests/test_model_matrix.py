@@ -268,7 +268,7 @@ def test_first_call_stops_at_the_deepest_read_layer():
     result = phosphene.render(model, obj.channel("1", [0, 1]), steps=2, size=16, transforms="none",
                               progress=False)
     assert result.images.shape == (2, 3, 16, 16)
-    with pytest.raises(RuntimeError, match="head: input too small"):
+    with pytest.raises(PhospheneError, match=r"fails on 16x16 images \(RuntimeError: head: input too small"):
         with phosphene.LayerTap(model, ["logits"]) as tap:
             tap(torch.rand(1, 3, 16, 16))
 

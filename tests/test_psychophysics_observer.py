@@ -16,6 +16,7 @@ from phosphene.cli.app import main
 from phosphene.errors import PhospheneError
 from phosphene.io.images import list_images
 from phosphene.psychophysics import analysis
+from phosphene.psychophysics import folder_exemplars as fe
 from phosphene.psychophysics import stimuli as st
 from phosphene.psychophysics.observer import MachineObserver, simulate
 from phosphene.psychophysics.storage import RESPONSE_COLUMNS
@@ -119,8 +120,8 @@ def test_cli_simulate_writes_responses_summary_and_plot(stimulus_dir, tmp_path):
 def test_stimuli_from_an_image_folder_without_a_mining_run(model, samples_dir):
     paths = list_images(samples_dir)[::10]
     layer_units = {"_blocks.2": [0, 1, 2]}
-    exemplars = st.exemplars_from_images(model, paths, layer_units, k=4, size=64, progress=False)
-    means = st.unit_means(model, paths, layer_units, size=64)["_blocks.2"]
+    exemplars = fe.exemplars_from_images(model, paths, layer_units, k=4, size=64, progress=False)
+    means = fe.unit_means(model, paths, layer_units, size=64)["_blocks.2"]
     best = str(paths[int(means[:, 0].argmax())])
     assert exemplars[("_blocks.2", 0)][0][0] == best
     assert all(len(v) == 4 for v in exemplars.values())

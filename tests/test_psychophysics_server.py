@@ -217,6 +217,30 @@ def test_fifty_concurrent_participants_lose_and_duplicate_nothing(stimuli, tmp_p
     assert elapsed < 120, f"load test took {elapsed:.0f}s"
 
 
+def test_fifty_participants_through_a_thousand_idle_connections(stimuli, tmp_path):
+    """The acceptance of issue 27: 1,000 idle sockets held open while 50 participants take the whole
+    experiment; every request succeeds and the stored answers are exactly the acknowledged ones."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2600:
+        pytest.skip("needs 2,600 open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(4096, hard)), hard))
+    db_path = tmp_path / "flood.sqlite"
+    with running_server(stimuli, db_path, trials_per_condition=1, images_per_unit=(1, 3)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(1000)]
+        try:
+            with ThreadPoolExecutor(PARTICIPANTS) as pool:
+                results = list(pool.map(lambda n: _participant(url, n), range(PARTICIPANTS)))
+        finally:
+            for sock in idle:
+                sock.close()
+    acknowledged = sorted(item for result in results for item in result)
+    stored = sorted((r["session"], r["trial"], r["assignment"]) for r in ExperimentDB(db_path).responses())
+    assert len(acknowledged) == PARTICIPANTS * (2 * 3 * 2 + 2) and stored == acknowledged
+
+
 def test_cli_serve_runs_the_experiment_until_stopped(stimuli, tmp_path):
     import os
     import signal

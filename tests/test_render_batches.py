@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -103,3 +107,56 @@ def test_ray_errors_are_one_line_with_exit_code_2(samples_dir, tmp_path, monkeyp
     assert len(result.output.strip().splitlines()) == 1
     bad = CliRunner().invoke(main, args + ["--ray", "local:zero"])
     assert bad.exit_code == 2 and "local:N needs N >= 1" in bad.output, bad.output
+
+
+@pytest.fixture
+def silent_service():
+    """A TCP port that accepts connections and never answers (another service, as Ray sees it)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+def test_a_port_that_is_not_ray_fails_within_the_connect_timeout(silent_service):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already running in this process")
+    from phosphene.distributed.executor import RayUnavailableError, connect
+
+    started = time.monotonic()
+    with pytest.raises(RayUnavailableError, match=f"no Ray cluster answered at {silent_service}"):
+        connect(silent_service, timeout_s=2.0)
+    assert time.monotonic() - started < 5.0
+
+
+def test_sigterm_ends_a_connection_attempt_at_once(silent_service):
+    pytest.importorskip("ray")
+    code = ("import sys, ray\nfrom phosphene.distributed.executor import connect\n"
+            "print('connecting', flush=True)\nconnect(sys.argv[1])\n")
+    child = subprocess.Popen([sys.executable, "-c", code, silent_service], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert child.stdout.readline().strip() == "connecting"
+        time.sleep(1.5)  # inside the attempt (the old code was in ray.init by now, deaf to SIGTERM)
+        child.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        child.wait(timeout=10)
+        assert time.monotonic() - started < 3.0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_a_killed_renders_half_written_batches_are_removed_on_resume(tmp_path):
+    out = tmp_path / "render"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a pid that has ended
+    (out / f".batch_0000.tmp-{dead}").mkdir(parents=True)
+    (out / f".batch_0001.tmp-{os.getpid()}").mkdir()  # a running process's: left alone
+    result = CliRunner().invoke(main, RENDER + ["--channels", "0", "--chunk", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    hidden = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+    assert hidden == [f".batch_0001.tmp-{os.getpid()}"]

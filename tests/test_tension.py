@@ -93,11 +93,13 @@ def test_completeness_is_reported_per_layer_and_variant(report, capsys):
     assert [(r["layer"], r["variant"]) for r in rows] == [(la, v) for la in LAYERS for v in ("l1", "l2")]
     for row in rows:
         assert -1 <= row["pearson"] <= 1 and -1 <= row["spearman"] <= 1 and row["n"] == 32
+        assert row["scale"] > 0.01 and not row["sum_zero"]  # Lite0 has no LayerNorm: ΣA is not about 0
     csv = (report.out / "completeness.csv").read_text().splitlines()
-    assert csv[0] == "layer,variant,pearson,spearman,n" and len(csv) == 1 + 2 * len(LAYERS)
+    assert csv[0] == "layer,variant,pearson,spearman,scale,n" and len(csv) == 1 + 2 * len(LAYERS)
     with capsys.disabled():  # the figures the README and docs report
         print("\ncompleteness (32 images, 96 px):",
-              ", ".join(f"{r['layer']}/{r['variant']} r={r['pearson']:.3f}" for r in rows))
+              ", ".join(f"{r['layer']}/{r['variant']} r={r['pearson']:.3f} scale={r['scale']:.3g}"
+                        for r in rows))
 
 
 def test_report_writes_plots_and_tables(report):

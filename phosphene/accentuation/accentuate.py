@@ -236,7 +236,7 @@ def accentuate(model: nn.Module, objective: Objective | str, images: torch.Tenso
     model = as_image_model(model)
     device = torch.device(device) if device is not None else model.device
     objective = as_objective(objective)
-    reg_layer = config.reg_layer or default_reg_layer(model)
+    reg_layer = config.reg_layer or default_reg_layer(model, objective.layers)
     lams = config.lams
     seeds = _seed_batch(model, objective, images, reg_layer, config.canvas).to(device)
     n, group, canvas = seeds.shape[0], len(lams), seeds.shape[-1]

@@ -22,7 +22,8 @@ class AccentuationConfig:
     """The settings of `accentuate` (recorded in ``AccentuationResult.settings``).
 
     - ``reg_layer``: layer of the latent regularization R ("input" for pixel space; default: a block
-      at about half depth, `default_reg_layer`: ``_blocks.8`` for EfficientNet-Lite0).
+      before the objective's layer at about half its depth, `default_reg_layer`: ``_blocks.8`` for a
+      class of EfficientNet-Lite0).
     - ``lam``: the regularization weight, or a sequence of weights (one accentuation each, one batch).
     - ``steps``, ``lr``: Adam steps and learning rate (faccent: 100, 0.05).
     - ``crops``, ``crop_side``, ``noise``: views per step, crop side range (fraction of the canvas),

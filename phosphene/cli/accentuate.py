@@ -10,7 +10,7 @@ import torch
 from .. import objectives as obj
 from ..accentuation import AccentuationConfig, accentuate
 from ..accentuation.balance import BALANCES, STYLES
-from ..accentuation.reg_layer import default_reg_layer
+from ..accentuation.reg_layer import default_reg_layer, reg_layer_problem
 from ..errors import PhospheneError
 from ..layers.names import check_layers
 from ..models.preprocess import load_for
@@ -52,8 +52,8 @@ def load_seeds(paths, size: int, model=None):
 @click.option("--channel", type=NON_NEGATIVE, default=None, help="Channel of --layer.")
 @click.option("--class", "class_index", type=NON_NEGATIVE, default=None, help="Class logit to accentuate.")
 @click.option("--reg-layer", default=None,
-              help="Layer of the latent regularization ('input' for pixel space; default: a block at "
-                   "about half depth, _blocks.8 for efficientnet_lite0).")
+              help="Layer of the latent regularization ('input' for pixel space; default: a block before "
+                   "the target at about half its depth, _blocks.8 for a class of efficientnet_lite0).")
 @click.option("--lam", type=NON_NEGATIVE_FLOAT, default=1.0, show_default=True, help="Regularization weight.")
 @click.option("--lam-sweep", default=None, help="Several weights, e.g. 0,0.5,1,2 (one batch).")
 @click.option("--steps", type=STEPS, default=100, show_default=True)
@@ -92,8 +92,14 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     else:
         check_layers(model, [layer])
         objective = obj.channel(layer, channel)
-    reg_layer = reg_layer or default_reg_layer(model)
+    if reg_layer is None:
+        reg_layer = default_reg_layer(model, objective.layers)
+        click.echo(f"reg layer: {reg_layer} (a block before {', '.join(sorted(objective.layers))} at about "
+                   "half its depth; --reg-layer chooses another)")
     check_layers(model, [reg_layer])
+    problem = reg_layer_problem(model, reg_layer, objective.layers)
+    if problem:
+        click.echo(f"warning: {problem}", err=True)
     size = size or model.input_size
     seeds, skipped = load_seeds(paths, size, model)
     for path, reason in skipped:
@@ -112,8 +118,8 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
                f"({len(skipped)} skipped) -> {out}")
     for row in range(result.images.shape[0]):
         click.echo(f"  {seeds[row // len(lams)][1]:<32} lam={result.lams[row % len(lams)]:<5g} "
-                   f"f {result.f_before[row]:8.3f} -> {result.f_after[row]:8.3f}   "
-                   f"R {result.r_after[row]:7.3f}")
+                   f"f {result.f_before[row]:>10.4g} -> {result.f_after[row]:>10.4g}   "
+                   f"R {result.r_after[row]:>9.4g}")
 
 
 def _stem(name: str) -> str:

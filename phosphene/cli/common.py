@@ -14,6 +14,7 @@ from .options import device_callback
 
 OFFLINE_KEY = "phosphene.offline"
 LAYOUT_KEY = "phosphene.layouts"
+ODD_WEIGHTS_KEY = "phosphene.odd_weights"
 
 
 def _remember_offline(ctx: click.Context, _param, value: bool) -> bool:
@@ -27,6 +28,27 @@ def offline_option(func):
     return click.option("--offline", is_flag=True, expose_value=False, callback=_remember_offline,
                         help="Never download weights: use the local caches or --weights "
                              "(also PHOSPHENE_OFFLINE=1 or HF_HUB_OFFLINE=1).")(func)
+
+
+def _remember_odd_weights(ctx: click.Context, _param, value: bool) -> bool:
+    if value:
+        ctx.meta[ODD_WEIGHTS_KEY] = True
+    return value
+
+
+def odd_weights_option(func):
+    """``--allow-odd-weights``: load weights `checkpoints.odd_weights` would refuse (read by
+    `open_model` from the click context)."""
+    return click.option("--allow-odd-weights", is_flag=True, expose_value=False,
+                        callback=_remember_odd_weights,
+                        help="Load --weights even when they hold NaN/Inf or integers where the model "
+                             "has floats (refused by default: they cannot be a trained network's).")(func)
+
+
+def odd_weights_requested() -> bool:
+    """Whether the running command got ``--allow-odd-weights``."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().meta.get(ODD_WEIGHTS_KEY))
 
 
 def _remember_layouts(ctx: click.Context, _param, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -44,7 +66,8 @@ def layout_option(func):
 
 
 def model_options(func):
-    """``--model``, ``--weights``, ``--device`` and ``--offline`` options."""
+    """``--model``, ``--weights``, ``--allow-odd-weights``, ``--device``, ``--offline`` and
+    ``--layout`` options."""
 
     @click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True,
                   help="efficientnet_lite0/1/2, inceptionv1, torchvision:<arch>[.<WEIGHTS>] or "
@@ -52,6 +75,7 @@ def model_options(func):
     @click.option("--weights", type=click.Path(dir_okay=False), default=None,
                   help="Weights file (state dict, checkpoint or .safetensors) replacing the default "
                        "weights.")
+    @odd_weights_option
     @click.option("--device", default=None, callback=device_callback,
                   help="cpu, cuda, cuda:1, mps (default: cuda if available).")
     @offline_option
@@ -86,7 +110,8 @@ def offline_requested() -> bool | None:
 
 def open_model(model_name: str, weights: str | None, device: str | None):
     """Load the model the options describe, on the chosen device, with the ``--layout`` overrides."""
-    model = load_model(model_name, weights=weights, device=device, offline=offline_requested())
+    model = load_model(model_name, weights=weights, device=device, offline=offline_requested(),
+                       allow_odd_weights=odd_weights_requested())
     ctx = click.get_current_context(silent=True)
     layouts = ctx.find_root().meta.get(LAYOUT_KEY) if ctx is not None else None
     if layouts:

@@ -21,6 +21,8 @@ from ..psychophysics.pipeline import (
     make_stimuli,
     score_source,
     simulate_experiment,
+    skipped_note,
+    trusted_proxies,
 )
 from ..psychophysics.score import layer_summary, summary_text
 from ..psychophysics.stimuli import StimulusSet, StimulusSettings
@@ -110,6 +112,9 @@ def stimuli_command(model_name, weights, device, run_dir, images, layers, units_
     click.echo(f"{len(result.units)} units, {len(result.image_paths())} images -> {out}")
     for depth, layer in depths.items():
         click.echo(f"  {depth:<7} {layer:<14} units {','.join(map(str, layer_units[layer]))}")
+    note = skipped_note(out) if images else None
+    if note:
+        click.echo(note, err=True)
     _warn_few_units(result)
 
 
@@ -148,31 +153,45 @@ def trials_command(stimuli, trials_per_condition, images_per_unit, catch_trials,
 @click.option("--admin-token", default=None,
               help="Token for /api/admin/* (visible in `ps`: prefer PHOSPHENE_ADMIN_TOKEN or "
                    "--admin-token-file; default: a random one, printed once).")
+@click.option("--trusted-proxy", default=None, metavar="ADDR[,ADDR...]",
+              help="Reverse proxy addresses (or networks) whose X-Forwarded-For is believed; "
+                   "default: nobody's, the rate limits see each connection's own address.")
+@click.option("--sessions-per-address", type=POSITIVE, default=100, show_default=True,
+              help="New sessions one address may start per 10 minutes (a class behind one NAT "
+                   "shares an address).")
+@click.option("--max-open-sessions", type=POSITIVE, default=2000, show_default=True,
+              help="Unfinished sessions active in the last 30 minutes beyond which new ones get 503.")
+@click.option("--max-connections", type=POSITIVE, default=2048, show_default=True,
+              help="Open connections; past it the longest-idle one is closed.")
 @with_design
-def serve_command(stimuli, host, port, db_path, admin_token_file, admin_token, trials_per_condition,
+def serve_command(stimuli, host, port, db_path, admin_token_file, admin_token, trusted_proxy,
+                  sessions_per_address, max_open_sessions, max_connections, trials_per_condition,
                   images_per_unit, catch_trials, seed) -> None:
     """Serve the web experiment for STIMULI; responses go to a SQLite (WAL) file.
 
     The admin token comes from PHOSPHENE_ADMIN_TOKEN, --admin-token-file or --admin-token;
-    without any, a random one is made and printed once.
+    without any, a random one is made and printed once. Limits and what they protect:
+    docs/guarantees.md.
     """
     try:
-        from ..psychophysics.server import create_app, serve
+        from ..psychophysics.server import ConnectionLimits, Limits, create_app, serve
     except ImportError as exc:
         raise PhospheneError(f"the web experiment needs {install_hint('psychophysics')}") from exc
     token, source = admin_token_from(admin_token, admin_token_file)
     if source == "--admin-token":
         click.echo("warning: --admin-token is visible to every user of this machine (`ps`); use "
                    "PHOSPHENE_ADMIN_TOKEN or --admin-token-file", err=True)
+    proxies = trusted_proxies(trusted_proxy)
     db_path = db_path or str(Path(stimuli) / "responses.sqlite")
+    limits = Limits(sessions_per_client=sessions_per_address, max_open_sessions=max_open_sessions)
     app = create_app(stimuli, db_path, token, trials_per_condition,
-                     _parse_counts(images_per_unit), catch_trials, seed)
+                     _parse_counts(images_per_unit), catch_trials, seed, limits=limits)
     click.echo(f"experiment on http://{host}:{port}/  (responses -> {db_path})")
     if source == "generated":
         click.echo(f"admin token (shown once, not stored): {token}")
     click.echo(f"admin: curl -H \"Authorization: Bearer $PHOSPHENE_ADMIN_TOKEN\" "
                f"http://{host}:{port}/api/admin/export.csv")
-    serve(app, host, port)
+    serve(app, host, port, ConnectionLimits(max_connections=max_connections), proxies)
 
 
 @experiment.command("export")

@@ -38,7 +38,7 @@ def invert_command(model_name, weights, device, image_path, target, attr_layer, 
                     steps=steps, lr=lr, crops=crops, cossim_pow=cossim_pow, seed=seed,
                     progress=False if quiet else None)
     result.save(out)
-    click.echo(f"{result.target} through {attr_layer}: seed f {result.attribution.f:.3f} -> {out}/figure.png")
+    click.echo(f"{result.target} through {attr_layer}: seed f {result.attribution.f:.4g} -> {out}/figure.png")
     for panel, value in zip(("+ accentuation", "- accentuation", "+ inversion", "- inversion",
                              "unit visualization"), result.f.tolist()):
-        click.echo(f"  {panel:<20} f {value:9.3f}")
+        click.echo(f"  {panel:<20} f {value:>10.4g}")

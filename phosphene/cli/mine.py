@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import click
 
+from ..io.decoding import DEFAULT_MAX_PIXELS
 from ..mining import MiningPlan, run_mining
 from ..mining.contact_sheet import contact_sheets
 from .app import main
@@ -26,8 +27,9 @@ from .ray_options import ray_options
 @click.option("--size", type=SIDE, default=None, help="Crop side (default: the model's input size).")
 @click.option("--checkpoint-every", type=POSITIVE, default=50, show_default=True,
               help="Checkpoint every N batches (and at least every 2 minutes).")
-@click.option("--max-pixels", type=POSITIVE, default=100_000_000, show_default=True,
-              help="Skip images with more pixels than this.")
+@click.option("--max-pixels", type=POSITIVE, default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Decoding budget: JPEGs are decoded at 1/2-1/8 scale to fit it, other images "
+                   "larger than this are skipped (about 8 bytes of memory per pixel while decoding).")
 @click.option("--sheet-k", type=NON_NEGATIVE, default=8, show_default=True,
               help="Images per unit on the contact sheets contact_<layer>.png (0: no sheets).")
 @click.option("--sheet-units", type=POSITIVE, default=64, show_default=True,

@@ -6,36 +6,61 @@ import click
 import torch
 
 from ..errors import PhospheneError
-from ..layers.recording import layer_table
-from ..models import list_models, load_model
+from ..layers.recording import layer_rows
+from ..models import DEFAULT_MODEL, list_models, load_model
+from ..models.families import FAMILIES, family_architectures, family_status
+from ..models.outputs import logits_of
 from .app import main
-from .common import layout_option, model_options, offline_option, open_model
+from .common import layout_option, model_options, odd_weights_option, offline_option, open_model
 from .options import POSITIVE, SIDE
 
 
 @main.command("models")
-def models_command() -> None:
-    """List the model names `--model` accepts."""
+@click.argument("family", required=False, type=click.Choice(["torchvision", "timm"]))
+@click.argument("pattern", required=False, default="*")
+def models_command(family: str | None, pattern: str) -> None:
+    """List what `--model` accepts: the built-in names and the torchvision:/timm: families; with
+    FAMILY, that library's architectures (PATTERN: a shell pattern such as 'convnext*')."""
+    if family is not None:
+        names = family_architectures(family, pattern)
+        for name in names:
+            click.echo(f"{family}:{name}")
+        if not names:
+            raise PhospheneError(f"no {family} architecture matches {pattern!r}")
+        return
+    click.echo("built-in:")
     for name in list_models():
-        click.echo(name)
+        if ":" not in name:
+            click.echo(f"  {name}{'  (default)' if name == DEFAULT_MODEL else ''}")
+    click.echo("families (any architecture of the library, by name):")
+    for family, form, example in FAMILIES:
+        click.echo(f"  {form:<32} e.g. {example}; {family_status(family)}")
 
 
 @main.command("layers")
 @click.argument("model_name", required=False, default="efficientnet_lite0")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None)
 @click.option("--size", type=SIDE, default=None, help="Input side (default: the model's).")
+@odd_weights_option
 @offline_option
 @layout_option
 def layers_command(model_name: str, weights: str | None, size: int | None) -> None:
     """Print every layer of MODEL with its output shape, layout and number of units (features)."""
     model = open_model(model_name, weights, "cpu")
     size = model.side(size)  # a ViT's own side; another --size is a one-line error
-    click.echo(f"# {model.name}, input (1, 3, {size}, {size}); special layers: input, logits; "
-               "views: LAYER#cls (class token), ATTN#heads (attention heads)")
-    for name, kind, shape, layout in layer_table(model, size):
-        shown = "x".join(map(str, shape)) if shape else "-"
+    click.echo(f"# {model.name}, input (1, 3, {size}, {size}); special layers: input, logits; views of a "
+               "layer (last column): LAYER#cls (class token), ATTN#heads (attention heads); shapes are per "
+               "image, (R, ...) where R windows or patches of each image are folded into the batch")
+    for row in layer_rows(model, size):
+        shown = "x".join(map(str, row.shape)) if row.shape else "-"
+        if row.refused:
+            click.echo(f"{row.name:<40} {row.kind:<18} {shown:<16} not readable per image: {row.refused}")
+            continue
+        layout, shape = row.layout, row.shape
         units = f"{layout.canonical_shape(shape)[1]} units" if layout and shape else ""
-        click.echo(f"{name:<40} {kind:<18} {shown:<16} {str(layout or ''):<28} {units}".rstrip())
+        views = " ".join(row.views)
+        click.echo(f"{row.name:<40} {row.kind:<18} {shown:<16} {str(layout or ''):<28} {units:<11} "
+                   f"{views}".rstrip())
 
 
 @main.command("classify")
@@ -55,7 +80,7 @@ def classify_command(images, model_name, weights, device, top) -> None:
             failures += 1
             continue
         with torch.no_grad():
-            probs = model(x).softmax(1)[0]
+            probs = logits_of(model(x)).softmax(1)[0]
         values, indices = probs.topk(min(top, probs.numel()))
         click.echo(path)
         for p, k in zip(values.tolist(), indices.tolist()):

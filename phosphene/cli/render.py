@@ -83,5 +83,7 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
                     transforms=transforms, progress=False if quiet else None)
     result.save(out, columns=per_unit if per_unit > 1 else None)
     click.echo(f"rendered {len(result.labels)} images in {result.seconds:.1f}s -> {out}")
-    for label, value in zip(result.labels, result.final.tolist()):
-        click.echo(f"  {label:<24} {value:9.3f}")
+    click.echo(f"  {'unit':<24} {'step 1':>10}    {'final':>10}   (objective; history in render.json)")
+    first = result.history[0].tolist() if len(result.history) else [float("nan")] * len(result.labels)
+    for label, start, value in zip(result.labels, first, result.final.tolist()):
+        click.echo(f"  {label:<24} {start:>10.4g} -> {value:>10.4g}")

@@ -8,9 +8,10 @@ import click
 
 from ..errors import PhospheneError, install_hint
 from ..models import DEFAULT_MODEL
+from ..models.checkpoints import odd_weights_allowed
 from ..objectives import parse_units
 from .app import main
-from .common import model_options
+from .common import model_options, odd_weights_requested
 from .options import CROPS, NON_NEGATIVE, NON_NEGATIVE_FLOAT, PORT, POSITIVE, SEED, SIDE, STEPS
 
 SUBCOMMANDS = ("build", "serve")
@@ -73,8 +74,9 @@ def build_command(run, layers, units, out, model_name, weights, device, quiet, *
     names = [name.strip() for name in layers.split(",") if name.strip()]
     chosen = parse_units(units) if units else None
     model = None if model_name == DEFAULT_MODEL and not weights else model_name
-    result = build_report(run, names, out, chosen, model=model, settings=ReportSettings(**settings),
-                          weights=weights, device=device, progress=False if quiet else None)
+    with odd_weights_allowed(odd_weights_requested()):
+        result = build_report(run, names, out, chosen, model=model, settings=ReportSettings(**settings),
+                              weights=weights, device=device, progress=False if quiet else None)
     total = sum(len(u) for u in result.units.values())
     spent = sum(result.seconds.values())
     shares = ", ".join(f"{k} {v / spent:.0%}" for k, v in result.seconds.items()

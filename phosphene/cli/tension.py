@@ -45,8 +45,9 @@ def tension_command(run, model_name, weights, device, images, target, attr_layer
                f"-> {out}")
     for row in table.completeness():
         click.echo(f"  completeness {row['layer']:<22} {row['variant']}  pearson {row['pearson']:6.3f}  "
-                   f"spearman {row['spearman']:6.3f}")
+                   f"spearman {row['spearman']:6.3f}  scale {row['scale']:.3g}"
+                   + ("  (ΣA ≈ 0)" if row["sum_zero"] else ""))
     for warning in table.warnings.values():
         click.echo(f"warning: {warning}", err=True)
     top = report.selections["mti"][0]
-    click.echo(f"  top MTI: {table.paths[top]} (T {table.tension()[top]:.2f}, f {table.f[top]:.2f})")
+    click.echo(f"  top MTI: {table.paths[top]} (T {table.tension()[top]:.3g}, f {table.f[top]:.3g})")

@@ -10,7 +10,9 @@ driver, which alone writes the run folder, so the workers need no shared file sy
 A worker that dies (process killed, node lost) is restarted by Ray and the task it held is handed
 out again (at most ``max_retries`` times per task); an exception raised by the job itself stops the
 map. Ray is an optional dependency (the ``ray`` extra, see `install_hint`): importing this module does
-not import Ray; a missing Ray or an unreachable address is a `RayUnavailableError`.
+not import Ray; a missing Ray or an unreachable address is a `RayUnavailableError`, and so is a
+HOST:PORT that does not answer as a Ray cluster within `CONNECT_TIMEOUT_S` (20 s; the wait ends at
+SIGTERM or Ctrl-C, before Ray's own retrying, which would ignore both for minutes, begins).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -32,6 +35,7 @@ from ..errors import PhospheneError, install_hint
 IN_FLIGHT_PER_WORKER = 2
 RESTART_POLL_SECONDS = 0.2
 RESTART_TIMEOUT_SECONDS = 300
+CONNECT_TIMEOUT_S = 20.0  # a HOST:PORT must answer as a Ray cluster within this
 
 
 class RayUnavailableError(PhospheneError):
@@ -55,27 +59,69 @@ def import_ray():
     return ray
 
 
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast on HOST:PORT addresses nothing listens on (Ray itself would retry for minutes)."""
+def _host_port(address: str) -> tuple[str, int]:
     hostport = address.removeprefix("ray://").split("/")[0]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         raise RayUnavailableError(f"bad Ray address {address!r}: use HOST:PORT, ray://HOST:PORT, auto "
                                   "or local[:N]")
+    return host.strip("[]"), int(port)
+
+
+def _check_reachable(address: str, deadline: float) -> None:
+    """Fail fast on HOST:PORT addresses nothing listens on (Ray itself would retry for minutes)."""
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        socket.create_connection(_host_port(address), timeout=min(5.0, _left(deadline))).close()
     except OSError as exc:
         raise RayUnavailableError(f"cannot reach Ray at {address} ({exc.strerror or exc})") from None
 
 
-def connect(address: str = "local") -> bool:
+def _check_cluster(address: str, deadline: float) -> None:
+    """Ask HOST:PORT for its Ray cluster id with Ray's own GCS client, before ``ray.init``: Ray
+    retries a port where another service listens for minutes, deaf to SIGTERM. The client runs in
+    a daemon thread that this one waits for until ``deadline``, so the wait is bounded and a signal
+    ends it (no handler is installed yet: SIGTERM ends the process, Ctrl-C raises)."""
+    try:
+        from ray._raylet import GcsClient
+    except ImportError:  # a Ray without this client: the TCP check is all there is
+        return
+    host, port = _host_port(address)
+    answer: dict[str, Any] = {}
+
+    def ask() -> None:
+        try:
+            answer["cluster"] = GcsClient(address=f"{host}:{port}").cluster_id
+        except Exception as exc:  # RpcError, ConnectionError, ...
+            answer["error"] = exc
+
+    thread = threading.Thread(target=ask, name="phosphene-ray-probe", daemon=True)
+    thread.start()
+    thread.join(_left(deadline))
+    if thread.is_alive():
+        raise RayUnavailableError(f"no Ray cluster answered at {address} within {CONNECT_TIMEOUT_S:g} s "
+                                  "(another service on that port? a Ray head listens on 6379 by default)")
+    if "error" in answer:  # a timeout inside the client, or a cluster that refused it (auth, version)
+        reason = _last_line(answer["error"])
+        if "timed out" in reason.lower():
+            raise RayUnavailableError(f"no Ray cluster answered at {address} ({reason})")
+        raise RayUnavailableError(f"Ray at {address} refused this client ({reason})")
+
+
+def _left(deadline: float) -> float:
+    return max(0.1, deadline - time.monotonic())
+
+
+def connect(address: str = "local", timeout_s: float | None = None) -> bool:
     """Connect this process to Ray; True when this call started a local instance (to shut down).
 
-    An already initialized Ray (``ray.init`` in the calling program) is used as it is.
+    An already initialized Ray (``ray.init`` in the calling program) is used as it is. A HOST:PORT
+    address must answer as a Ray cluster within ``timeout_s`` (default `CONNECT_TIMEOUT_S`), else
+    `RayUnavailableError`; ``ray://`` (Ray Client) addresses are only checked to accept connections.
     """
     ray = import_ray()
     if ray.is_initialized():
         return False
+    deadline = time.monotonic() + (CONNECT_TIMEOUT_S if timeout_s is None else timeout_s)
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                "logging_level": logging.ERROR}
     if address == "local" or address.startswith("local:"):
@@ -84,7 +130,9 @@ def connect(address: str = "local") -> bool:
             raise RayUnavailableError(f"bad Ray address {address!r}: local:N needs N >= 1 CPUs")
         options.update(address="local", num_cpus=int(cpus) if cpus else None)
     elif address != "auto":
-        _check_reachable(address)
+        _check_reachable(address, deadline)
+        if not address.startswith("ray://"):
+            _check_cluster(address, deadline)
         options["address"] = address
     else:
         options["address"] = "auto"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -94,6 +95,31 @@ class BatchRenderer:
         return render(self.model, objective, config, device=device, progress=False, **self.options)
 
 
+_TEMPORARY = re.compile(r"^\.batch_\d+\.tmp-(\d+)$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_dead_temporaries(out: Path) -> list[str]:
+    """Delete the half-written batch folders (``.batch_BBBB.tmp-PID``) of processes that no longer
+    run (a killed render); those of running processes stay. The names removed."""
+    removed = []
+    for entry in list(os.scandir(out)):
+        match = _TEMPORARY.match(entry.name)
+        if match and entry.is_dir(follow_symlinks=False) and not _alive(int(match[1])):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
+
+
 def save_batch(out: Path, batch: UnitBatch, result: RenderResult, per_unit: int) -> None:
     """Write a batch's outputs into a temporary folder, then rename it to ``out/batch_BBBB``."""
     final = out / batch.folder
@@ -134,6 +160,7 @@ def render_batches(model: nn.Module, layer: str, units: Sequence[int] | None, ou
     if out.exists() and not out.is_dir():
         raise PhospheneError(f"--out {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(out)
     batches = plan_batches(units, chunk, seed)
     todo = [b for b in batches if not (out / b.folder).is_dir()]
     job_model = model if model.device.type == "cpu" else copy.deepcopy(model).cpu()

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
-from ..layers.names import INPUT, LOGITS
-from ..layers.recording import recorded_pass
-from ..models.wrapper import as_image_model, layer_root
+from ..layers.names import INPUT, LOGITS, split_view
+from ..layers.recording import execution_order
+from ..models.wrapper import layer_root
 
 NORMALIZATIONS = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.LocalResponseNorm)
 _RMS = getattr(nn, "RMSNorm", None)
@@ -34,24 +33,13 @@ def _is_norm(module: nn.Module) -> bool:
                                                                             "RMSNorm", "GroupNorm")
 
 
-def execution_order(model: nn.Module, size: int | None = None) -> list[str]:
-    """Names of the modules of ``model`` in the order they finish their forward pass: the recorded
-    pass (`recorded_pass`) of a grey (1, C, S, S) image, S the model's fixed side, else ``size``,
-    else its input size."""
-    model = as_image_model(model)
-    side = model.fixed_side or size or model.input_size
-    grey = torch.full((1, model.channels, side, side), 0.5, device=model.device)
-    record = recorded_pass(model, grey)
-    if record.error is not None:
-        raise record.error
-    return list(record.calls)
-
-
 def normalizations_between(model: nn.Module, source: str, target: str,
                            order: Sequence[str] | None = None) -> list[str]:
     """The LayerNorm-like modules (see `NORMALIZATIONS`) that run after ``source`` (a layer or
-    ``input``) has produced its output and before ``target`` (a layer or ``logits``) has."""
+    ``input``) has produced its output and before ``target`` (a layer or ``logits``) has; views
+    (``NAME#cls``, ``ATTN#heads``) are their layer's."""
     order = list(order) if order is not None else execution_order(model)
+    source, target = split_view(source)[0], split_view(target)[0]
     start = -1 if source == INPUT else (len(order) - 1 - order[::-1].index(source) if source in order
                                         else -1)
     end = len(order) if target == LOGITS or target not in order else order.index(target)

@@ -14,7 +14,9 @@ inhibition. MTIs are the images with the largest T at the primary (first) attrib
 MIIs are those with the largest / smallest f.
 
 **Completeness**: Pearson and Spearman correlation over images of E⁺ - E⁻ (= ΣA) with f, per layer
-(and of E⁺₂ - E⁻₂ for the L2 variant, which is not expected to add up to f).
+(and of E⁺₂ - E⁻₂ for the L2 variant, which is not expected to add up to f), beside its scale, mean
+|E⁺ - E⁻| / mean |f| (about 1 when ΣA ≈ f). A scale near 0 (`attribution.SUM_ZERO`) means ΣA ≈ 0:
+a correlation of round-off with f, flagged with a warning.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..attribution import AttributionResult, Attributor, concat
+from ..attribution import AttributionResult, Attributor, completeness_scale, concat, sum_zero_warning
 from ..errors import PhospheneError
 from ..io.display import Rich, Section, Tile, View, tiles
 from ..io.images import atomic_write_bytes
@@ -120,15 +122,19 @@ class TensionTable(Rich):
         return np.lexsort((self.index, keys))[:n]
 
     def completeness(self) -> list[dict]:
-        """One row per (layer, variant): Pearson/Spearman of E⁺ - E⁻ with f."""
+        """One row per (layer, variant): Pearson/Spearman of E⁺ - E⁻ with f, its scale (mean |E⁺ - E⁻|
+        / mean |f|) and whether ΣA ≈ 0 (L1 only)."""
         rows = []
         for name in self.layers:
             v = self.values[name]
             for variant, sum_ in (("l1", v["e_plus"] - v["e_minus"]),
                                   ("l2", v["e_plus_l2"] - v["e_minus_l2"])):
                 pearson, spearman = correlations(sum_, self.f)
+                scale = completeness_scale(sum_, self.f)
+                zero = variant == "l1" and sum_zero_warning(name, scale) is not None
                 rows.append({"layer": name, "variant": variant, "pearson": pearson, "spearman": spearman,
-                             "n": len(self.f), "warning": self.warnings.get(name)})
+                             "scale": scale, "sum_zero": zero, "n": len(self.f),
+                             "warning": self.warnings.get(name)})
         return rows
 
     def to_arrow(self) -> pa.Table:
@@ -200,6 +206,11 @@ def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | 
     table.root, table.preprocessing = root, prep
     if isinstance(target, Unit):
         table.warnings = completeness_warnings(model, target.layer, layers)
+    for name in table.layers:
+        v = table.values[name]
+        zero = sum_zero_warning(name, completeness_scale(v["e_plus"] - v["e_minus"], table.f))
+        if zero:
+            table.warnings[name] = f"{table.warnings[name]}; {zero}" if name in table.warnings else zero
     return table
 
 
@@ -223,8 +234,9 @@ def save_table(table: TensionTable, out: Path, selections: dict[str, np.ndarray]
 
 
 def save_completeness(rows: Sequence[dict], path: Path) -> None:
-    lines = ["layer,variant,pearson,spearman,n"]
-    lines += [f"{r['layer']},{r['variant']},{r['pearson']:.6f},{r['spearman']:.6f},{r['n']}" for r in rows]
+    lines = ["layer,variant,pearson,spearman,scale,n"]
+    lines += [f"{r['layer']},{r['variant']},{r['pearson']:.6f},{r['spearman']:.6f},{r['scale']:.6g},{r['n']}"
+              for r in rows]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 

@@ -143,8 +143,9 @@ def scatter_plot(e_plus: dict[str, np.ndarray], e_minus: dict[str, np.ndarray], 
 
 def completeness_plot(rows: Sequence[dict], title: str, path: str | os.PathLike,
                       warnings: dict[str, str] | None = None) -> None:
-    """Correlation of E⁺ - E⁻ with f per attribution layer (L1 and L2 variants, Pearson); layers
-    in ``warnings`` (normalization on the path to the target) are starred and explained below."""
+    """Correlation of E⁺ - E⁻ with f per attribution layer (L1 and L2 variants, Pearson), with the
+    scale of ΣA (mean |ΣA| / mean |f|) under each layer's name; layers in ``warnings``
+    (normalization on the path to the target, ΣA about 0) are starred and explained below."""
     warnings = warnings or {}
     layers = list(dict.fromkeys(r["layer"] for r in rows))
     fig = new_figure((max(4.5, 1.1 * len(layers) + 2), 3.6))
@@ -157,11 +158,15 @@ def completeness_plot(rows: Sequence[dict], title: str, path: str | os.PathLike,
                       label="E⁺ - E⁻ (L1, = ΣA)" if variant == "l1" else "E⁺₂ - E⁻₂ (L2)")
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_xticks(x, [f"{la} *" if la in warnings else la for la in layers], rotation=20, fontsize=8)
+    scales = {r["layer"]: r.get("scale") for r in rows if r["variant"] == "l1"}
+    names = [f"{la}{' *' if la in warnings else ''}"
+             + (f"\nΣA/f {scales[la]:.2g}" if scales.get(la) is not None else "") for la in layers]
+    ax.set_xticks(x, names, rotation=20, fontsize=8)
     if warnings:
-        ax.text(0.0, -0.3, "* LayerNorm/GroupNorm between the layer and the target: ΣA need not equal f,\n"
-                "so these figures are not meaningful", transform=ax.transAxes, fontsize=7, color="#b00000",
-                va="top")
+        ax.text(0.0, -0.36, "* LayerNorm/GroupNorm between the layer and the target, or ΣA about 0 "
+                "(ΣA/f: mean |ΣA| / mean |f|):\nΣA need not equal f there, so these figures are not "
+                "meaningful",
+                transform=ax.transAxes, fontsize=7, color="#b00000", va="top")
     ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.1)
     ax.set_ylabel("Pearson r with f")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the bars

@@ -1,12 +1,19 @@
 """The one image decoder shared by `load_image`, mining and the CLI, with bounded work.
 
-`read_rgb` opens a file, checks its header (size, pixel count, aspect ratio) before decoding any
-pixel, decodes JPEGs at a reduced scale when only a small output is wanted (``draft``), applies the
-EXIF orientation, converts every mode to RGB the same way (alpha over white, 16-bit scaled by 1/257),
-and cuts the centre crop from the *source* before resizing, so the work and memory per file are
-bounded by ``max_pixels`` whatever the file's shape. A JPEG missing its end is decoded as far as its
-data goes (the tolerant mode is switched on for that retry only). Bad files raise `ImageDecodeError`
-whose message is the reason.
+`read_rgb` opens a file and checks its header (size, aspect ratio) before decoding any pixel.
+
+**The pixel budget** (``max_pixels``, `DEFAULT_MAX_PIXELS` = 40 million, like PIL's
+``Image.MAX_IMAGE_PIXELS`` but enforced before allocating): no file is decoded into more pixels
+than that. A JPEG is decoded at 1/2, 1/4 or 1/8 scale (``draft``) when that is enough, for the
+budget or because only a small output is wanted; any other file larger than the budget is refused
+from its header ("too large"). A decoded image takes at most 4 bytes per pixel (160 MB at the
+default budget), and everything after decoding works on less: the centre crop is reduced by an
+integer factor (``Image.reduce``, area averaging) straight from the decoded pixels before any mode
+conversion, and the EXIF orientation is applied to the small result (a centre square crop commutes
+with it). Every mode is converted to RGB the same way (alpha over white, 16-bit scaled by 1/257).
+
+A JPEG missing its end is decoded as far as its data goes (the tolerant mode is switched on for
+that retry only). Bad files raise `ImageDecodeError` whose message is the reason.
 """
 
 from __future__ import annotations
@@ -20,12 +27,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from ..errors import PhospheneError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_PIXELS = 40_000_000  # pixels decoded per image (4 bytes each at most)
 DEFAULT_MIN_SIDE = 8
 DEFAULT_MAX_ASPECT = 20.0
 _TRUNCATED_LOCK = threading.Lock()
@@ -52,17 +59,26 @@ def _tolerate_truncation() -> Iterator[None]:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode to RGB: alpha composited over white, 16/32-bit integers scaled to 8 bit."""
+    """Any PIL mode to RGB: alpha composited over white, 16/32-bit integers scaled to 8 bit.
+
+    Works with one RGB-sized buffer beyond its input (integer scaling in place, alpha blended by
+    ``paste`` with the alpha as mask)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        array = np.asarray(image, dtype=np.float64) / 257.0
-        image = Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), mode="L")
+        array = np.array(image, dtype=np.int32)  # a writable copy, 4 bytes per pixel
+        np.clip(array, 0, 65535, out=array)
+        array += 128
+        array //= 257  # round(v / 257): v / 257 is never exactly half-way for an integer v
+        image = Image.fromarray(array.astype(np.uint8), mode="L")
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image) * 255.0, 0, 255).astype(np.uint8), mode="L")
     has_alpha = image.mode in ("PA", "LA", "RGBA", "La", "RGBa")
     if has_alpha or (image.mode == "P" and "transparency" in image.info):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
+        if image.mode not in ("LA", "RGBA"):
+            image = image.convert("RGBA")
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGB") if image.mode == "LA" else image,
+                         mask=image.getchannel("A"))
+        return background
     return image.convert("RGB")
 
 
@@ -73,46 +89,74 @@ def crop_box(width: int, height: int, crop_fraction: float) -> tuple[float, floa
     return left, top, left + side, top + side
 
 
-def _check_header(image: Image.Image, max_pixels: int, min_side: int, max_aspect: float) -> None:
+def _check_header(image: Image.Image, min_side: int, max_aspect: float) -> None:
     w, h = image.size
-    if w * h > max_pixels:
-        raise ImageDecodeError(f"too large ({w}x{h} > {max_pixels} pixels)")
     if min(w, h) < min_side:
         raise ImageDecodeError(f"too small ({w}x{h}, a side < {min_side} px)")
     if max(w, h) > max_aspect * min(w, h):
         raise ImageDecodeError(f"extreme aspect ratio ({w}x{h}, more than {max_aspect:g}:1)")
 
 
-def _region(image: Image.Image, size: int, crop_fraction: float):
-    """The part of ``image`` the centre crop reads (with the bicubic filter's margin) and the crop
-    box relative to it: converting and resizing only that part bounds the work by the output."""
+def _fit_budget(image: Image.Image, size: int | None, crop_fraction: float, max_pixels: int) -> None:
+    """Ask a JPEG for the smallest scale (1, 1/2, 1/4, 1/8) that keeps twice what the crop needs
+    and fits ``max_pixels``; refuse any file that would still decode to more than ``max_pixels``."""
+    w, h = image.size
+    if image.format == "JPEG":
+        scale = 1
+        while scale < 8 and (w // (2 * scale)) * (h // (2 * scale)) > 0 and (
+                (w / scale) * (h / scale) > max_pixels
+                or (size is not None and min(w, h) / (2 * scale) >= 2 * size / crop_fraction)):
+            scale *= 2
+        if scale > 1:
+            image.draft("RGB", (max(1, w // scale), max(1, h // scale)))  # PIL: scale <= w // asked
+    dw, dh = image.size
+    if dw * dh > max_pixels:
+        scaled = f", {dw}x{dh} at 1/{w // dw} scale" if (dw, dh) != (w, h) else ""
+        raise ImageDecodeError(f"too large ({w}x{h}{scaled}: over the decoding budget of "
+                               f"{max_pixels / 1e6:g} megapixels, --max-pixels)")
+
+
+REDUCING_GAP = 3.0  # reduce by an integer factor until the crop is at most 3x the output (as PIL does)
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "I", "F", "CMYK"}
+_ORIENTATIONS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                 4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def _centre(image: Image.Image, size: int, crop_fraction: float) -> Image.Image:
+    """The ``size`` centre crop of a decoded image: the region it reads (with the bicubic filter's
+    margin) reduced by an integer factor straight from ``image`` (no full-size copy), converted to
+    RGB, resized."""
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")
     w, h = image.size
     left, top, right, bottom = crop_box(w, h, crop_fraction)
     margin = math.ceil(2 * (right - left) / size) + 2
-    x0, y0 = max(0, math.floor(left) - margin), max(0, math.floor(top) - margin)
-    x1, y1 = min(w, math.ceil(right) + margin), min(h, math.ceil(bottom) + margin)
-    return image.crop((x0, y0, x1, y1)), (left - x0, top - y0, right - x0, bottom - y0)
+    region = (max(0, math.floor(left) - margin), max(0, math.floor(top) - margin),
+              min(w, math.ceil(right) + margin), min(h, math.ceil(bottom) + margin))
+    factor = int((right - left) / size / REDUCING_GAP)
+    if factor >= 2 and image.mode in _REDUCIBLE:
+        part = image.reduce(factor, box=region)
+    else:
+        factor = 1
+        part = image.crop(region)
+    box = tuple((v - region[i % 2]) / factor for i, v in enumerate((left, top, right, bottom)))
+    return to_rgb(part).resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=REDUCING_GAP)
 
 
 def _decode(path: Path, size: int | None, crop_fraction: float, tolerant: bool, limits) -> Image.Image:
+    max_pixels, min_side, max_aspect = limits
     with Image.open(path) as image:
-        _check_header(image, *limits)
-        if size is not None and image.format == "JPEG":
-            w, h = image.size
-            scale = min(1.0, 2 * size / crop_fraction / min(w, h))  # keep 2x what the crop needs
-            image.draft("RGB", (math.ceil(w * scale), math.ceil(h * scale)))
+        _check_header(image, min_side, max_aspect)
+        _fit_budget(image, size, crop_fraction, max_pixels)
         if tolerant:
             with _tolerate_truncation():
                 image.load()
         else:
             image.load()
-        if image.getexif().get(0x0112, 1) != 1:  # only then: exif_transpose copies the image
-            image = ImageOps.exif_transpose(image)
-        if size is None:
-            return to_rgb(image)
-        region, box = _region(image, size, crop_fraction)
-        return to_rgb(region).resize((size, size), Image.Resampling.BICUBIC, box=box,
-                                     reducing_gap=3.0)
+        orientation = image.getexif().get(0x0112, 1)
+        rgb = to_rgb(image) if size is None else _centre(image, size, crop_fraction)
+    return rgb.transpose(_ORIENTATIONS[orientation]) if orientation in _ORIENTATIONS else rgb
 
 
 def read_rgb(path: str | os.PathLike, size: int | None = None, crop_fraction: float = 0.875,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import tempfile
 import textwrap
 from collections.abc import Sequence
@@ -106,6 +107,28 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}$")  # ".NAME." + tempfile's 8 random characters
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
+    """Delete the temporary files `atomic_write_bytes` leaves in ``folder`` when its process is
+    killed mid-write (``.NAME.XXXXXXXX``); the names removed. Call it only while no other process
+    writes there (e.g. holding the folder's run lock)."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if _TEMPORARY.match(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+            except OSError:
+                pass
+    return removed
 
 
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> None:

@@ -30,8 +30,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.utils import parametrize
 
+from ..models.probe import HOOK_DICTS, hooks_suspended
 from .names import SPECIAL_LAYERS, resolve_layer
-from .recording import HOOK_DICTS, hooks_suspended
 
 
 @dataclass

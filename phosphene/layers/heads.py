@@ -3,8 +3,10 @@
 Head h's unit at a token is the L2 norm of that head's output there (its attention-weighted
 values, before the output projection). Two kinds of attention modules are understood:
 
-- timm-style modules with ``num_heads`` and a ``proj`` Linear: ``proj``'s input (B, L, heads*d)
-  holds the heads' outputs side by side;
+- modules with a head count (``num_heads``, ``num_attention_heads``) and an output projection
+  Linear (``proj`` in timm, ``o_proj`` / ``out_proj`` in Hugging Face ``transformers``) that runs
+  as a module: its input (B, L, heads*d), or (B, h, w, heads*d) for channels-last attention,
+  holds the heads' outputs side by side (a recorded pass tells whether it runs: `heads_readable`);
 - ``nn.MultiheadAttention`` (torchvision's ViT): its ``out_proj`` is not called as a module, so the
   heads' outputs are recomputed from its inputs and ``in_proj`` weights.
 
@@ -22,26 +24,49 @@ from torch import nn
 
 from ..errors import PhospheneError
 
+HEAD_COUNTS = ("num_heads", "num_attention_heads")
+PROJECTIONS = ("proj", "o_proj", "out_proj")
+
+
+def head_count(module: nn.Module) -> int | None:
+    """The number of heads an attention module declares."""
+    return next((n for n in (getattr(module, a, None) for a in HEAD_COUNTS) if isinstance(n, int)), None)
+
+
+def projection(module: nn.Module) -> str | None:
+    """The attribute name of the module's output projection (a Linear), or None."""
+    return next((a for a in PROJECTIONS if isinstance(getattr(module, a, None), nn.Linear)), None)
+
 
 def is_attention(module: nn.Module) -> bool:
     """True for modules whose heads `hook_heads` can read."""
     if isinstance(module, nn.MultiheadAttention):
         return True
-    return isinstance(getattr(module, "num_heads", None), int) and isinstance(
-        getattr(module, "proj", None), nn.Linear)
+    return head_count(module) is not None and projection(module) is not None
+
+
+def heads_readable(module: nn.Module, name: str, calls: list[str]) -> bool:
+    """True when a recorded pass (its module ``calls``) shows that `hook_heads` sees the heads of
+    ``module`` (called ``name``): an ``nn.MultiheadAttention``, or one whose output projection ran
+    as a module."""
+    if isinstance(module, nn.MultiheadAttention):
+        return True
+    return is_attention(module) and f"{name}.{projection(module)}" in calls
 
 
 def check_attention(module: nn.Module, name: str) -> None:
     """`PhospheneError` unless ``module`` is an attention module."""
     if not is_attention(module):
         raise PhospheneError(f"{name}#heads: {name} is a {type(module).__name__}, not an attention "
-                             "module (nn.MultiheadAttention or one with num_heads and proj)")
+                             "module (nn.MultiheadAttention or one with num_heads and an output "
+                             "projection proj / o_proj / out_proj)")
 
 
 def _norms(heads_side_by_side: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """(B, L, heads*d) -> (B, L, heads): the L2 norm of each head's slice."""
-    b, length, width = heads_side_by_side.shape
-    return heads_side_by_side.reshape(b, length, num_heads, width // num_heads).norm(dim=-1)
+    """(..., heads*d) -> (..., heads): the L2 norm of each head's slice ((B, L, .) for token
+    layers, (B, h, w, .) for channels-last attention such as MaxViT's)."""
+    width = heads_side_by_side.shape[-1]
+    return heads_side_by_side.unflatten(-1, (num_heads, width // num_heads)).norm(dim=-1)
 
 
 def mha_head_outputs(mha: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor,
@@ -72,9 +97,9 @@ def hook_heads(module: nn.Module, store: Callable[[torch.Tensor], None]):
             store(_norms(mha_head_outputs(mod, q, k, v), mod.num_heads))
 
         return module.register_forward_hook(after, with_kwargs=True, prepend=True)
-    num_heads = module.num_heads
+    num_heads = head_count(module)
 
     def before_proj(_proj, inputs):
         store(_norms(inputs[0], num_heads))
 
-    return module.proj.register_forward_pre_hook(before_proj)
+    return getattr(module, projection(module)).register_forward_pre_hook(before_proj)

@@ -10,6 +10,9 @@ layer's raw output maps to that view:
   the first prefix token is the layer ``NAME#cls`` (B, C, 1, 1).
 - ``NC`` (linear layers, (B, K)): (B, K, 1, 1).
 - ``NCL`` (1-D convolutions, (B, C, L)): (B, C, 1, L).
+- any of ``NLC``, ``NHWC``, ``NCHW`` with a ``partition`` (window attention, MobileViT): the first
+  dimension holds R windows or patches per image (`phosphene.layers.windows`); the canonical view
+  merges them into the image's (B, C, H, W) map.
 
 `detect` picks the layout from the module and the recorded forward pass; `parse_layout` reads a
 user override (``"NHWC"``, ``"NLC"``, ``"NLC:1"`` with the number of prefix tokens).
@@ -25,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import PhospheneError
+from .windows import Partition
 
 KINDS = ("NCHW", "NHWC", "NLC", "NC", "NCL")
 MAX_PREFIX = 8  # prefix tokens tried when the model does not say how many it has
@@ -44,8 +48,12 @@ class Layout:
     kind: str
     prefix: int = 0
     grid: tuple[int, int] | None = None
+    partition: Partition | None = None
 
     def __str__(self) -> str:
+        if self.partition is not None:
+            h, w = self.partition.hw
+            return f"{self.kind}({self.partition} -> {h}x{w})"
         if self.kind == "NLC" and self.grid is not None:
             extra = f", {self.prefix} prefix" if self.prefix else ""
             return f"NLC({self.grid[0]}x{self.grid[1]} patches{extra})"
@@ -54,10 +62,12 @@ class Layout:
     @property
     def identity(self) -> bool:
         """True when the raw output is already the canonical view."""
-        return self.kind == "NCHW"
+        return self.kind == "NCHW" and self.partition is None
 
     def canonical_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
         """(B, C, H, W) of the canonical view of a raw output of ``shape``."""
+        if self.partition is not None:
+            return self.partition.canonical_shape(shape, self.kind)
         b = shape[0]
         if self.kind == "NHWC":
             return (b, shape[3], shape[1], shape[2])
@@ -70,7 +80,9 @@ class Layout:
         return tuple(shape)
 
     def to_canonical(self, raw: torch.Tensor) -> torch.Tensor:
-        """The (B, C, H, W) view of ``raw`` (a view, no copy)."""
+        """The (B, C, H, W) view of ``raw`` (a view, no copy, except for partitions)."""
+        if self.partition is not None:
+            return self.partition.to_canonical(raw, self.kind)
         if self.kind == "NHWC":
             return raw.permute(0, 3, 1, 2)
         if self.kind == "NLC":
@@ -89,6 +101,8 @@ class Layout:
                        cls: torch.Tensor | None = None) -> torch.Tensor:
         """A tensor equal to ``raw`` computed from ``canon`` (and ``cls``), so that what the network
         computes next depends on the views handed out (their gradients are those of the layer)."""
+        if self.partition is not None:
+            return self.partition.from_canonical(canon, raw, self.kind)
         if self.kind == "NHWC":
             return canon.permute(0, 2, 3, 1)
         if self.kind == "NLC":

@@ -11,8 +11,9 @@ from torch import nn
 
 @contextlib.contextmanager
 def frozen(model: nn.Module):
-    """Eval mode and no parameter gradients for the duration; restores the caller's settings."""
-    training = model.training
+    """Eval mode and no parameter gradients for the duration; restores the caller's settings, each
+    module's own mode included (a wrapper in training mode around a network in eval mode stays so)."""
+    modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
     for p, _ in flags:
@@ -20,7 +21,8 @@ def frozen(model: nn.Module):
     try:
         yield model
     finally:
-        model.train(training)
+        for module, mode in modes:
+            module.training = mode
         for p, flag in flags:
             p.requires_grad_(flag)
 

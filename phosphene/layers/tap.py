@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from ..errors import PhospheneError
-from .heads import hook_heads
+from .batch_check import first_tensor
+from .heads import heads_readable, hook_heads
 from .layouts import Layout, parse_layout
 from .names import INPUT, LOGITS, SPECIAL_LAYERS, check_layers, resolve_layer, split_view
-from .recording import first_tensor, layouts_of, recorded_pass
+from .recording import PassRecord, failure, layouts_of, readable_near, recorded_pass
 
 
 class StopForward(Exception):
@@ -101,10 +102,16 @@ class LayerTap:
         """Order and layouts of the tapped layers from the recorded pass at this input size."""
         record = recorded_pass(self.model, images)
         missing = [n for n in self.hooked if n not in record.calls]
-        if missing and record.error is not None:
-            raise record.error
+        if record.error is not None and (missing or LOGITS in self.layers):
+            raise failure(record) from record.error
         if missing and self.truncate:
             raise RuntimeError(f"layers never ran in the forward pass: {sorted(missing)}")
+        for name in self.hooked:
+            if name in record.refused:
+                near = readable_near(self.model, record, name)
+                raise PhospheneError(f"{name} cannot be read per image: {record.refused[name]}"
+                                     + (f"; layers near it that can: {', '.join(near)}" if near else ""))
+        self._check_heads(record)
         found = layouts_of(self.model, record, self.overrides)
         self.layouts = {n: found[n] for n in self.hooked if n in found}
         for name in self._cls:
@@ -116,6 +123,17 @@ class LayerTap:
             order = [n for n in record.calls if n in self.hooked]
             self._stop_at = (order[-1], order.count(order[-1]))
         self._hw = tuple(images.shape[-2:])
+
+    def _check_heads(self, record: PassRecord) -> None:
+        """A one-line error for ``ATTN#heads`` when ATTN's output projection is not called as a
+        module (its heads are computed inside a function, as in torchvision's Swin)."""
+        for name in self.layers:
+            base, view = split_view(name)
+            module = resolve_layer(self.model, base) if view == "heads" else None
+            if module is not None and not heads_readable(module, base, record.calls):
+                raise PhospheneError(f"{name}: {base} ({type(module).__name__}) computes its heads inside "
+                                     "its forward without calling its output projection as a module, so "
+                                     f"its heads cannot be read; read {base} itself")
 
     @property
     def stop_layer(self) -> str | None:
@@ -139,8 +157,8 @@ class LayerTap:
             self._acts[INPUT] = images
         if not self.hooked and LOGITS not in self.layers:
             return self._acts  # only the input is read: the model need not run
-        if self.hooked and tuple(images.shape[-2:]) != self._hw:
-            self._prepare(images)
+        if tuple(images.shape[-2:]) != self._hw:
+            self._prepare(images)  # also for logits alone: a network that rejects the size says so
         try:
             output = self.forward(images)
         except StopForward:
@@ -163,11 +181,15 @@ class LayerTap:
         self.close()
 
 
-def _replace(output, index: int | None, tensor: torch.Tensor):
-    """``output`` with its tensor (at ``index`` of a plain tuple or list) replaced, so that what
-    runs next reads the views; None (keep the output) for other containers."""
+def _replace(output, index: int | str | None, tensor: torch.Tensor):
+    """``output`` with its tensor (at ``index`` of a plain tuple or list, or key ``index`` of a dict
+    or model-output object) replaced, so that what runs next reads the views; None (keep the
+    output) for other containers."""
     if index is None:
         return tensor
     if type(output) in (tuple, list):
         return type(output)([*output[:index], tensor, *output[index + 1:]])
+    if isinstance(output, dict) and isinstance(index, str):
+        output[index] = tensor  # a fresh object of this forward pass (HF ModelOutput keeps both views)
+        return output
     return None

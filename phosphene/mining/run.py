@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..errors import PhospheneError
 from ..io.decoding import display_path
+from ..io.images import remove_stale_temporaries
 from ..io.progress import progress_enabled
 from ..layers.folding import fold_batchnorm
 from ..layers.model_state import memory_format, resolve_channels_last
@@ -101,6 +102,7 @@ def run_mining(model: nn.Module | str, layers: Sequence[str], images: str | os.P
     job = prepare(model, layers, images, out, plan, device)
     out = job.out
     with run_lock(out):
+        remove_stale_temporaries(out)  # half-written files of a killed run (the lock is ours)
         with writing(out):
             status = _open_or_create(out, job.config, job.shapes, job.relative, job.unlisted)
         if status != "complete":

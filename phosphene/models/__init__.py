@@ -19,7 +19,14 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
-from .checkpoints import cached_download, hub_checkpoint_path, is_offline, load_into, read_state_dict
+from .checkpoints import (
+    cached_download,
+    hub_checkpoint_path,
+    is_offline,
+    load_into,
+    odd_weights_allowed,
+    read_state_dict,
+)
 from .classes import imagenet_class_names
 from .device import pick_device
 from .efficientnet_lite import (
@@ -121,23 +128,30 @@ def load_model(
     device: str | torch.device | None = None,
     offline: bool | None = None,
     output: OutputKey = None,
+    allow_odd_weights: bool = False,
 ) -> ImageModel:
     """Return an `ImageModel` in eval mode: (N, 3, H, W) images in [0, 1] in, logits out.
 
     ``model`` is a registered name, ``torchvision:<arch>[.<WEIGHTS>]``, ``timm:<arch>[.<tag>]``, or
     an ``nn.Module`` (used as is when it is already an `ImageModel`, else wrapped with identity
-    preprocessing). ``weights`` is a weights file (state dict, training checkpoint or safetensors)
-    replacing the default weights. ``offline`` forbids downloads (None: ``PHOSPHENE_OFFLINE`` /
-    ``HF_HUB_OFFLINE``). ``output`` selects the logits from a network returning a dict, tuple or
-    output object (key, index or attribute name).
+    preprocessing; a Hugging Face ``transformers`` vision model gets its input size, channels and
+    class names from its config, see `as_image_model`). ``weights`` is a weights file (state
+    dict, training checkpoint or safetensors) replacing the default weights. ``offline`` forbids
+    downloads (None: ``PHOSPHENE_OFFLINE`` / ``HF_HUB_OFFLINE``). ``output`` selects the logits
+    from a network returning a dict, tuple or output object (key, index or attribute name).
+    Weights that cannot be a trained network's (NaN, Inf, integers where the model has floats:
+    `checkpoints.odd_weights`) are a `ModelLoadError` unless ``allow_odd_weights``.
     """
     weights = str(weights) if weights is not None else None
+    if allow_odd_weights:
+        with odd_weights_allowed():
+            return load_model(model, weights, device, offline, output)
     if isinstance(model, ImageModel):
         wrapped = model
     elif isinstance(model, nn.Module):
         if weights is not None:
             load_into(model, read_state_dict(weights), weights)
-        wrapped = ImageModel(model, name=type(model).__name__)
+        wrapped = as_image_model(model)
     elif model in _FACTORIES:
         factory = _FACTORIES[model]
         takes_offline = "offline" in inspect.signature(factory).parameters

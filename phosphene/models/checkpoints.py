@@ -2,16 +2,23 @@
 
 `read_state_dict` accepts plain state dicts, ``{"state_dict": ...}`` / ``{"model": ...}`` training
 checkpoints, ``module.`` (DataParallel) and ``_orig_mod.`` (torch.compile) prefixes, and
-``.safetensors`` files. `load_into` loads strictly except for keys the caller declares optional
-(auxiliary heads). `cached_download` is torch.hub's own download into ``$TORCH_HOME/hub/checkpoints``,
-refused with a one-line error in offline mode (`is_offline`).
+``.safetensors`` files; anything but a regular file (``/dev/zero``, a FIFO) is refused unread.
+`load_into` loads strictly except for keys the caller declares optional (auxiliary heads), and
+refuses weights that cannot be a trained network's (`odd_weights`: integers where the model has
+floats, NaN or Inf where its own tensor is finite) unless `odd_weights_allowed` is in effect
+(``load_model(allow_odd_weights=True)``, ``--allow-odd-weights``). `cached_download` is
+torch.hub's own download into ``$TORCH_HOME/hub/checkpoints``, refused with a one-line error in
+offline mode (`is_offline`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
-from collections.abc import Iterable, Mapping
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -69,8 +76,14 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Raises `ModelLoadError` for a missing or unreadable file or one that holds no tensors by name.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"weights file not found: {path}")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ModelLoadError(f"weights file not found: {path}") from None
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise ModelLoadError(f"weights file {path} is not a regular file ({_kind(mode)})")
     if path.suffix == ".safetensors":
         state: object = _read_safetensors(path)
     else:
@@ -85,6 +98,45 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ModelLoadError(f"weights file {path} does not hold a state dict of tensors")
     return _strip_prefixes(dict(state))
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+_ODD_ALLOWED: contextvars.ContextVar[bool] = contextvars.ContextVar("phosphene_odd_weights", default=False)
+
+
+@contextmanager
+def odd_weights_allowed(allowed: bool = True) -> Iterator[None]:
+    """Within this block `load_into` loads weights that `odd_weights` would refuse."""
+    token = _ODD_ALLOWED.set(allowed)
+    try:
+        yield
+    finally:
+        _ODD_ALLOWED.reset(token)
+
+
+def odd_weights(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> str | None:
+    """Why ``state`` cannot be trained weights of the model whose tensors are ``own`` (None if it can):
+    integer or boolean tensors where the model has floating-point ones, or NaN/Inf values where the
+    model's own tensor is finite (a buffer such as an attention mask may hold -inf legitimately)."""
+    keys = sorted(own.keys() & state.keys())
+    integers = [k for k in keys if own[k].is_floating_point() and not state[k].is_floating_point()
+                and not state[k].is_complex()]
+    if integers:
+        return (f"{len(integers)} of {len(keys)} tensors hold {state[integers[0]].dtype} values where the "
+                f"model has floats (e.g. {integers[0]})")
+    broken = [k for k in keys if state[k].is_floating_point() and not own[k].is_meta
+              and not bool(torch.isfinite(state[k]).all()) and bool(torch.isfinite(own[k]).all())]
+    if broken:
+        return f"{len(broken)} of {len(keys)} tensors hold NaN or Inf (e.g. {broken[0]})"
+    return None
 
 
 def _few(keys: Iterable[str], n: int = 3) -> str:
@@ -109,13 +161,18 @@ def load_into(net: nn.Module, state: Mapping[str, torch.Tensor], source: str,
               optional_prefixes: Iterable[str] = ()) -> None:
     """Load ``state`` into ``net`` strictly, except that keys starting with one of
     ``optional_prefixes`` (auxiliary heads the model was built without) are dropped. A mismatch is
-    a one-line `ModelLoadError` naming a few missing/unexpected keys or the first shape that differs."""
+    a one-line `ModelLoadError` naming a few missing/unexpected keys or the first shape that differs;
+    so are `odd_weights` outside `odd_weights_allowed`."""
     optional = tuple(optional_prefixes)
     own = net.state_dict()
     state = {k: v for k, v in state.items() if k in own or not (optional and k.startswith(optional))}
     problem = mismatch(own, state)
     if problem:
         raise ModelLoadError(f"weights in {source} do not fit the model: {problem}")
+    odd = None if _ODD_ALLOWED.get() else odd_weights(own, state)
+    if odd:
+        raise ModelLoadError(f"weights in {source} cannot be a trained network's: {odd}; "
+                             "--allow-odd-weights (allow_odd_weights=True) loads them anyway")
     net.load_state_dict(state, strict=True)
 
 

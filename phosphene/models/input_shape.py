@@ -2,18 +2,29 @@
 
 - `input_channels`: 3 for RGB models, 1 for grayscale ones, any C: an `ImageModel`'s declared
   ``channels``, else the ``in_channels`` of the first convolution (or patch embedding) of the network.
-- `fixed_input_size`: the one side a model accepts (vision transformers with a fixed patch grid:
-  torchvision's ``VisionTransformer.image_size``, timm's ``patch_embed.img_size`` with
-  ``strict_img_size`` and no ``dynamic_img_size``, an `ImageModel`'s declared ``fixed_size``), or
-  None when any reasonable side works (CNNs).
+- `fixed_input_size`: the one side a model accepts, or None when any reasonable side works (CNNs):
+  an `ImageModel`'s declared ``fixed_size``; vision transformers with a fixed patch grid
+  (torchvision's ``VisionTransformer.image_size``, timm's ``patch_embed.img_size`` with
+  ``strict_img_size`` and no ``dynamic_img_size``); timm models whose config says
+  ``fixed_input_size`` (LeViT and EfficientFormer: attention biases of one size; MaxViT, Swin:
+  window grids); Hugging Face ``transformers`` models with a ``config.image_size`` and an
+  ``interpolate_pos_encoding`` switch (ViT, CLIP; DINOv2 interpolates, so it takes any side). When
+  the candidate sides disagree (a timm model built with another ``img_size`` keeps its
+  pretrained config's), the first one the network runs at is taken (`probe.runs_at`, once per model).
 """
 
 from __future__ import annotations
+
+import inspect
+import weakref
 
 import torch
 from torch import nn
 
 from ..errors import PhospheneError
+from .probe import runs_at
+
+_PROBED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> side found by probing
 
 
 def _root(model: nn.Module) -> nn.Module:
@@ -62,7 +73,41 @@ def fixed_input_size(model: nn.Module) -> int | None:
             side = _side(getattr(module, "img_size", None))  # timm's PatchEmbed
             if side:
                 return side
-    return None
+    candidates = _configured_sides(model, root)
+    if not candidates:
+        return None
+    if len(set(candidates)) == 1:
+        return candidates[0]
+    if root not in _PROBED:
+        channels = input_channels(model)
+        _PROBED[root] = next((s for s in dict.fromkeys(candidates) if runs_at(model, s, channels)),
+                             candidates[0])
+    return _PROBED[root]
+
+
+def _configured_sides(model: nn.Module, root: nn.Module) -> list[int]:
+    """Sides a model's configuration fixes (timm's ``fixed_input_size``, a Hugging Face vision
+    config with an ``interpolate_pos_encoding`` switch), the network's own first: its ``img_size``,
+    then the wrapper's input size, then the configured one; empty when nothing fixes the side."""
+    cfg = getattr(root, "pretrained_cfg", None) or getattr(root, "default_cfg", None)
+    config = getattr(root, "config", None)
+    if isinstance(cfg, dict) and cfg.get("fixed_input_size"):
+        configured = _side(tuple(cfg.get("input_size", ()))[-2:])
+    elif _side(getattr(config, "image_size", None)) and "interpolate_pos_encoding" in _parameters(root):
+        configured = _side(getattr(config, "image_size", None))
+    else:
+        return []
+    own = [_side(getattr(root, "img_size", None)),
+           _side(getattr(getattr(root, "patch_embed", None), "img_size", None)),
+           getattr(model, "input_size", None) if model is not root else None, configured]
+    return [side for side in own if isinstance(side, int) and side > 0]
+
+
+def _parameters(module: nn.Module) -> set[str]:
+    try:
+        return set(inspect.signature(module.forward).parameters)
+    except (TypeError, ValueError):
+        return set()
 
 
 def fit_side(images: torch.Tensor, side: int | None) -> torch.Tensor:

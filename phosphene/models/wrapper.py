@@ -13,6 +13,7 @@ from ..errors import ModelLoadError, PhospheneError
 from .device import model_device
 from .input_shape import first_conv_channels, fixed_input_size, to_channels
 from .preprocess import ImageSpec
+from .transformers_models import is_transformers_model, transformers_facts
 
 OutputKey = str | int | None
 
@@ -142,15 +143,19 @@ def select_output(result: object, key: OutputKey) -> torch.Tensor:
 
 def as_image_model(model: nn.Module) -> ImageModel:
     """``model`` itself when it is an `ImageModel`; a bare module wrapped as `load_model` wraps one
-    (identity preprocessing, input size 224, its class name), with its device, mode and gradients
-    left as they are. Entry points call this once and read the facts (``device``, ``input_size``,
-    ``fixed_side``, ``channels``) from the result."""
+    (identity preprocessing, input size 224 or the one side it takes, its class name; a Hugging Face
+    ``transformers`` model with its config's size, channels and class names), with its device, mode
+    and gradients left as they are. Entry points call this once and read the facts (``device``,
+    ``input_size``, ``fixed_side``, ``channels``) from the result."""
     if isinstance(model, ImageModel):
         return model
     if not isinstance(model, nn.Module):
         raise PhospheneError(f"expected a torch.nn.Module (or a model name for load_model), got "
                              f"{type(model).__name__}")
-    wrapped = ImageModel(model, name=type(model).__name__)
+    if is_transformers_model(model):
+        wrapped = ImageModel(model, **transformers_facts(model))
+    else:  # a network taking one side only: that is its input size
+        wrapped = ImageModel(model, name=type(model).__name__, input_size=fixed_input_size(model) or 224)
     wrapped.normalize.to(model_device(model))
     wrapped.training = wrapped.normalize.training = model.training  # `frozen` restores this mode
     return wrapped

@@ -7,7 +7,8 @@ per-client rate limit for session creation.
 - `SecurityHeaders`: a strict Content-Security-Policy (no inline code, no framing), ``X-Frame-Options:
   DENY``, ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` on every reply, and
   ``Cache-Control: no-store`` on every ``/api/`` reply (they carry tokens and answers).
-- `RateLimit`: at most ``count`` events per ``window_s`` seconds per key (a sliding window).
+- `RateLimit`: at most ``count`` events per ``window_s`` seconds per key (a sliding window, exact
+  under concurrent requests); an event that did not count can be refunded.
 """
 
 from __future__ import annotations
@@ -130,3 +131,10 @@ class RateLimit:
                 return events[0] + self.window_s - now
             events.append(now)
             return 0.0
+
+    def refund(self, key: str) -> None:
+        """Forget ``key``'s latest event (one that turned out not to count)."""
+        with self._lock:
+            events = self._events.get(key)
+            if events:
+                events.pop()

@@ -6,14 +6,17 @@ options and prints):
 - `simulate_experiment`: a machine observer's sessions, their summary and plot (``experiment simulate``);
 - `score_source`: per-unit 2-AFC scores of a stimulus set or of a mining run, via a stimulus set
   built from it (``experiment score``);
-- `few_units_warning`, `admin_token_from`: the checks the verbs report.
+- `few_units_warning`, `skipped_note`, `admin_token_from`, `trusted_proxies`: the checks the verbs
+  report.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +24,10 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import PhospheneError
-from ..io.images import list_images
 from . import score as sc
 from . import stimuli as st
 from .analysis import Condition, plot, summarize, write_responses, write_summary
+from .folder_exemplars import SKIPPED, exemplars_from_folder, read_skipped, write_skipped
 from .observer import MachineObserver, simulate
 from .stimuli import StimulusSet, StimulusSettings
 
@@ -67,11 +70,27 @@ def make_stimuli(model: nn.Module, out: str | os.PathLike, settings: StimulusSet
     depths, layer_units = _layer_units(model, run, choice or UnitChoice())
     if run:
         exemplars = st.exemplars_from_run(run, layer_units, settings.naturals, model.name)
-    else:
-        exemplars = st.exemplars_from_images(model, list_images(images), layer_units, settings.naturals,
-                                             settings.image_size, progress=progress)
+    else:  # files that cannot be decoded are skipped and listed in OUT/skipped.csv (`skipped_note`)
+        exemplars, skipped = exemplars_from_folder(model, images, layer_units, settings.naturals,
+                                                   settings.image_size, progress)
+        if skipped:
+            write_skipped(Path(out) / SKIPPED, skipped)
+        else:  # an earlier build's list would no longer be true
+            (Path(out) / SKIPPED).unlink(missing_ok=True)
     result = st.build_stimuli(model, out, depths, layer_units, exemplars, settings, progress)
     return result, depths, layer_units
+
+
+def skipped_note(out: str | os.PathLike) -> str | None:
+    """One line on the files `make_stimuli` skipped into OUT/skipped.csv (counts by reason, an
+    example, where the list is), or None when none was."""
+    skipped = read_skipped(Path(out) / SKIPPED)
+    if not skipped:
+        return None
+    reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
+    counts = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda rn: (-rn[1], rn[0])))
+    return (f"skipped {len(skipped)} files ({counts}), e.g. {skipped[0][0]}: {skipped[0][1]}; "
+            f"list in {Path(out) / SKIPPED}")
 
 
 def few_units_warning(stimulus_set: StimulusSet, enough: int = 6) -> str | None:
@@ -135,6 +154,22 @@ def score_source(stimulus_set: StimulusSet, machine: MachineObserver, out: str |
     sc.write_scores(scores, out_dir / "scores.parquet", model=stimulus_set.model, observer=machine.name)
     sc.plot_scores(scores, out_dir / "scores.png", f"{machine.name} on {stimulus_set.model} units")
     return scores
+
+
+def trusted_proxies(value: str | None) -> str | None:
+    """``--trusted-proxy`` checked: comma-separated IP addresses or networks (None: none)."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise PhospheneError(f"--trusted-proxy {item!r} is not an IP address or network (name the "
+                                 "proxy's address, e.g. 127.0.0.1)") from None
+    if not items:
+        raise PhospheneError("--trusted-proxy is empty")
+    return ",".join(items)
 
 
 def admin_token_from(flag: str | None, path: str | None) -> tuple[str, str]:

@@ -15,16 +15,18 @@ Routes (``create_app``):
 
 Wrong or missing session tokens give 403/401, malformed bodies 422 (strict types: no ``true`` for 1,
 no ``"800"`` for 800, no NaN/Infinity), bodies over the size limit 413, bodies that do not arrive in
-time 408, too many new sessions from one address 429, too many open sessions 503, unknown sessions
-404; none of them writes anything. Every reply carries a Content-Security-Policy and the other
-headers of `guard.SecurityHeaders`; API replies are ``Cache-Control: no-store``. The server stores
-no user agent, no IP address: only the consent-named answers, reaction times and trial lists.
+time 408, too many new sessions from one address 429, too many open sessions 503 (both expire in
+minutes, see `Limits`), unknown sessions 404; none of them writes anything. Connections are guarded
+below the app (`connections`: header and write deadlines, idle connections shed first), and
+``X-Forwarded-For`` is believed only from a ``trusted_proxy``. Every reply carries a
+Content-Security-Policy and the other headers of `guard.SecurityHeaders`; API replies are
+``Cache-Control: no-store``. The server stores no user agent, no IP address: only the
+consent-named answers, reaction times and trial lists.
 """
 
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -34,13 +36,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
+import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import PhospheneError
+from ..io.serving import listen_socket
 from .analysis import summarize
+from .connections import ConnectionLimits, uvicorn_config
 from .guard import BodyLimit, RateLimit, SecurityHeaders
 from .stimuli import StimulusSet
 from .storage import ExperimentDB, encode_list, rows_to_csv, token_digest
@@ -51,15 +55,17 @@ MAX_RT_MS = 3_600_000.0
 
 @dataclass(frozen=True)
 class Limits:
-    """What one client may cost the server: body size and time, session creation rate (per
-    address), and open sessions (not finished, younger than ``open_session_s``)."""
+    """What one client may cost the server: body size and time, new sessions per address per
+    ``session_window_s``, and open sessions (not finished, and created or answered within the last
+    ``open_session_s``: an abandoned session frees its place after that long). Connections have
+    their own limits (`connections.ConnectionLimits`, given to `serve`)."""
 
     max_body_bytes: int = 16_384
     body_timeout_s: float = 10.0
     sessions_per_client: int = 100
     session_window_s: float = 600.0
     max_open_sessions: int = 2000
-    open_session_s: float = 86_400.0
+    open_session_s: float = 1800.0
 
 
 class NewSession(BaseModel):
@@ -128,8 +134,7 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
     def new_session(body: NewSession, request: Request) -> dict:
         if not body.consent:
             raise HTTPException(400, "consent is required to take part")
-        _admit(request, session_rate, db, limits)
-        session, token, participant = db.create_session(make_trials)
+        session, token, participant = _admit(request, session_rate, db, limits, make_trials)
         n = len(db.session(session)["trials"])
         return {"session": session, "token": token, "participant": participant, "trials": n}
 
@@ -174,14 +179,21 @@ def create_app(stimuli: str | Path | StimulusSet, db_path: str | Path, admin_tok
     return app
 
 
-def _admit(request: Request, rate: RateLimit, db: ExperimentDB, limits: Limits) -> None:
-    """429 past the client's session rate, 503 past the cap on open sessions."""
-    wait = rate.allow(request.client.host if request.client else "?")
+def _admit(request: Request, rate: RateLimit, db: ExperimentDB, limits: Limits,
+           make_trials) -> tuple[str, str, int]:
+    """A new session: 429 past the address's session rate, 503 (the attempt not counted against
+    the address) when ``max_open_sessions`` are open; the cap is checked in the insert's transaction."""
+    client = request.client.host if request.client else "?"
+    wait = rate.allow(client)
     if wait:
         raise HTTPException(429, "too many new sessions from this address; try again later",
                             headers={"Retry-After": str(int(wait) + 1)})
-    if db.open_sessions(time.time() - limits.open_session_s) >= limits.max_open_sessions:
-        raise HTTPException(503, "the experiment is full right now; try again later")
+    created = db.create_session(make_trials, limits.max_open_sessions, time.time() - limits.open_session_s)
+    if created is None:
+        rate.refund(client)
+        raise HTTPException(503, "the experiment is full right now; try again in a few minutes",
+                            headers={"Retry-After": "60"})
+    return created
 
 
 def _own_session(db: ExperimentDB, session: str, authorization: str | None) -> dict:
@@ -252,34 +264,20 @@ def _add_admin_routes(app: FastAPI, db: ExperimentDB, admin_token: str) -> None:
                 "conditions": [c.to_dict() for c in summarize(db.responses())]}
 
 
-def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the app with uvicorn (blocking)."""
-    import uvicorn
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        sock = socket.socket(infos[0][0], socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(infos[0][4])
-    except (OSError, OverflowError) as exc:
-        raise PhospheneError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
-                             ) from None
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", server_header=False,
-                                           limit_concurrency=200, timeout_keep_alive=5))
-    server.run(sockets=[sock])
+def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000,
+          connections: ConnectionLimits | None = None, trusted_proxy: str | None = None) -> None:
+    """Run the app with uvicorn (blocking); see `connections.uvicorn_config` for the options."""
+    sock = listen_socket(host, port)
+    uvicorn.Server(uvicorn_config(app, connections, trusted_proxy)).run(sockets=[sock])
 
 
 @contextmanager
 def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0,
-                      limit_concurrency: int = 200) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread (port 0: a free one); yields the base URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", limit_concurrency=limit_concurrency,
-                                           backlog=256, server_header=False))
+                      connections: ConnectionLimits | None = None,
+                      trusted_proxy: str | None = None) -> Iterator[str]:
+    """Serve ``app`` as `serve` does, in a thread (port 0: a free one); yields the base URL."""
+    sock = listen_socket(host, port)
+    server = uvicorn.Server(uvicorn_config(app, connections, trusted_proxy))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

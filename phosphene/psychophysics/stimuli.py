@@ -31,7 +31,6 @@ from ..io.progress import progress_enabled
 from ..layers.names import check_layers
 from ..layers.recording import layer_table
 from ..layers.tap import LayerTap
-from ..models.preprocess import load_for
 from ..models.wrapper import as_image_model, layer_root
 from ..render import render
 
@@ -162,41 +161,6 @@ def pick_units(model: nn.Module, layers: dict[str, str], per_layer: int, seed: i
 # -- natural exemplars ---------------------------------------------------------------------------------
 # (layer, unit) -> [(image path, value)], best first
 Exemplars = dict[tuple[str, int], list[tuple[str, float]]]
-
-
-@torch.no_grad()
-def unit_means(model: nn.Module, images: list[Path], layer_units: dict[str, list[int]], size: int = 224,
-               batch: int = 32, progress: bool | None = None) -> dict[str, torch.Tensor]:
-    """Channel-mean activation of the chosen units for every image: {layer: (N, units)}.
-
-    A minimal stand-in for a mining run (`phosphene.mining`), for small image folders.
-    """
-    model = as_image_model(model)
-    device = model.device
-    out: dict[str, list[torch.Tensor]] = {layer: [] for layer in layer_units}
-    with LayerTap(model, list(layer_units)) as tap:
-        for start in tqdm(range(0, len(images), batch), disable=not progress_enabled(progress),
-                          desc="exemplars", unit="batch", leave=False):
-            x = torch.stack([load_for(model, p, size) for p in images[start:start + batch]]).to(device)
-            acts = tap(x)
-            for layer, units in layer_units.items():
-                out[layer].append(acts[layer][:, units].float().mean((-2, -1)).cpu())
-    return {layer: torch.cat(chunks) for layer, chunks in out.items()}
-
-
-def exemplars_from_images(model: nn.Module, images: list[Path], layer_units: dict[str, list[int]],
-                          k: int, size: int = 224, batch: int = 32, progress: bool | None = None
-                          ) -> Exemplars:
-    """Top natural exemplars of each unit by channel mean, each image used by one unit per layer."""
-    if not images:
-        raise PhospheneError("no images to take natural exemplars from")
-    means = unit_means(model, images, layer_units, size, batch, progress)
-    ranked: Exemplars = {}
-    for layer, units in layer_units.items():
-        for column, unit in enumerate(units):
-            values, order = means[layer][:, column].sort(descending=True)
-            ranked[(layer, unit)] = [(str(images[i]), float(v)) for v, i in zip(values, order)]
-    return distinct_exemplars(ranked, layer_units, k)
 
 
 def distinct_exemplars(ranked: Exemplars, layer_units: dict[str, list[int]], k: int) -> Exemplars:

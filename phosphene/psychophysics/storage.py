@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS responses (
     UNIQUE (session, trial)
 );
 """
+INDEXES = """
+CREATE INDEX IF NOT EXISTS sessions_created ON sessions (created);
+CREATE INDEX IF NOT EXISTS responses_created ON responses (created);
+"""
 
 
 def token_digest(token: str) -> str:
@@ -91,6 +95,8 @@ class ExperimentDB:
                     db.executescript(SCHEMA)
                 else:
                     check_experiment_db(db, self.path)
+                if create:  # the open-session count reads these (older files get them here)
+                    db.executescript(INDEXES)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise OutputError(f"cannot use {self.path} as an experiment database: {exc}") from None
 
@@ -106,17 +112,24 @@ class ExperimentDB:
             db.close()
 
     # -- sessions -----------------------------------------------------------------------------------
-    def create_session(self, make_trials: Callable[[int], tuple[int, list[dict]]]
-                       ) -> tuple[str, str, int]:
-        """A new session with the next participant number; returns (session id, token, participant).
+    def create_session(self, make_trials: Callable[[int], tuple[int, list[dict]]],
+                       max_open: int | None = None, active_since: float = 0.0
+                       ) -> tuple[str, str, int] | None:
+        """A new session with the next participant number; returns (session id, token, participant),
+        or None when ``max_open`` sessions are open (`open_sessions` of ``active_since``) already.
 
-        ``make_trials(participant) -> (seed, trials)`` builds that participant's trial list. Nothing
-        about the participant's browser is stored (the ``user_agent`` column stays empty).
+        The count and the insert are one transaction, so the cap is exact however many requests
+        race for the last places. ``make_trials(participant) -> (seed, trials)`` builds that
+        participant's trial list. Nothing about the participant's browser is stored (the
+        ``user_agent`` column stays empty).
         """
         session, token = secrets.token_urlsafe(9), secrets.token_urlsafe(32)
         with self.connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
+                if max_open is not None and _count_open(db, active_since) >= max_open:
+                    db.execute("ROLLBACK")
+                    return None
                 participant = db.execute(
                     "SELECT COALESCE(MAX(participant), -1) + 1 FROM sessions").fetchone()[0]
                 seed, trials = make_trials(participant)
@@ -188,11 +201,17 @@ class ExperimentDB:
             return db.execute(ORPHANS).fetchone()[0]
 
     def open_sessions(self, since: float) -> int:
-        """Sessions created after ``since`` (epoch seconds) that have not answered all trials."""
+        """Sessions not finished (fewer answers than trials) and active (created or answered) after
+        ``since`` (epoch seconds): an abandoned session stops counting once it has been idle that long."""
         with self.connect() as db:
-            return db.execute(
-                "SELECT COUNT(*) FROM sessions s WHERE s.created > ? AND json_array_length(s.trials) > "
-                "(SELECT COUNT(*) FROM responses r WHERE r.session = s.id)", (since,)).fetchone()[0]
+            return _count_open(db, since)
+
+
+def _count_open(db: sqlite3.Connection, since: float) -> int:
+    return db.execute(
+        "SELECT COUNT(*) FROM sessions s WHERE (s.created > :since OR s.id IN "
+        "(SELECT session FROM responses WHERE created > :since)) AND json_array_length(s.trials) > "
+        "(SELECT COUNT(*) FROM responses r WHERE r.session = s.id)", {"since": since}).fetchone()[0]
 
 
 ORPHANS = ("SELECT COUNT(*) FROM sessions s WHERE NOT EXISTS "
