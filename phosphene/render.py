@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from .errors import PhospheneError
 from .io.captions import GRID_NOTE, name_classes
+from .io.display import Rich, Section, Tile, View, line_plot, tiles
 from .io.images import atomic_write_bytes, image_grid, save_image
 from .io.progress import progress_enabled
 from .layers.compiling import compiled
@@ -77,8 +78,9 @@ class RenderConfig:
 
 
 @dataclass
-class RenderResult:
-    """What `render` returns. Tensors are on the CPU; N is the number of images rendered."""
+class RenderResult(Rich):
+    """What `render` returns. Tensors are on the CPU; N is the number of images rendered. In Jupyter
+    it shows its images with their objective values (`phosphene.display`); ``show()`` elsewhere."""
 
     images: torch.Tensor  # (N, 3, H, W) in [0, 1]
     history: torch.Tensor  # (steps, N) objective per step, on the transformed views
@@ -123,6 +125,21 @@ class RenderResult:
             record["thresholds"] = snapshots
         atomic_write_bytes(out / "render.json", json.dumps(record, indent=2).encode())
         return record
+
+    def _view(self) -> View:
+        settings = self.settings
+        captions = [f"{lab}\n{val:.2f}" for lab, val in zip(self.labels, self.final.tolist())]
+        sections = [Section("images", tiles(self.images, captions), GRID_NOTE)]
+        sections += [Section(f"step {step}", tiles(images, self.labels))
+                     for step, images in sorted(self.snapshots.items())]
+        if len(self.history):
+            plot = line_plot(self.history, "objective", labels=self.labels)
+            sections.append(Section("objective per step (transformed views)", [Tile(plot, plot=True)]))
+        numbers = {"images": len(self.images), "size": self.images.shape[-1], "steps": len(self.history),
+                   "param": settings.get("param", "?"), "best objective": float(self.final.max()),
+                   "seconds": round(self.seconds, 1)}
+        return View(f"render: {settings.get('objective', '')} on {settings.get('model', 'model')}", numbers,
+                    sections)
 
 
 def _slug(text: str) -> str:

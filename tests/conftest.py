@@ -40,6 +40,7 @@ SLOW = (
     "tests/test_models.py::test_embedded_model_scores_at_least_85_percent_top1",  # 500 images at 224 px
     "tests/test_render.py::test_renders_beat_the_best_natural_image_for_middle_layer_channels",  # same
     "tests/test_readme_commands.py::test_readme_commands_run_at_tiny_sizes",  # every README command
+    "tests/test_notebooks.py::test_notebook_runs_at_tiny_sizes",  # a Jupyter kernel per notebook, 20-80 s
 )
 
 

@@ -32,7 +32,7 @@ LAYERS: dict[str, int] = {
     "mining": 8,
     "inhibition": 9, "psychophysics": 9,
     "report": 10,
-    "cli": 11,
+    "cli": 11, "notebook": 11,  # notebook: the Jupyter widget (ipywidgets), beside the CLI
     "__init__": 12,  # the package root: the public API
     "__main__": 13,
 }
@@ -58,7 +58,7 @@ LAZY_MODULES = {
     "phosphene.psychophysics.server": "fastapi",
     "phosphene.report": "jinja2 (report.site)",
     "phosphene.report.serve": "imports phosphene.report",
-    "phosphene.inhibition.tension_plots": "matplotlib.pyplot",
+    "phosphene.inhibition.tension_plots": "matplotlib",
     "phosphene.inhibition.colour_key": "imports tension_plots",
 }
 

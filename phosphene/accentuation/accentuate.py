@@ -29,6 +29,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import PhospheneError
+from ..io.display import Rich, Section, Tile, View, line_plot, tiles
 from ..io.images import atomic_write_bytes, image_grid, save_image
 from ..layers.folding import fold_batchnorm
 from ..layers.model_state import frozen
@@ -83,7 +84,7 @@ FIGURE_NOTE = ("columns: seed (f: objective) | accentuation | the accentuation o
                "its transparency |df/dx| (R: distance to the seed at the reg. layer) | change x - x0 "
                "amplified (grey: none; p99: 99th percentile of |change| in 8-bit levels)")
 @dataclass
-class AccentuationResult:
+class AccentuationResult(Rich):
     """What `accentuate` returns; tensors on the CPU. M = N seeds x L lambdas, rows (seed, lambda)."""
 
     images: torch.Tensor  # (M, 3, H, W) accentuations in [0, 1]
@@ -111,14 +112,9 @@ class AccentuationResult:
         """The seed (3, H, W) of accentuation ``row``."""
         return self.seeds[row // len(self.lams)]
 
-    def figure(self) -> Image.Image:
-        """One row per accentuation: seed | accentuation | accentuation through its transparency |
-        amplified difference.
-
-        The third panel is the accentuation over dark, weighted by the transparency ``mask``
-        (accumulated |df/dx|), not a binary mask. The difference is shown as 0.5 + 0.5 * (x - x0) / q,
-        q the 99th percentile of |x - x0| of the row; its caption gives the gain 0.5 / q and q in 8-bit
-        levels, so a change too small to see in the accentuation itself shows as a small q."""
+    def panels(self) -> tuple[list[torch.Tensor], list[str]]:
+        """Four pictures per accentuation row and their captions: seed | accentuation |
+        accentuation through its transparency | amplified difference (see `figure`)."""
         panels, captions = [], []
         for row in range(self.images.shape[0]):
             seed, image, alpha = self.seed_of(row), self.images[row], self.mask[row]
@@ -131,7 +127,36 @@ class AccentuationResult:
                          f"lam={lam:g} f={self.f_after[row]:.2f}",
                          f"by |df/dx| R={self.r_after[row]:.2f}",
                          f"diff x{0.5 / q:.0f} p99 {255 * q:.0f}/255"]
+        return panels, captions
+
+    def figure(self) -> Image.Image:
+        """One row per accentuation: seed | accentuation | accentuation through its transparency |
+        amplified difference.
+
+        The third panel is the accentuation over dark, weighted by the transparency ``mask``
+        (accumulated |df/dx|), not a binary mask. The difference is shown as 0.5 + 0.5 * (x - x0) / q,
+        q the 99th percentile of |x - x0| of the row; its caption gives the gain 0.5 / q and q in 8-bit
+        levels, so a change too small to see in the accentuation itself shows as a small q."""
+        panels, captions = self.panels()
         return image_grid(panels, captions, columns=4, note=FIGURE_NOTE)
+
+    def _view(self, rows: int = 16) -> View:
+        panels, captions = self.panels()
+        shown = min(rows, self.images.shape[0])
+        group = len(self.lams)
+        sections = [Section(f"{self.labels[r]}, seed {r // group}, λ={self.lams[r % group]:g}",
+                            tiles(panels[4 * r:4 * r + 4], captions[4 * r:4 * r + 4])) for r in range(shown)]
+        names = [f"row {r}" for r in range(self.images.shape[0])]
+        sections.append(Section("per step, on the crops", [
+            Tile(line_plot(self.f_history, "f (objective)", labels=names), plot=True),
+            Tile(line_plot(self.r_history, "R (distance to the seed)", labels=names), plot=True)]))
+        numbers = {"accentuations": self.images.shape[0], "reg layer": self.settings.get("reg_layer", "?"),
+                   "lambda": ", ".join(f"{v:g}" for v in self.lams), "steps": len(self.f_history),
+                   "mean gain in f": float(self.gain.mean()), "mean R": float(self.r_after.mean()),
+                   "seconds": round(self.seconds, 1)}
+        more = f"; the first {shown} of {self.images.shape[0]} rows are shown" if shown < len(names) else ""
+        return View(f"accentuation: {self.settings.get('objective', '')} on {self.settings.get('model', '')}",
+                    numbers, sections, note=FIGURE_NOTE + more)
 
     def record(self, files: Sequence[str] = ()) -> dict[str, Any]:
         """A JSON-ready summary: settings, and f, R, gain per accentuation."""

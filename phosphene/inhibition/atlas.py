@@ -20,12 +20,13 @@ attribution norm ||sum_positions A||, merged without duplicates.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 from .. import objectives as obj
 from ..attribution import Attributor, attribute
 from ..errors import PhospheneError
+from ..io.display import Rich, Section, Tile, View, new_figure
 from ..io.images import atomic_write_bytes, save_image, to_uint8
 from ..io.progress import progress_enabled
 from ..layers.tap import LayerTap
@@ -49,6 +51,9 @@ from ..units import Unit, as_unit
 from .atlas_defaults import auto_grid, auto_min_points, sparse_hint
 from .atlas_page import diverging_colours, write_page
 from .norm_check import completeness_warnings
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MODES = ("attribution", "activation")
 
@@ -187,18 +192,14 @@ def compose_atlas(icons: torch.Tensor, cells: Sequence[Cell], grid: int, f: np.n
     return canvas
 
 
-def scatter_figure(xy01: np.ndarray, f: np.ndarray, norms: np.ndarray, grid: int, path: str | os.PathLike,
-                   title: str) -> None:
+def scatter_plot(xy01: np.ndarray, f: np.ndarray, norms: np.ndarray, grid: int, title: str) -> Figure:
     """The atlas' companion scatter: points coloured by f (diverging at 0), sized by vector norm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
     bound = max(float(np.abs(f).max()), 1e-6)
     sizes = 6 + 60 * norms / max(float(norms.max()), 1e-12)
-    fig, ax = plt.subplots(figsize=(6.4, 6))
+    fig = new_figure((6.4, 6))
+    ax = fig.subplots()
     points = ax.scatter(xy01[:, 0], xy01[:, 1], c=f, s=sizes, cmap="RdBu_r",
                         norm=TwoSlopeNorm(vmin=-bound, vcenter=0, vmax=bound), edgecolors="k",
                         linewidths=0.2)
@@ -210,15 +211,20 @@ def scatter_figure(xy01: np.ndarray, f: np.ndarray, norms: np.ndarray, grid: int
     ax.set_title(title, fontsize=9)
     fig.colorbar(points, ax=ax, label="f (target unit)")
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    return fig
+
+
+def scatter_figure(xy01: np.ndarray, f: np.ndarray, norms: np.ndarray, grid: int, path: str | os.PathLike,
+                   title: str) -> None:
+    """`scatter_plot` saved as a PNG at ``path`` (atomically)."""
+    buffer = io.BytesIO()
+    scatter_plot(xy01, f, norms, grid, title).savefig(buffer, format="png", dpi=110)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 # -- results -----------------------------------------------------------------------------------
 @dataclass
-class AtlasResult:
+class AtlasResult(Rich):
     """Everything an atlas is made of; `save` writes atlas.png, scatter.png, index.html, atlas.json."""
 
     mode: str
@@ -238,11 +244,26 @@ class AtlasResult:
     def image(self) -> Image.Image:
         return compose_atlas(self.icons, self.cells, self.grid, self.icon_f)
 
+    def title(self) -> str:
+        return f"{self.mode} atlas of {self.target or self.layer} through {self.layer}"
+
+    def _view(self) -> View:
+        scatter = scatter_plot(self.xy, self.f, np.linalg.norm(self.vectors, axis=1), self.grid, self.title())
+        settings = self.settings
+        numbers = {"images": settings.get("images", len(self.f)), "laid out": len(self.f),
+                   "grid": f"{self.grid}x{self.grid}", "cells": len(self.cells),
+                   "min points": settings.get("min_points", "?"), "icon steps": settings.get("steps")}
+        notes = [n for n in (settings.get("hint"), settings.get("warning")) if n]
+        atlas = Tile(self.image(), "icon border: f on the icon (blue < 0 < red)", side=640)
+        layout = Tile(scatter, "points: images, coloured by f, sized by vector norm", plot=True)
+        return View(self.title(), numbers, [Section("atlas", [atlas]), Section("layout", [layout])],
+                    note="\n".join(notes))
+
     def save(self, out_dir: str | Path, thumb: int = 72) -> dict[str, Any]:
         out = Path(out_dir)
         (out / "thumbs").mkdir(parents=True, exist_ok=True)
         save_image(self.image(), out / "atlas.png")
-        title = f"{self.mode} atlas of {self.target or self.layer} through {self.layer}"
+        title = self.title()
         scatter_figure(self.xy, self.f, np.linalg.norm(self.vectors, axis=1), self.grid,
                        out / "scatter.png", title)
         (out / "icons").mkdir(exist_ok=True)

@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import objectives as obj
 from ..attribution import Attributor, attribute
+from ..io.display import Rich, Section, View, tiles
 from ..io.images import atomic_write_bytes, save_image, to_uint8
 from ..models.wrapper import as_image_model
 from ..objectives import Objective
@@ -33,6 +34,8 @@ from ..param.seeded import SeededPhaseImage
 from ..render import RenderConfig, Renderer
 from ..transforms import Compose, Noise, RandomCrop
 from ..units import Unit, as_unit
+from .colour_key import scale_key
+from .tension_plots import overlay, smooth_maps
 
 PANELS = ("+ accentuation", "- accentuation", "+ inversion", "- inversion", "unit visualization")
 
@@ -86,7 +89,7 @@ def seed_attribution(model: nn.Module, seeds: torch.Tensor, target: Unit | Objec
 
 
 @dataclass
-class InversionResult:
+class InversionResult(Rich):
     """Seed, its attribution, and the five images of `PANELS` with f on each."""
 
     seed: torch.Tensor  # (3, H, W)
@@ -101,17 +104,20 @@ class InversionResult:
     def f_of(self, panel: str) -> float:
         return float(self.f[PANELS.index(panel)])
 
-    def figure(self) -> Image.Image:
-        """The paper's layout: seed with its phi+/phi- map, then the five panels, f under each."""
-        from .colour_key import scale_key
-        from .tension_plots import overlay, smooth_maps
-
+    def panels(self) -> tuple[list[torch.Tensor], list[str]]:
+        """The figure's pictures and captions: seed, its φ⁺/φ⁻ map, the colour key, the five panels."""
         size = self.seed.shape[-1]
         plus, minus = smooth_maps(self.attribution.phi_plus[None], self.attribution.phi_minus[None], size)
         seed_map = torch.from_numpy(overlay(self.seed, plus[0], minus[0])).permute(2, 0, 1).float()
         pictures = [self.seed, seed_map, scale_key(size), *self.images]
         captions = [f"seed f={self.attribution.f:.2f}", "phi+ / phi-", "colour key",
                     *(f"{p} f={v:.2f}" for p, v in zip(PANELS, self.f.tolist()))]
+        return pictures, captions
+
+    def figure(self) -> Image.Image:
+        """The paper's layout: seed with its phi+/phi- map, then the five panels, f under each."""
+        pictures, captions = self.panels()
+        size = self.seed.shape[-1]
         pad, text = 6, 26
         canvas = Image.new("RGB", (len(pictures) * (size + pad) + pad, size + text + 2 * pad), "white")
         draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
@@ -123,6 +129,18 @@ class InversionResult:
             if len(words) > 1:
                 draw.text((x + 2, pad + size + 13), "f=" + words[1], fill="black", font=font)
         return canvas
+
+    def _view(self) -> View:
+        pictures, captions = self.panels()
+        a = self.attribution.attribution
+        numbers = {"target": str(self.target), "through": self.layer, "f (seed)": self.attribution.f,
+                   "E⁺": float(a.clamp(min=0).sum()), "E⁻": float((-a).clamp(min=0).sum()),
+                   "steps": self.settings.get("steps", "?")}
+        captions[1] = "φ⁺ / φ⁻ map"
+        sections = [Section("seed and its attribution", tiles(pictures[:3], captions[:3])),
+                    Section("± accentuations, ± inversions, unit visualization",
+                            tiles(pictures[3:], captions[3:]), "f: the target unit on each image")]
+        return View(f"± inversion of {self.target} through {self.layer}", numbers, sections)
 
     def save(self, out_dir: str | Path) -> dict[str, Any]:
         """Write figure.png, one PNG per panel and inversion.json."""

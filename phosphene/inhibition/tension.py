@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..attribution import AttributionResult, Attributor, completeness_scale, concat, sum_zero_warning
 from ..errors import PhospheneError
+from ..io.display import Rich, Section, Tile, View, tiles
 from ..io.images import atomic_write_bytes
 from ..io.progress import progress_enabled
 from ..mining.dataset import Preprocessing, batch_loader, decode_image
@@ -78,9 +79,10 @@ def correlations(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 @dataclass
-class TensionTable:
+class TensionTable(Rich):
     """Per-image results: ``index`` (N,) dataset indices, ``paths``, ``f`` (N,), and per layer
-    ``values[layer][quantity]`` (N,) for quantity in `QUANTITIES`."""
+    ``values[layer][quantity]`` (N,) for quantity in `QUANTITIES`. In Jupyter it shows the E⁺/E⁻
+    scatter, completeness and its MEIs, MIIs and MTIs (`phosphene.display`)."""
 
     target: Unit
     layers: list[str]
@@ -147,6 +149,34 @@ class TensionTable:
     def records(self) -> list[dict]:
         return self.to_arrow().to_pylist()
 
+    def title(self) -> str:
+        return f"tension of {self.target} ({self.target.position}), {len(self.f)} images"
+
+    def numbers(self) -> dict[str, object]:
+        """Key numbers: images, layers, share of f > 0, max tension, completeness r per layer."""
+        completeness = {f"r(E⁺-E⁻, f) {r['layer']}": r["pearson"] for r in self.completeness()
+                        if r["variant"] == "l1"}
+        return {"images": len(self.f), "through": ", ".join(self.layers),
+                "f > 0": f"{np.mean(self.f > 0):.0%}", "max T": float(self.tension().max()), **completeness}
+
+    def _view(self, n: int = 8) -> View:
+        from . import tension_plots as plots  # matplotlib, imported when a picture is drawn
+
+        primary, tension = self.values[self.primary], self.tension()
+        selections = {kind: self.select(kind, min(n, len(self.f))) for kind in SELECTIONS}
+        scatter = plots.scatter_plot({la: self.values[la]["e_plus"] for la in self.layers},
+                                     {la: self.values[la]["e_minus"] for la in self.layers}, self.f,
+                                     selections, self.title())
+        sections = [Section("E⁺ vs E⁻ per image", [Tile(scatter, plot=True, side=560)])]
+        if self.root is not None and self.preprocessing is not None:
+            for kind, rows in selections.items():
+                images = load_selected([self.root / self.paths[i] for i in rows], self.preprocessing)
+                captions = [f"f {self.f[i]:.2f}  T {tension[i]:.2f}\nE⁺ {primary['e_plus'][i]:.1f}  "
+                            f"E⁻ {primary['e_minus'][i]:.1f}" for i in rows]
+                sections.append(Section(CAPTIONS[kind], tiles(images, captions)))
+        warnings = "; ".join(f"{la}: {w}" for la, w in self.warnings.items() if w)
+        return View(self.title(), self.numbers(), sections, note=warnings)
+
 
 def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | Objective | str,
                     layers: Sequence[str], batch_size: int = 16, num_workers: int = 2,
@@ -211,13 +241,23 @@ def save_completeness(rows: Sequence[dict], path: Path) -> None:
 
 
 @dataclass
-class TensionReport:
-    """What `tension_report` wrote: the table, the selected rows per kind, the output folder."""
+class TensionReport(Rich):
+    """What `tension_report` wrote: the table, the selected rows per kind, the output folder. In
+    Jupyter it shows the pictures it wrote (with the φ⁺/φ⁻ maps)."""
 
     table: TensionTable
     selections: dict[str, np.ndarray]
     out: Path
     files: list[str]
+
+    def _view(self) -> View:
+        plots_ = {"scatter.png": ("E⁺ vs E⁻ per image", 560), "completeness.png": ("completeness", 480)}
+        grids = {f"{kind}.png": (CAPTIONS[kind], 900) for kind in SELECTIONS}
+        sections = [Section(title, [Tile(self.out / name, plot=name in plots_, side=side)])
+                    for name, (title, side) in {**plots_, **grids}.items() if (self.out / name).is_file()]
+        warnings = "; ".join(f"{la}: {w}" for la, w in self.table.warnings.items() if w)
+        return View(self.table.title(), {**self.table.numbers(), "folder": str(self.out)}, sections,
+                    note=warnings)
 
 
 CAPTIONS = {"mei": "MEIs: largest f", "mii": "MIIs: smallest f",
@@ -230,7 +270,7 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
                    ) -> TensionReport:
     """Run `compute_tension` and write scatter.png, completeness.csv/.png, mei.png, mii.png, mti.png,
     tension.parquet and tension.json into ``out``. φ maps are those of the first attribution layer."""
-    from . import tension_plots as plots
+    from . import tension_plots as plots  # matplotlib, imported when pictures are drawn
 
     if n < 1:
         raise PhospheneError("--n must be at least 1")

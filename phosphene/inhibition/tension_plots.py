@@ -1,4 +1,6 @@
-"""Pictures of a tension analysis (matplotlib, Agg): scatter, completeness, MEI/MII/MTI grids.
+"""Pictures of a tension analysis (matplotlib figures drawn with Agg, without pyplot, so importing
+this never changes the caller's backend, e.g. a notebook's inline plots): scatter, completeness,
+MEI/MII/MTI grids.
 
 φ⁺/φ⁻ maps use the 2-D colour scale of Hamblin et al. (METHODS §3): each map is thresholded to [0, 1]
 between its 50th and 95th percentile, upsampled to the image and blurred; the colour's hue comes from
@@ -12,25 +14,22 @@ import io
 import os
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.colors import TwoSlopeNorm, hsv_to_rgb
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm, hsv_to_rgb  # noqa: E402
-
-from ..io.images import atomic_write_bytes  # noqa: E402
-from ..transforms import gaussian_blur  # noqa: E402
+from ..io.display import new_figure
+from ..io.images import atomic_write_bytes
+from ..transforms import gaussian_blur
 
 MARKS = {"mei": ("MEI", "#d62728", "o"), "mii": ("MII", "#1f77b4", "s"), "mti": ("MTI", "#9400d3", "D")}
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def _save(fig: Figure, path: str | os.PathLike) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -91,8 +90,9 @@ def example_grid(images: torch.Tensor, phi_plus: torch.Tensor, phi_minus: torch.
     """Images (N, 3, S, S) (top row) and their φ⁺/φ⁻ overlays (bottom row), plus the scale legend."""
     n, size = len(images), images.shape[-1]
     plus, minus = smooth_maps(phi_plus, phi_minus, size)
-    fig, axes = plt.subplots(2, n + 1, figsize=(1.9 * (n + 1), 3.9), squeeze=False,
-                             gridspec_kw={"width_ratios": [1] * n + [0.9], "hspace": 0.05})
+    fig = new_figure((1.9 * (n + 1), 3.9))
+    axes = fig.subplots(2, n + 1, squeeze=False,
+                        gridspec_kw={"width_ratios": [1] * n + [0.9], "hspace": 0.05})
     for i in range(n):
         axes[0, i].imshow(images[i].detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
         axes[0, i].set_title(captions[i], fontsize=7)
@@ -108,14 +108,15 @@ def example_grid(images: torch.Tensor, phi_plus: torch.Tensor, phi_minus: torch.
 
 
 def scatter_plot(e_plus: dict[str, np.ndarray], e_minus: dict[str, np.ndarray], f: np.ndarray,
-                 marks: dict[str, np.ndarray], title: str, path: str | os.PathLike) -> None:
+                 marks: dict[str, np.ndarray], title: str, path: str | os.PathLike | None = None) -> Figure:
     """E⁺ vs E⁻ per image, one panel per attribution layer, coloured by f (diverging, centred at 0);
-    the selected MEIs / MIIs / MTIs (row positions per kind) circled."""
+    the selected MEIs / MIIs / MTIs (row positions per kind) circled. Saved as a PNG at ``path``
+    when given; returns the figure."""
     layers = list(e_plus)
     columns = min(3, len(layers))
     rows = -(-len(layers) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns + 1.2, 4.5 * rows), squeeze=False,
-                             gridspec_kw={"hspace": 0.4})
+    fig = new_figure((4.8 * columns + 1.2, 4.5 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False, gridspec_kw={"hspace": 0.4})
     bound = max(float(np.abs(f).max()), 1e-6)
     norm = TwoSlopeNorm(vmin=min(float(f.min()), -1e-6 * bound), vcenter=0.0,
                         vmax=max(float(f.max()), 1e-6 * bound))
@@ -135,7 +136,9 @@ def scatter_plot(e_plus: dict[str, np.ndarray], e_minus: dict[str, np.ndarray], 
     fig.legend(handles, labels, loc="upper left", ncols=len(labels), fontsize=8, frameon=False)
     fig.colorbar(points, ax=list(axes.flat), label="f (target)", shrink=0.9)
     fig.suptitle(title, fontsize=10)
-    _save(fig, path)
+    if path is not None:
+        _save(fig, path)
+    return fig
 
 
 def completeness_plot(rows: Sequence[dict], title: str, path: str | os.PathLike,
@@ -145,7 +148,8 @@ def completeness_plot(rows: Sequence[dict], title: str, path: str | os.PathLike,
     (normalization on the path to the target, ΣA about 0) are starred and explained below."""
     warnings = warnings or {}
     layers = list(dict.fromkeys(r["layer"] for r in rows))
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(layers) + 2), 3.6))
+    fig = new_figure((max(4.5, 1.1 * len(layers) + 2), 3.6))
+    ax = fig.subplots()
     x = np.arange(len(layers))
     for offset, variant, colour in ((-0.18, "l1", "#333333"), (0.18, "l2", "#999999")):
         values = [next(r["pearson"] for r in rows if r["layer"] == la and r["variant"] == variant)

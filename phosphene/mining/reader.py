@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import torch
 
 from ..errors import LayerNotFoundError, PhospheneError, UnitOutOfRangeError
+from ..io.display import Gallery, Rich, Section, View, tiles
 from . import store
 from .dataset import Preprocessing, decode_image
 from .topk import DIRECTIONS, STATS
@@ -35,8 +36,9 @@ class Example:
     x: int | None
 
 
-class MiningRun:
-    """A finished mining run folder: per-unit top/bottom-k examples, skipped files, manifest."""
+class MiningRun(Rich):
+    """A finished mining run folder: per-unit top/bottom-k examples, skipped files, manifest. In
+    Jupyter it shows its layers and the best image of their first units; `view_unit` one unit."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -142,6 +144,35 @@ class MiningRun:
         prep = self.preprocessing
         paths = [e.path if isinstance(e, Example) else Path(e) for e in examples]
         return torch.stack([torch.from_numpy(decode_image(p, prep)).float() / 255 for p in paths])
+
+    def view_unit(self, layer: str, unit: int, k: int = 8, by: str = "mean") -> Gallery:
+        """The top-k and bottom-k images of ``unit`` with their values, as a displayable `Gallery`."""
+        sections = []
+        for direction in DIRECTIONS:
+            examples = self.examples(layer, unit, direction, by, min(k, self.k))
+            captions = [f"#{e.index} {e.value:.2f}" + ("" if e.y is None else f"\nat ({e.y}, {e.x})")
+                        for e in examples]
+            title = f"{direction} {len(examples)} by {by}"
+            sections.append(Section(title, tiles(self.load(examples), captions)))
+        title = f"{layer}:{unit} in {self.root.name} ({self.model_name})"
+        return Gallery(View(title, {"k": self.k}, sections))
+
+    def _view(self, units: int = 8) -> View:
+        summary = self.manifest.get("summary", {})
+        shapes = self.manifest.get("layer_shapes", {})
+        numbers = {"model": self.model_name, "images": summary.get("n_images", "?"),
+                   "skipped": summary.get("n_skipped", "?"), "k": self.k,
+                   "size": self.preprocessing.size, "folder": str(self.root)}
+        sections = []
+        for layer in self.layers[:4] if summary.get("n_used", 1) > 0 else []:
+            channels = int(shapes[layer][0]) if shapes.get(layer) else units
+            best = [self.top(layer, u, 1)[0] for u in range(min(units, channels))]
+            captions = [f"unit {e.unit}\n{e.value:.2f}" for e in best]
+            sections.append(Section(f"{layer} ({channels} units): best image of units 0-{len(best) - 1}",
+                                    tiles(self.load(best), captions)))
+        note = f"{len(self.layers) - 4} more layers; " if len(self.layers) > 4 else ""
+        return View(f"mining run {self.root.name}", numbers, sections,
+                    note=note + "numbers: channel mean; run.view_unit(layer, unit) shows one unit")
 
     def __repr__(self) -> str:
         return f"MiningRun({str(self.root)!r}, model={self.model_name!r}, layers={self.layers}, k={self.k})"

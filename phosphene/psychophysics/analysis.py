@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PhospheneError
+from ..io.display import new_figure
 from .stimuli import DEPTHS
 from .storage import RESPONSE_COLUMNS, ExperimentDB, rows_to_csv
 from .trials import KINDS, UNITS_PER_TRIAL
@@ -156,11 +157,6 @@ def gap_table(conditions: Sequence[Condition]) -> str:
 def plot(conditions: Sequence[Condition], path: str | Path, title: str | None = None) -> None:
     """The poster's figure: accuracy vs layer depth, one panel per images-per-unit, natural exemplars
     vs visualizations as colours, sources (human, machine...) as line styles; chance dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     main = [c for c in conditions if c.kind in KINDS]
     if not main:
         raise PhospheneError("no exemplar or visualization responses to plot")
@@ -171,8 +167,8 @@ def plot(conditions: Sequence[Condition], path: str | Path, title: str | None = 
     names = {"exemplar": "natural exemplars", "visualization": "feature visualizations"}
     styles = ["-", "--", ":", "-."]
     markers = ["o", "s", "^", "D"]
-    fig, axes = plt.subplots(1, len(counts), figsize=(3.6 * len(counts), 3.6), sharey=True,
-                             squeeze=False)
+    fig = new_figure((3.6 * len(counts), 3.6))
+    axes = fig.subplots(1, len(counts), sharey=True, squeeze=False)
     for ax, n in zip(axes[0], counts):
         for si, source in enumerate(sources):
             for kind in KINDS:
@@ -201,7 +197,6 @@ def plot(conditions: Sequence[Condition], path: str | Path, title: str | None = 
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.08 + 0.04 * (len(labels) > 3) + 0.04 * (len(labels) > 6), 1, 1))
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def analyze(inputs: Sequence[str | Path], out: str | Path, title: str | None = None

@@ -25,6 +25,7 @@ import pyarrow as pa
 import torch
 
 from ..errors import PhospheneError
+from ..io.display import new_figure
 from ..mining.store import write_parquet
 from .stimuli import DEPTHS, StimulusSet
 
@@ -165,18 +166,14 @@ def summary_text(summary: Sequence[dict]) -> str:
 
 def plot_scores(scores: Sequence[UnitScore], path: str | Path, title: str | None = None) -> None:
     """Per-layer distribution of the unit scores: one dot per unit, the median as a bar, chance dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not scores:
         raise PhospheneError("no scores to plot")
     layers = list(dict.fromkeys(s.layer for s in sorted(
         scores, key=lambda s: DEPTHS.index(s.depth) if s.depth in DEPTHS else 9)))
     colours = {"exemplar": "#1f77b4", "visualization": "#d62728"}
     names = {"exemplar": "query: natural exemplars", "visualization": "query: visualizations"}
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(layers), 3.4))
+    fig = new_figure((1.8 + 1.6 * len(layers), 3.4))
+    ax = fig.subplots()
     jitter = random.Random(0)
     for qi, query in enumerate(QUERIES):
         for li, layer in enumerate(layers):
@@ -196,4 +193,3 @@ def plot_scores(scores: Sequence[UnitScore], path: str | Path, title: str | None
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)

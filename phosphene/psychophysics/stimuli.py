@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .. import mining
 from .. import objectives as obj
 from ..errors import PhospheneError
+from ..io.display import Rich, Section, Tile, View
 from ..io.images import atomic_write_bytes, image_grid, load_image, save_image
 from ..io.progress import progress_enabled
 from ..layers.names import check_layers
@@ -57,8 +58,9 @@ class StimulusUnit:
 
 
 @dataclass
-class StimulusSet:
-    """A stimulus folder: ``root`` plus the units of its manifest."""
+class StimulusSet(Rich):
+    """A stimulus folder: ``root`` plus the units of its manifest. In Jupyter it shows each unit's
+    exemplars beside its visualizations (`overview`)."""
 
     root: Path
     model: str
@@ -98,6 +100,13 @@ class StimulusSet:
     def image_paths(self) -> set[str]:
         """Every image file the manifest names (relative paths)."""
         return {p for u in self.units for p in u.natural + u.visualizations}
+
+    def _view(self) -> View:
+        numbers = {"model": self.model, **{depth: f"{len(units)} units of {units[0].layer}"
+                                           for depth, units in self.by_depth().items()},
+                   "steps": self.settings.get("steps", "?"), "folder": str(self.root)}
+        return View(f"stimulus set {self.root.name}", numbers,
+                    [Section("units: natural exemplars | visualizations", [Tile(overview(self), side=760)])])
 
 
 # -- choosing layers and units -----------------------------------------------------------------------

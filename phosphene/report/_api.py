@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from .. import mining
 from .. import objectives as obj
-from ..accentuation.accentuate import accentuate
+from ..accentuation.accentuate import AccentuationResult, accentuate
 from ..accentuation.masks import transparency_mask
 from ..attribution import Target, uses_preactivation
 from ..errors import LayerNotFoundError, PhospheneError, UnitOutOfRangeError
 from ..inhibition.atlas import build_atlas
 from ..inhibition.tension import correlations, tension_score
 from ..inhibition.tension_plots import overlay, scale_legend, smooth_maps
+from ..io.display import Rich, Section, Tile, View
 from ..io.images import atomic_write_bytes, to_uint8
 from ..io.progress import progress_enabled
 from ..layers.model_state import frozen
@@ -23,9 +24,9 @@ from ..models.wrapper import as_image_model
 from ..render import render
 
 __all__ = [
-    "LayerNotFoundError", "LayerTap", "PhospheneError", "Preprocessing", "Target", "UnitOutOfRangeError",
-    "accentuate", "as_image_model", "atomic_write_bytes", "build_atlas", "correlations", "decode_image",
-    "frozen", "layer_names", "load_source", "mining", "obj", "overlay", "progress_enabled", "render",
-    "resolve_layer", "scale_legend", "smooth_maps", "tension_score", "to_uint8", "transparency_mask",
-    "uses_preactivation",
+    "AccentuationResult", "LayerNotFoundError", "LayerTap", "PhospheneError", "Preprocessing", "Rich",
+    "Section", "Target", "Tile", "UnitOutOfRangeError", "View", "accentuate", "as_image_model",
+    "atomic_write_bytes", "build_atlas", "correlations", "decode_image", "frozen", "layer_names",
+    "load_source", "mining", "obj", "overlay", "progress_enabled", "render", "resolve_layer",
+    "scale_legend", "smooth_maps", "tension_score", "to_uint8", "transparency_mask", "uses_preactivation",
 ]

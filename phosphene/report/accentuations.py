@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._api import accentuate, decode_image, mining, obj, to_uint8
+from ._api import AccentuationResult, accentuate, decode_image, mining, obj, to_uint8
 from .config import ReportSettings
 from .layout import LayerFiles, write_picture
 
@@ -31,11 +31,22 @@ def _seeds(run: mining.MiningRun, layer: str, unit: int, settings: ReportSetting
     return top + [{"kind": "unrelated", "index": r["index"], "path": paths[r["index"]]} for r in calm]
 
 
-def _load(path, run: mining.MiningRun, size: int) -> torch.Tensor:
+def load_seed(path, run: mining.MiningRun, size: int) -> torch.Tensor:
+    """A seed image (3, size, size) in [0, 1], preprocessed as in the run, then resized to ``size``."""
     image = torch.from_numpy(decode_image(path, run.preprocessing)).float()[None] / 255
     if image.shape[-1] != size:
         image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return image[0].clamp(0, 1)
+
+
+def accentuate_units(model: nn.Module, layer: str, owners: list[int], images: torch.Tensor, reg: str,
+                     settings: ReportSettings, lam: float = 1.0, progress: bool = False
+                     ) -> AccentuationResult:
+    """Accentuate unit ``owners[i]`` of ``layer`` in seed ``images[i]`` (N, 3, S, S), regularized at
+    ``reg``, with the report's settings (the call behind a unit page's accentuations)."""
+    return accentuate(model, obj.channel(layer, owners), images, reg_layer=reg, lam=lam,
+                      steps=settings.accent_steps, crops=settings.accent_crops, canvas=settings.size,
+                      input_size=settings.size, seed=settings.seed, progress=progress)
 
 
 def accentuations(model: nn.Module, run: mining.MiningRun, layer: str, units: list[int],
@@ -53,11 +64,9 @@ def accentuations(model: nn.Module, run: mining.MiningRun, layer: str, units: li
         chunk = todo[start:start + step]
         seeds = {u: _seeds(run, layer, u, settings, files) for u in chunk}
         owners = [u for u in chunk for _ in seeds[u]]
-        images = torch.stack([_load(s["path"], run, settings.size) for u in chunk for s in seeds[u]])
+        images = torch.stack([load_seed(s["path"], run, settings.size) for u in chunk for s in seeds[u]])
         reg = files.read(chunk[0], "inhibition")["attr_layer"]
-        result = accentuate(model, obj.channel(layer, owners), images, reg_layer=reg, lam=1.0,
-                            steps=settings.accent_steps, crops=settings.accent_crops, canvas=settings.size,
-                            input_size=settings.size, seed=settings.seed, progress=False)
+        result = accentuate_units(model, layer, owners, images, reg, settings)
         row = 0
         for unit in chunk:
             records = []
