@@ -25,13 +25,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .errors import PhospheneError
 from .io.captions import GRID_NOTE, name_classes
 from .io.display import Rich, Section, Tile, View, line_plot, tiles
 from .io.images import atomic_write_bytes, image_grid, save_image
-from .io.progress import progress_enabled
+from .io.progress import progress_bar
 from .layers.compiling import compiled
 from .layers.folding import fold_batchnorm
 from .layers.model_state import frozen, memory_format, resolve_channels_last
@@ -273,8 +272,8 @@ class Renderer:
     def run(self, progress: bool | None = None) -> RenderResult:
         """All ``config.steps`` steps, then `result`; closes the renderer."""
         with self:
-            for _ in tqdm(range(self.config.steps), disable=not progress_enabled(progress), desc="render",
-                          unit="step", leave=False):
+            for _ in progress_bar(range(self.config.steps), desc="render", unit="step", leave=False,
+                                  progress=progress):
                 self.step()
             return self.result()
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import objectives as obj
 from ..errors import PhospheneError, UnitOutOfRangeError
 from ..io.images import atomic_write_bytes
+from ..io.progress import progress_bar
 from ..layers.names import check_layers
 from ..layers.tap import LayerTap
 from ..models.wrapper import as_image_model
@@ -165,8 +165,8 @@ def render_batches(model: nn.Module, layer: str, units: Sequence[int] | None, ou
     todo = [b for b in batches if not (out / b.folder).is_dir()]
     job_model = model if model.device.type == "cpu" else copy.deepcopy(model).cpu()
     job = BatchRenderer(job_model if executor else model, layer, kind, per_unit, diversity, config, keywords)
-    with tqdm(total=len(batches), initial=len(batches) - len(todo), unit="batch", desc="render",
-              disable=not progress if progress is not None else None) as bar:
+    with progress_bar(total=len(batches), initial=len(batches) - len(todo), unit="batch", desc="render",
+                      progress=progress) as bar:
         def on_result(batch: UnitBatch, result: RenderResult) -> None:
             save_batch(out, batch, result, per_unit)
             bar.update(1)

@@ -32,14 +32,13 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import objectives as obj
 from ..attribution import Attributor, attribute
 from ..errors import PhospheneError
 from ..io.display import Rich, Section, Tile, View, new_figure
 from ..io.images import atomic_write_bytes, save_image, to_uint8
-from ..io.progress import progress_enabled
+from ..io.progress import progress_bar
 from ..layers.tap import LayerTap
 from ..mining.source import ImageSource, load_source  # noqa: F401  (re-exported)
 from ..models.wrapper import as_image_model
@@ -123,8 +122,8 @@ def attribution_vectors(model: nn.Module, images: torch.Tensor, target: Unit | s
     device = model.device
     fs, vectors = [], []
     with Attributor(model, target, [layer]) as attributor:
-        for start in tqdm(range(0, len(images), batch_size), desc="attribution", leave=False,
-                          disable=not progress_enabled(progress)):
+        for start in progress_bar(range(0, len(images), batch_size), desc="attribution", unit="batch",
+                                  leave=False, progress=progress):
             result = attributor(images[start:start + batch_size].to(device), keep=True)
             part = result.layers[layer]
             fs.append(result.f.cpu())
@@ -169,7 +168,7 @@ def render_icons(model: nn.Module, layer: str, directions: np.ndarray, size: int
     """One icon per direction (K, C), rendered ``batch`` at a time: (K, 3, size, size)."""
     icons = []
     chunks = range(0, len(directions), batch)
-    for start in tqdm(chunks, desc="icons", disable=not progress_enabled(progress), leave=False):
+    for start in progress_bar(chunks, desc="icons", unit="batch", leave=False, progress=progress):
         part = torch.as_tensor(directions[start:start + batch], dtype=torch.float32)
         objective = obj.alignment(layer, part, cossim_pow)
         config = RenderConfig(steps=steps, lr=lr, size=size, batch=len(part), seed=seed + start)

@@ -31,13 +31,12 @@ import numpy as np
 import pyarrow as pa
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..attribution import AttributionResult, Attributor, completeness_scale, concat, sum_zero_warning
 from ..errors import PhospheneError
 from ..io.display import Rich, Section, Tile, View, tiles
 from ..io.images import atomic_write_bytes
-from ..io.progress import progress_enabled
+from ..io.progress import progress_bar
 from ..mining.dataset import Preprocessing, batch_loader, decode_image
 from ..mining.source import image_source
 from ..mining.store import write_parquet
@@ -194,8 +193,7 @@ def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | 
     results, index = [], []
     with Attributor(model, target, layers) as attributor:
         loader = batch_loader(paths, prep, batch_size, num_workers=num_workers)
-        for batch in tqdm(loader, desc="attribution", unit="batch",
-                          disable=not progress_enabled(progress)):
+        for batch in progress_bar(loader, desc="attribution", unit="batch", progress=progress):
             if len(batch.indices):
                 results.append(attributor(batch.images.to(device).float().div_(255)))
                 index.extend(batch.indices.tolist())

@@ -21,12 +21,11 @@ import PIL
 import pyarrow
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..errors import PhospheneError
 from ..io.decoding import display_path
 from ..io.images import remove_stale_temporaries
-from ..io.progress import progress_enabled
+from ..io.progress import progress_bar
 from ..layers.folding import fold_batchnorm
 from ..layers.model_state import memory_format, resolve_channels_last
 from ..layers.tap import LayerTap
@@ -130,8 +129,8 @@ def _mine_here(job: MiningJob, progress: bool | None) -> None:
         start_time = time.perf_counter()
         loader = batch_loader(paths, prep, batch_size, start=processed, num_workers=num_workers,
                               pin_memory=device.type == "cuda")
-        bar = tqdm(total=-(-len(paths) // batch_size), initial=processed // batch_size, unit="batch",
-                   desc="mining", disable=not progress_enabled(progress))
+        bar = progress_bar(total=-(-len(paths) // batch_size), initial=processed // batch_size,
+                           unit="batch", desc="mining", progress=progress)
         last_save, since_save = time.monotonic(), 0
         with torch.inference_mode(), bar:
             for batch in loader:

@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..io.images import atomic_write_bytes
+from ..io.progress import progress_bar
 from ..layers.folding import fold_batchnorm
 from ..layers.model_state import resolve_channels_last
 from ..layers.tap import LayerTap
@@ -166,8 +166,8 @@ def mine_sharded(job: MiningJob, executor: ShardExecutor, progress: bool | None 
                        channels, num_workers, job.fold)
     started = time.perf_counter()
     last_save, since_save = time.monotonic(), 0
-    bar = tqdm(total=len(shards), initial=len(finished), unit="shard", desc="mining",
-               disable=not progress if progress is not None else None)
+    bar = progress_bar(total=len(shards), initial=len(finished), unit="shard", desc="mining",
+                       progress=progress)
 
     def on_result(task: ShardTask, result: dict) -> None:
         nonlocal last_save, since_save

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..errors import PhospheneError
 from ..io.decoding import ImageDecodeError, display_path, scan_images
 from ..io.images import atomic_write_bytes
-from ..io.progress import progress_enabled
+from ..io.progress import progress_bar
 from ..layers.tap import LayerTap
 from ..models.preprocess import load_for
 from ..models.wrapper import as_image_model
@@ -62,8 +61,8 @@ def folder_means(model: nn.Module, images: list[Path], layer_units: dict[str, li
     used: list[Path] = []
     skipped: list[tuple[str, str]] = []
     with LayerTap(model, list(layer_units)) as tap:
-        for start in tqdm(range(0, len(images), batch), disable=not progress_enabled(progress),
-                          desc="exemplars", unit="batch", leave=False):
+        for start in progress_bar(range(0, len(images), batch), desc="exemplars", unit="batch",
+                                  leave=False, progress=progress):
             kept, x = _decodable(model, images[start:start + batch], size, skipped)
             if x is None:
                 continue

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from ..io.progress import progress_enabled
+from ..io.progress import progress_bar
 from ..layers.names import check_layers
 from ..layers.tap import LayerTap
 from ..models import load_model
@@ -57,8 +56,8 @@ class MachineObserver:
         todo = [str(p) for p in dict.fromkeys(map(str, paths)) if str(p) not in self._cache]
         device = self.model.device
         with LayerTap(self.model, [self.layer]) as tap:
-            for start in tqdm(range(0, len(todo), self.batch), disable=not progress_enabled(progress),
-                              desc="embed", unit="batch", leave=False):
+            for start in progress_bar(range(0, len(todo), self.batch), desc="embed", unit="batch",
+                                      leave=False, progress=progress):
                 chunk = todo[start:start + self.batch]
                 x = torch.stack([load_for(self.model, p, self.size) for p in chunk]).to(device)
                 act = tap(x)[self.layer].float()

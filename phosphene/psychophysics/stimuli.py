@@ -20,14 +20,13 @@ from typing import Any
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import mining
 from .. import objectives as obj
 from ..errors import PhospheneError
 from ..io.display import Rich, Section, Tile, View
 from ..io.images import atomic_write_bytes, image_grid, load_image, save_image
-from ..io.progress import progress_enabled
+from ..io.progress import progress_bar
 from ..layers.names import check_layers
 from ..layers.recording import layer_table
 from ..layers.tap import LayerTap
@@ -274,8 +273,7 @@ def build_stimuli(model: nn.Module, out: str | Path, depths: dict[str, str],
     (root / "images").mkdir(parents=True, exist_ok=True)
     units: list[StimulusUnit] = []
     jobs = [(depth, layer, unit) for depth, layer in depths.items() for unit in layer_units[layer]]
-    for depth, layer, unit in tqdm(jobs, disable=not progress_enabled(progress), desc="stimuli",
-                                   unit="unit"):
+    for depth, layer, unit in progress_bar(jobs, desc="stimuli", unit="unit", progress=progress):
         best = exemplars[(layer, unit)][: settings.naturals]
         if len(best) < settings.naturals:
             raise PhospheneError(f"{layer}:{unit} has {len(best)} exemplars, {settings.naturals} needed")

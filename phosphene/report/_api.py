@@ -14,7 +14,7 @@ from ..inhibition.tension import correlations, tension_score
 from ..inhibition.tension_plots import overlay, scale_legend, smooth_maps
 from ..io.display import Rich, Section, Tile, View
 from ..io.images import atomic_write_bytes, to_uint8
-from ..io.progress import progress_enabled
+from ..io.progress import progress_bar, stage_line
 from ..layers.model_state import frozen
 from ..layers.names import layer_names, resolve_layer
 from ..layers.tap import LayerTap
@@ -27,6 +27,7 @@ __all__ = [
     "AccentuationResult", "LayerNotFoundError", "LayerTap", "PhospheneError", "Preprocessing", "Rich",
     "Section", "Target", "Tile", "UnitOutOfRangeError", "View", "accentuate", "as_image_model",
     "atomic_write_bytes", "build_atlas", "correlations", "decode_image", "frozen", "layer_names",
-    "load_source", "mining", "obj", "overlay", "progress_enabled", "render", "resolve_layer",
-    "scale_legend", "smooth_maps", "tension_score", "to_uint8", "transparency_mask", "uses_preactivation",
+    "load_source", "mining", "obj", "overlay", "progress_bar", "render", "resolve_layer",
+    "scale_legend", "smooth_maps", "stage_line", "tension_score", "to_uint8", "transparency_mask",
+    "uses_preactivation",
 ]

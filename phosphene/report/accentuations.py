@@ -11,9 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from ._api import AccentuationResult, accentuate, decode_image, mining, obj, to_uint8
+from ._api import AccentuationResult, accentuate, decode_image, mining, obj, progress_bar, to_uint8
 from .config import ReportSettings
 from .layout import LayerFiles, write_picture
 
@@ -50,7 +49,7 @@ def accentuate_units(model: nn.Module, layer: str, owners: list[int], images: to
 
 
 def accentuations(model: nn.Module, run: mining.MiningRun, layer: str, units: list[int],
-                  settings: ReportSettings, files: LayerFiles, progress: bool) -> None:
+                  settings: ReportSettings, files: LayerFiles, progress: bool | None) -> None:
     """Accentuate every unit not done yet, several units per call."""
     todo = files.pending(units, STAGE)
     per_unit = settings.accent_top + settings.accent_unrelated
@@ -59,7 +58,7 @@ def accentuations(model: nn.Module, run: mining.MiningRun, layer: str, units: li
             files.write(unit, STAGE, {"rows": []})
         return
     step = max(1, SEEDS_PER_CALL // per_unit)
-    bar = tqdm(total=len(todo), desc=f"{layer} accentuate", unit="unit", disable=not progress)
+    bar = progress_bar(total=len(todo), desc=f"{layer} accentuate", unit="unit", progress=progress)
     for start in range(0, len(todo), step):
         chunk = todo[start:start + step]
         seeds = {u: _seeds(run, layer, u, settings, files) for u in chunk}

@@ -1,9 +1,10 @@
 """`build_report`: a mining run in, a static site out, one stage at a time per layer.
 
-Stages per layer (each a tqdm bar; each skips the units it already did): visualize (batched
-`render`), exemplars (from the run), inhibition (probe set, one backward per unit), accentuate
-(batched `accentuate`), the optional atlas, then pages. All input is checked before anything is
-written; every file is written atomically, so a killed build restarts where it stopped.
+Stages per layer (each a progress bar, or plain lines on stderr without a terminal; each skips the
+units it already did): visualize (batched `render`), exemplars (from the run), inhibition (probe
+set, one backward per unit), accentuate (batched `accentuate`), the optional atlas, then pages. All
+input is checked before anything is written; every file is written atomically, so a killed
+build restarts where it stopped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from torch import nn
 
 from ..models import load_model
-from ._api import PhospheneError, build_atlas, frozen, load_source, mining, progress_enabled
+from ._api import PhospheneError, build_atlas, frozen, load_source, mining, stage_line
 from .accentuations import accentuations
 from .config import SITE_FILE, ReportSettings, check_site, fingerprint_of, resolve_units, run_identity
 from .exemplars import exemplars
@@ -57,7 +58,7 @@ def _open_model(model: nn.Module | str | None, run: mining.MiningRun, weights: s
 
 
 def _atlas(model: nn.Module, run: mining.MiningRun, layer: str, settings: ReportSettings,
-           files: LayerFiles, progress: bool) -> None:
+           files: LayerFiles, progress: bool | None) -> None:
     if not settings.atlas or (files.root / "atlas" / "atlas.json").is_file():
         return
     source = load_source(run.root, model)
@@ -69,7 +70,8 @@ def _atlas(model: nn.Module, run: mining.MiningRun, layer: str, settings: Report
 
 
 def _layer_stages(net: nn.Module, run: mining.MiningRun, layer: str, units: list[int],
-                  settings: ReportSettings, files: LayerFiles, show: bool, seconds: dict[str, float]) -> None:
+                  settings: ReportSettings, files: LayerFiles, show: bool | None,
+                  seconds: dict[str, float]) -> None:
     """Run every stage of one layer, adding each stage's wall time to ``seconds``."""
     stages = (("visualize", visualize, (net, layer)), ("exemplars", exemplars, (run, layer)),
               ("inhibition", inhibition, (net, run, layer)), ("accentuate", accentuations, (net, run, layer)))
@@ -109,7 +111,7 @@ def build_report(run: str | os.PathLike, layers: list[str], out: str | os.PathLi
                                  "identity": identity, "run": str(run), "layers": record.get("layers", {}),
                                  "format": 1})
     copy_static(out)
-    show = progress_enabled(progress)
+    show = progress
     result = ReportResult(out, built, dict.fromkeys(STAGES, 0.0))
     env = environment()
     with frozen(net):
@@ -118,6 +120,7 @@ def build_report(run: str | os.PathLike, layers: list[str], out: str | os.PathLi
             result.computed += len(files.pending(wanted, "accentuation"))
             _layer_stages(net, opened, layer, wanted, settings, files, show, result.seconds)
     started = time.perf_counter()
+    stage_line(f"report: writing pages for {sum(len(u) for u in built.values())} units", progress)
     layer_entries = []
     for layer, all_units in built.items():
         files = LayerFiles(out, layer)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from tqdm.auto import tqdm
 
-from ._api import decode_image, mining
+from ._api import decode_image, mining, progress_bar
 from .config import ReportSettings
 from .layout import LayerFiles, write_picture
 
@@ -74,12 +73,12 @@ def marked(image: np.ndarray, y: int | None, x: int | None, grid: tuple[int, int
 
 
 def exemplars(run: mining.MiningRun, layer: str, units: list[int], settings: ReportSettings,
-              files: LayerFiles, progress: bool) -> None:
+              files: LayerFiles, progress: bool | None) -> None:
     """Write the marked exemplars and crops of every unit not done yet."""
     todo = files.pending(units, STAGE)
     cache, grid = ImageCache(run), grid_of(run, layer)
     k = min(settings.k, run.k)
-    for unit in tqdm(todo, desc=f"{layer} exemplars", unit="unit", disable=not progress):
+    for unit in progress_bar(todo, desc=f"{layer} exemplars", unit="unit", progress=progress):
         record: dict = {"grid": list(grid), "k": k}
         for direction, by in (("top", "max"), ("bottom", "min")):
             rows = []

@@ -18,7 +18,6 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..inhibition.norm_check import completeness_warnings
 from ._api import (
@@ -30,6 +29,7 @@ from ._api import (
     layer_names,
     mining,
     overlay,
+    progress_bar,
     resolve_layer,
     smooth_maps,
     tension_score,
@@ -86,7 +86,7 @@ def _read_target(model: nn.Module, layer: str):
 
 
 def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, units: list[int],
-            settings: ReportSettings, progress: bool) -> Probe:
+            settings: ReportSettings, progress: bool | None) -> Probe:
     """One forward per chunk of probe images, one backward per unit and chunk."""
     indices = probe_indices(run, settings.probe, settings.seed)
     paths = run.image_paths()
@@ -95,8 +95,8 @@ def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, unit
     device = as_image_model(model).device
     parts: dict[int, list[dict[str, torch.Tensor]]] = {u: [] for u in units}
     store, handle = _read_target(model, layer)
-    bar = tqdm(total=len(units) * len(range(0, len(images), CHUNK)), desc=f"{layer} inhibition",
-               unit="unit", disable=not progress)
+    bar = progress_bar(total=len(units) * len(range(0, len(images), CHUNK)), desc=f"{layer} inhibition",
+                       unit="unit", progress=progress)
     try:
         with LayerTap(model, [layer, attr]) as tap, torch.enable_grad():
             for start in range(0, len(images), CHUNK):
@@ -186,7 +186,7 @@ def unit_record(run: mining.MiningRun, layer: str, unit: int, probe: Probe, sett
 
 
 def inhibition(model: nn.Module, run: mining.MiningRun, layer: str, units: list[int],
-               settings: ReportSettings, files: LayerFiles, progress: bool) -> None:
+               settings: ReportSettings, files: LayerFiles, progress: bool | None) -> None:
     """Measure the probe set for every unit not done yet and write their records."""
     todo = files.pending(units, STAGE)
     if not todo:

@@ -13,9 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from tqdm.auto import tqdm
 
-from ._api import LayerTap, obj, render, to_uint8, transparency_mask
+from ._api import LayerTap, obj, progress_bar, render, to_uint8, transparency_mask
 from .config import ReportSettings
 from .layout import LayerFiles, write_picture
 
@@ -32,11 +31,11 @@ def unit_values(model: nn.Module, layer: str, units: list[int], images: torch.Te
 
 
 def visualize(model: nn.Module, layer: str, units: list[int], settings: ReportSettings,
-              files: LayerFiles, progress: bool) -> None:
+              files: LayerFiles, progress: bool | None) -> None:
     """Render and save the visualizations of every unit of ``units`` not done yet."""
     todo = files.pending(units, STAGE)
     chunks = [todo[i:i + settings.batch] for i in range(0, len(todo), settings.batch)]
-    bar = tqdm(total=len(todo), desc=f"{layer} visualize", unit="unit", disable=not progress)
+    bar = progress_bar(total=len(todo), desc=f"{layer} visualize", unit="unit", progress=progress)
     for chunk in chunks:
         per_unit = [u for u in chunk for _ in range(settings.diverse)]
         objective = obj.channel(layer, per_unit)
