@@ -17,7 +17,16 @@ from ..models.preprocess import load_for
 from ..param import SEEDED_PARAMETERIZATIONS
 from .app import main
 from .common import model_options, open_model
-from .options import CROPS, NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, SEED, SIDE, STEPS
+from .options import (
+    CROPS,
+    NON_NEGATIVE,
+    NON_NEGATIVE_FLOAT,
+    POSITIVE_FLOAT,
+    SEED,
+    SIDE,
+    STEPS,
+    quality_option,
+)
 
 
 def parse_lams(text: str) -> list[float]:
@@ -44,6 +53,7 @@ def load_seeds(paths, size: int, model=None):
 
 
 @main.command("accentuate")
+@quality_option("accentuate")
 @model_options
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--image", "image_opts", multiple=True, type=click.Path(dir_okay=False),

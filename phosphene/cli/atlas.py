@@ -17,10 +17,12 @@ from .options import (
     SEED,
     SIDE,
     STEPS,
+    quality_option,
 )
 
 
 @main.command("atlas")
+@quality_option("atlas")
 @click.argument("run", required=False, type=click.Path())
 @model_options
 @click.option("--images", "images_dir", type=click.Path(), default=None,

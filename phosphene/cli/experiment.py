@@ -41,6 +41,7 @@ from .options import (
     STEPS,
     UNITS_PER_LAYER,
     device_callback,
+    quality_option,
 )
 
 
@@ -80,6 +81,7 @@ def with_design(func):
 
 
 @experiment.command("stimuli")
+@quality_option("experiment stimuli")
 @model_options
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None,
               help="Mining run (`phosphene mine`) to take natural exemplars from.")
@@ -253,6 +255,7 @@ def simulate_command(stimuli, observer, feature_layer, size, participants, trial
 
 
 @experiment.command("score")
+@quality_option("experiment score")
 @click.argument("source", type=click.Path(file_okay=False))
 @click.option("--layers", default=None,
               help="Layers to score. For a mining run: three, early,middle,late (default: as "

@@ -10,10 +10,11 @@ from ..models.preprocess import load_for
 from ..units import parse_unit
 from .app import main
 from .common import model_options, open_model, target_options
-from .options import CROPS, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, SEED, SIDE, STEPS
+from .options import CROPS, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, SEED, SIDE, STEPS, quality_option
 
 
 @main.command("invert")
+@quality_option("invert")
 @model_options
 @click.option("--image", "image_path", required=True, type=click.Path(), help="Seed image.")
 @target_options()

@@ -3,9 +3,11 @@ in click's one-line usage error (exit 2) before any work starts."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import click
+from click.core import ParameterSource
 
 from ..models.device import check_device
 
@@ -56,3 +58,27 @@ NON_NEGATIVE_FLOAT = FiniteFloat(non_negative=True)
 def device_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """click callback: validate ``--device`` before any work (a `PhospheneError`: one line, exit 2)."""
     return check_device(value)
+
+
+def quality_option(command: str):
+    """``--quality draft|standard|publication`` for ``command``: fills in the preset's settings
+    (`phosphene.presets`) for every option the user did not give on the command line."""
+    from ..presets import PRESETS, QUALITIES
+
+    def decorate(function):
+        @functools.wraps(function)
+        def with_preset(*args, **kwargs):
+            quality = kwargs.pop("quality")
+            if quality is not None:
+                ctx = click.get_current_context()
+                for name, value in PRESETS[command][quality].items():
+                    if ctx.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
+                        kwargs[name] = value
+            return function(*args, **kwargs)
+
+        help_text = ("Preset of steps, crops and sizes: draft (minutes on a CPU), standard, publication "
+                     "(the defaults). Options given explicitly win.")
+        option = click.option("--quality", type=click.Choice(QUALITIES), default=None, help=help_text)
+        return option(with_preset)
+
+    return decorate

@@ -12,7 +12,7 @@ from ..render import RenderConfig, render
 from ..transforms import TRANSFORM_SETS
 from .app import main
 from .common import model_options, open_model
-from .options import NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SEED, SIDE, STEPS
+from .options import NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SEED, SIDE, STEPS, quality_option
 from .ray_options import ray_options
 from .render_batched import chunk_option, render_layer_in_batches
 
@@ -20,6 +20,7 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 
 
 @main.command("render")
+@quality_option("render")
 @model_options
 @click.option("--layer", default=None, help="Layer name (see `phosphene layers`).")
 @click.option("--channels", default=None, help="Units of the layer, e.g. 0-15 or 3,7,9, or all.")

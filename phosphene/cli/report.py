@@ -12,7 +12,17 @@ from ..models.checkpoints import odd_weights_allowed
 from ..objectives import parse_units
 from .app import main
 from .common import model_options, odd_weights_requested
-from .options import CROPS, NON_NEGATIVE, NON_NEGATIVE_FLOAT, PORT, POSITIVE, SEED, SIDE, STEPS
+from .options import (
+    CROPS,
+    NON_NEGATIVE,
+    NON_NEGATIVE_FLOAT,
+    PORT,
+    POSITIVE,
+    SEED,
+    SIDE,
+    STEPS,
+    quality_option,
+)
 
 SUBCOMMANDS = ("build", "serve")
 
@@ -37,6 +47,7 @@ def report_group() -> None:
 
 
 @report_group.command("build")
+@quality_option("report")
 @click.argument("run", type=click.Path())
 @click.option("--layers", required=True, help="Layers of the run, comma separated.")
 @click.option("--units", default=None, help="Units of each layer, e.g. 0-31 (default: all).")

@@ -9,10 +9,11 @@ from ..inhibition.tension import tension_report
 from ..units import parse_unit
 from .app import main
 from .common import model_options, open_model, target_options
-from .options import POSITIVE, SIDE, WORKERS
+from .options import POSITIVE, SIDE, WORKERS, quality_option
 
 
 @main.command("tension")
+@quality_option("tension")
 @click.argument("run", required=False, type=click.Path())
 @model_options
 @click.option("--images", "images", type=click.Path(), default=None,
