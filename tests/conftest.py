@@ -26,6 +26,8 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 # Test ids (or id prefixes: a module, a test with all its parameters) that take more than ~10 s on
 # an idle 2-core machine; see docs/testing.md for the measurement.
+pytest_plugins = ["fast_limit", "pytester"]  # --max-fast-seconds; pytester for its test
+
 SLOW = (
     "tests/test_inversion.py::test_plus_inversion_drives_f_above_minus_inversion_for_tense_images",
     "tests/test_mining_resume.py::",  # real `phosphene mine` subprocesses, killed and resumed
@@ -41,11 +43,18 @@ SLOW = (
     "tests/test_render.py::test_renders_beat_the_best_natural_image_for_middle_layer_channels",  # same
     "tests/test_readme_commands.py::test_readme_commands_run_at_tiny_sizes",  # every README command
     "tests/test_notebooks.py::test_notebook_runs_at_tiny_sizes",  # a Jupyter kernel per notebook, 20-80 s
+    "tests/test_readme.py::test_readme_python_examples_run",  # every README Python block, 16 s idle
+    "tests/test_examples.py::test_example_runs[accentuate_image.py",  # 8.4 s idle: too close to the limit
 )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--full", action="store_true", help="run the full suite, slow tests included")
+
+
+
+def _is_slow(nodeid: str) -> bool:
+    return bool(SLOW) and nodeid.startswith(SLOW)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m filters, so `-m slow` sees the markers
@@ -79,7 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_runtest_logstart(nodeid: str, location) -> None:
     """Progress for long tests: a line when a slow test starts ..."""
-    if SLOW and nodeid.startswith(SLOW):
+    if _is_slow(nodeid):
         _RUN["started"][nodeid] = time.monotonic()
         _write(f"[slow test] {nodeid} ...")
 

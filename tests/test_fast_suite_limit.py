@@ -1,0 +1,36 @@
+"""`--max-fast-seconds` (what CI passes) fails a run whose fast-suite test takes longer than the limit."""
+
+from __future__ import annotations
+
+import pytest
+
+SUITE = """
+import time
+import pytest
+
+def test_quick():
+    pass
+
+def test_sleepy():
+    time.sleep(0.3)
+
+@pytest.mark.slow
+def test_marked_slow():
+    time.sleep(0.3)
+"""
+
+
+def test_a_test_over_the_limit_fails_the_run_and_is_named(pytester: pytest.Pytester):
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_inprocess("-p", "fast_limit", "--max-fast-seconds", "0.2",
+                                          "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*TOO SLOW for the fast suite: test_suite.py::test_sleepy took *"])
+    assert "test_marked_slow took" not in result.stdout.str()
+
+
+def test_under_the_limit_or_without_it_the_run_passes(pytester: pytest.Pytester):
+    pytester.makepyfile(test_suite=SUITE)
+    assert pytester.runpytest_inprocess("-p", "fast_limit", "--max-fast-seconds", "5").ret == 0
+    assert pytester.runpytest_inprocess().ret == 0
