@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "phosphene"
 # its own layer or above. A new module or subpackage must be placed here.
 LAYERS: dict[str, int] = {
     "errors": 0, "version": 0, "data": 0,  # data: files shipped with the package
-    "io": 1, "param": 1, "transforms": 1, "settings": 1,
+    "io": 1, "param": 1, "transforms": 1, "settings": 1, "presets": 1,
     "models": 2,
     "layers": 3,
     "objectives": 4,

@@ -59,3 +59,8 @@ def test_draft_fills_what_was_not_given_and_explicit_options_win(tmp_path):
 def test_an_unknown_quality_is_a_usage_error():
     result = CliRunner().invoke(main, ["render", "--layer", "_blocks.2", "--quality", "fast", "--out", "x"])
     assert result.exit_code == 2 and "fast" in result.output
+
+
+def test_presets_verb_prints_the_table():
+    result = CliRunner().invoke(main, ["presets"])
+    assert result.exit_code == 0 and result.output.startswith(preset_table())

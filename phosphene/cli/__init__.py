@@ -7,6 +7,7 @@ from . import experiment as _experiment  # noqa: F401
 from . import invert as _invert  # noqa: F401
 from . import mine as _mine  # noqa: F401
 from . import models as _models  # noqa: F401
+from . import presets as _presets  # noqa: F401
 from . import render as _render  # noqa: F401
 from . import report as _report  # noqa: F401
 from . import tension as _tension  # noqa: F401

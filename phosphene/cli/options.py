@@ -10,6 +10,7 @@ import click
 from click.core import ParameterSource
 
 from ..models.device import check_device
+from ..presets import PRESETS, QUALITIES
 
 POSITIVE = click.IntRange(min=1)
 NON_NEGATIVE = click.IntRange(min=0)
@@ -63,8 +64,6 @@ def device_callback(ctx: click.Context, param: click.Parameter, value: str | Non
 def quality_option(command: str):
     """``--quality draft|standard|publication`` for ``command``: fills in the preset's settings
     (`phosphene.presets`) for every option the user did not give on the command line."""
-    from ..presets import PRESETS, QUALITIES
-
     def decorate(function):
         @functools.wraps(function)
         def with_preset(*args, **kwargs):
