@@ -17,6 +17,14 @@ from phosphene import mining
 from phosphene.attribution import Target, attribute
 from phosphene.cli.app import main
 from phosphene.errors import PhospheneError
+from phosphene.inhibition.categories import (
+    CATEGORIES,
+    CategoryThresholds,
+    categorize,
+    category_counts,
+    category_examples,
+    map_overlap,
+)
 from phosphene.inhibition.tension import compute_tension, correlations, tension_report, tension_score
 from phosphene.inhibition.tension_plots import scale_colour, threshold_map
 from phosphene.mining.dataset import Preprocessing, decode_image
@@ -165,3 +173,68 @@ def test_compute_tension_rejects_a_run_of_another_model(model, small_run, tmp_pa
     (tmp_path / "run" / "manifest.json").write_text(manifest.replace('"efficientnet_lite0"', '"other_net"'))
     with pytest.raises(PhospheneError, match="mined with other_net"):
         compute_tension(model, tmp_path / "run", TARGET, ["_blocks.7"], num_workers=0)
+
+
+# Tension categories (inhibition paper Fig. 4): definitions on known values, and in the output.
+
+def test_overlap_is_one_for_the_same_map_zero_for_disjoint_or_empty_maps():
+    a = torch.zeros(1, 4, 4)
+    a[0, 0, 0], a[0, 1, 1] = 2.0, 1.0
+    b = torch.zeros(1, 4, 4)
+    b[0, 3, 3] = 5.0
+    both = map_overlap(torch.cat([a, a, a]), torch.cat([a * 3, b, torch.zeros(1, 4, 4)]))
+    np.testing.assert_allclose(both.numpy(), [1.0, 0.0, 0.0], atol=1e-6)
+    half = torch.zeros(1, 2, 1)
+    half[0, 0, 0] = 1.0
+    np.testing.assert_allclose(map_overlap(half, torch.ones(1, 2, 1)).numpy(), [0.5], atol=1e-6)
+
+
+def test_each_category_from_known_values():
+    # means: E+ 1.0 and E- 1.0 over these six images
+    e_plus = np.array([2.4, 0.1, 0.2, 1.5, 1.5, 0.3])
+    e_minus = np.array([0.2, 2.5, 0.1, 1.4, 1.6, 0.2])
+    overlap = np.array([0.9, 0.9, 0.9, 0.1, 0.8, 0.5])
+    got = categorize(e_plus, e_minus, overlap)
+    assert list(got) == ["mei", "mii", "none", "spatial", "channel", "none"]
+    stricter = categorize(e_plus, e_minus, overlap, CategoryThresholds(low=0.1, tense=2.0, overlap=0.5))
+    assert list(stricter) == ["mei", "mii", "mei", "mei", "mii", "mei"]
+    counts = category_counts(got)
+    assert list(counts) == list(CATEGORIES) and counts["none"] == 2 and sum(counts.values()) == 6
+    examples = category_examples(got, e_plus, e_minus, 1)
+    assert examples["none"].tolist() == [2] and examples["mei"].tolist() == [0]
+
+
+def test_bad_thresholds_and_shapes_are_one_line_errors():
+    with pytest.raises(PhospheneError, match="0 <= overlap <= 1"):
+        CategoryThresholds(overlap=1.5)
+    with pytest.raises(PhospheneError, match="one value per image"):
+        categorize(np.ones(3), np.ones(3), np.ones(2))
+
+
+def test_tension_report_stores_categories_counts_and_pictures(report):
+    table = pq.read_table(report.out / "tension.parquet")
+    categories = table.column("_blocks.7/category").to_pylist()
+    overlap = np.array(table.column("_blocks.7/overlap").to_pylist())
+    assert len(categories) == 32 and set(categories) <= set(CATEGORIES)
+    assert ((overlap >= 0) & (overlap <= 1 + 1e-9)).all()
+    summary = json.loads((report.out / "tension.json").read_text())["categories"]
+    assert summary["layer"] == "_blocks.7" and sum(summary["counts"].values()) == 32
+    assert summary["counts"] == {c: categories.count(c) for c in CATEGORIES}
+    assert summary["thresholds"] == {"low": 0.5, "tense": 1.0, "overlap": 0.5}
+    for name in ("categories.png", "categories_examples.png"):
+        with Image.open(report.out / name) as image:
+            assert image.width > 400 and image.height > 300
+
+
+def test_cli_prints_counts_and_takes_the_thresholds(small_folder, tmp_path):
+    args = ["tension", "--images", str(small_folder), "--target", "_blocks.8._relu1:3", "--attr-layer",
+            "_blocks.7", "--n", "2", "--size", "48", "--workers", "0", "--quiet", "--category-tense", "0.1",
+            "--category-low", "0", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "categories (_blocks.7)" in x)
+    counts = json.loads((tmp_path / "tension.json").read_text())["categories"]["counts"]
+    assert counts["none"] == 0 and sum(counts.values()) == 8
+    assert all(f"{k} {v}" in line for k, v in counts.items())
+    bad = CliRunner().invoke(main, [*args[:-2], "--category-overlap", "2", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2

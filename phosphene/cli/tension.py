@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from ..errors import PhospheneError
+from ..inhibition.categories import CategoryThresholds, category_counts
 from ..inhibition.tension import tension_report
 from ..units import parse_unit
 from .app import main
 from .common import model_options, open_model, target_options
-from .options import POSITIVE, SIDE, WORKERS, quality_option
+from .options import NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SIDE, WORKERS, quality_option
 
 
 @main.command("tension")
@@ -27,10 +28,17 @@ from .options import POSITIVE, SIDE, WORKERS, quality_option
 @click.option("--workers", type=WORKERS, default=2, show_default=True, help="Decoding processes (0: inline).")
 @click.option("--size", type=SIDE, default=None,
               help="Crop side (default: the run's, else the model's input size).")
+@click.option("--category-low", type=NON_NEGATIVE_FLOAT, default=0.5, show_default=True,
+              help="Category 'none' below this E+/mean and E-/mean.")
+@click.option("--category-tense", type=POSITIVE_FLOAT, default=1.0, show_default=True,
+              help="Tense categories from this T = min(E+/mean, E-/mean).")
+@click.option("--category-overlap", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Tense images whose phi+/phi- overlap is below this are 'spatial', else 'channel'.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def tension_command(run, model_name, weights, device, images, target, attr_layers, position,
-                    post_activation, count, batch_size, workers, size, quiet, out) -> None:
+                    post_activation, count, batch_size, workers, size, category_low, category_tense,
+                    category_overlap, quiet, out) -> None:
     """Scatter of E⁺ vs E⁻ coloured by f, completeness per layer, MEI/MII/MTI grids with φ maps.
 
     RUN is a `phosphene mine` run folder (its images and preprocessing are used); or give --images.
@@ -40,7 +48,8 @@ def tension_command(run, model_name, weights, device, images, target, attr_layer
     model = open_model(model_name, weights, device)
     report = tension_report(model, run or images, parse_unit(target, position, not post_activation),
                             list(attr_layers), out, n=count, batch_size=batch_size, num_workers=workers,
-                            size=size, progress=False if quiet else None)
+                            size=size, progress=False if quiet else None,
+                            thresholds=CategoryThresholds(category_low, category_tense, category_overlap))
     table = report.table
     click.echo(f"{table.target}: {len(table.f)} images, attribution through {', '.join(table.layers)} "
                f"-> {out}")
@@ -50,5 +59,7 @@ def tension_command(run, model_name, weights, device, images, target, attr_layer
                    + ("  (ΣA ≈ 0)" if row["sum_zero"] else ""))
     for warning in table.warnings.values():
         click.echo(f"warning: {warning}", err=True)
+    counts = category_counts(table.categories())
+    click.echo("  categories (" + table.primary + "): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     top = report.selections["mti"][0]
     click.echo(f"  top MTI: {table.paths[top]} (T {table.tension()[top]:.3g}, f {table.f[top]:.3g})")

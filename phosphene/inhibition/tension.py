@@ -44,6 +44,7 @@ from ..models.preprocess import spec_for
 from ..models.wrapper import as_image_model
 from ..objectives import Objective
 from ..units import Unit, as_unit
+from .categories import CategoryThresholds, categorize, category_counts, map_overlap
 from .norm_check import completeness_warnings
 
 SELECTIONS = ("mei", "mii", "mti")
@@ -92,6 +93,8 @@ class TensionTable(Rich):
     root: Path | None = None
     preprocessing: Preprocessing | None = None
     warnings: dict[str, str] = field(default_factory=dict)  # layer -> normalization on its path
+    overlap: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> φ⁺/φ⁻ overlap (N,)
+    thresholds: CategoryThresholds = field(default_factory=CategoryThresholds)
 
     @classmethod
     def from_result(cls, result: AttributionResult, index: Sequence[int], paths: Sequence[str]):
@@ -107,6 +110,15 @@ class TensionTable(Rich):
     def tension(self, layer: str | None = None) -> np.ndarray:
         v = self.values[layer or self.primary]
         return tension_score(v["e_plus"], v["e_minus"])
+
+    def categories(self, layer: str | None = None) -> np.ndarray:
+        """Each image's tension category at ``layer`` (`phosphene.inhibition.categories`); needs the
+        map overlap, which `compute_tension` measures."""
+        name = layer or self.primary
+        if name not in self.overlap:
+            raise PhospheneError(f"no φ⁺/φ⁻ overlap for {name}: compute the table with compute_tension")
+        v = self.values[name]
+        return categorize(v["e_plus"], v["e_minus"], self.overlap[name], self.thresholds)
 
     def select(self, kind: str, n: int, layer: str | None = None) -> np.ndarray:
         """Row positions of the ``n`` MEIs (largest f), MIIs (smallest f) or MTIs (largest T)."""
@@ -143,6 +155,9 @@ class TensionTable(Rich):
             for quantity in QUANTITIES:
                 columns[f"{name}/{quantity}"] = pa.array(self.values[name][quantity], pa.float64())
             columns[f"{name}/tension"] = pa.array(self.tension(name), pa.float64())
+            if name in self.overlap:
+                columns[f"{name}/overlap"] = pa.array(self.overlap[name], pa.float64())
+                columns[f"{name}/category"] = pa.array(list(self.categories(name)), pa.string())
         return pa.table(columns)
 
     def records(self) -> list[dict]:
@@ -179,9 +194,11 @@ class TensionTable(Rich):
 
 def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | Objective | str,
                     layers: Sequence[str], batch_size: int = 16, num_workers: int = 2,
-                    size: int | None = None, progress: bool | None = None) -> TensionTable:
+                    size: int | None = None, progress: bool | None = None,
+                    thresholds: CategoryThresholds | None = None) -> TensionTable:
     """Attribute ``target`` through ``layers`` for every usable image of ``source`` (an image folder
-    or a mining run, whose image list and preprocessing are then used)."""
+    or a mining run, whose image list and preprocessing are then used), with the overlap of each
+    image's φ⁺ and φ⁻ maps per layer (for the tension categories, ``thresholds``)."""
     model, target = as_image_model(model), as_unit(target)
     paths, root, prep, run_model = image_source(source)
     name = model.name
@@ -190,18 +207,24 @@ def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | 
     if prep is None or size is not None:
         prep = Preprocessing(model.side(size), spec_for(model).crop_fraction)
     device = model.device
-    results, index = [], []
+    results, index, overlaps = [], [], {name: [] for name in layers}
     with Attributor(model, target, layers) as attributor:
         loader = batch_loader(paths, prep, batch_size, num_workers=num_workers)
         for batch in progress_bar(loader, desc="attribution", unit="batch", progress=progress):
             if len(batch.indices):
-                results.append(attributor(batch.images.to(device).float().div_(255)))
+                result = attributor(batch.images.to(device).float().div_(255), maps=True)
+                for name, part in result.layers.items():  # keep the overlap, not the maps
+                    overlaps[name].append(map_overlap(part.phi_plus, part.phi_minus).cpu())
+                    part.phi_plus = part.phi_minus = None
+                results.append(result)
                 index.extend(batch.indices.tolist())
     if not results:
         raise PhospheneError(f"none of the {len(paths)} files of {source} could be read")
     relative = [paths[i].relative_to(root).as_posix() for i in index]
     table = TensionTable.from_result(concat(results), index, relative)
     table.root, table.preprocessing = root, prep
+    table.overlap = {name: torch.cat(parts).double().numpy() for name, parts in overlaps.items()}
+    table.thresholds = thresholds or CategoryThresholds()
     if isinstance(target, Unit):
         table.warnings = completeness_warnings(model, target.layer, layers)
     for name in table.layers:
@@ -223,12 +246,25 @@ def save_table(table: TensionTable, out: Path, selections: dict[str, np.ndarray]
                          f"({table.primary}); MTIs = largest T",
         "completeness": table.completeness(),
         "warnings": table.warnings,
+        **({"categories": _category_summary(table)} if table.overlap else {}),
         "selections": {kind: [{"index": int(table.index[i]), "path": table.paths[i], "f": float(table.f[i]),
                                "tension": float(table.tension()[i])} for i in rows]
                        for kind, rows in selections.items()},
         "images": table.records(),
     }
     atomic_write_bytes(out / "tension.json", (json.dumps(summary, indent=1, default=float) + "\n").encode())
+
+
+def _category_summary(table: TensionTable) -> dict:
+    from .categories import DESCRIPTIONS
+
+    return {"layer": table.primary, "thresholds": table.thresholds.to_dict(),
+            "definition": "phosphene.inhibition.categories: none if E+/mean and E-/mean < low; tense "
+                          "(T >= tense) split by the overlap of the phi+/phi- maps into spatial (< overlap) "
+                          "and channel; otherwise mei (E+ dominates) or mii",
+            "descriptions": DESCRIPTIONS,
+            "counts": category_counts(table.categories()),
+            "counts_per_layer": {name: category_counts(table.categories(name)) for name in table.overlap}}
 
 
 def save_completeness(rows: Sequence[dict], path: Path) -> None:
@@ -249,8 +285,10 @@ class TensionReport(Rich):
     files: list[str]
 
     def _view(self) -> View:
-        plots_ = {"scatter.png": ("E⁺ vs E⁻ per image", 560), "completeness.png": ("completeness", 480)}
-        grids = {f"{kind}.png": (CAPTIONS[kind], 900) for kind in SELECTIONS}
+        plots_ = {"scatter.png": ("E⁺ vs E⁻ per image", 560), "completeness.png": ("completeness", 480),
+                  "categories.png": ("tension categories", 480)}
+        grids = {**{f"{kind}.png": (CAPTIONS[kind], 900) for kind in SELECTIONS},
+                 "categories_examples.png": ("examples per tension category", 900)}
         sections = [Section(title, [Tile(self.out / name, plot=name in plots_, side=side)])
                     for name, (title, side) in {**plots_, **grids}.items() if (self.out / name).is_file()]
         warnings = "; ".join(f"{la}: {w}" for la, w in self.table.warnings.items() if w)
@@ -264,16 +302,18 @@ CAPTIONS = {"mei": "MEIs: largest f", "mii": "MIIs: smallest f",
 
 def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | Objective | str,
                    layers: Sequence[str], out: str | os.PathLike, n: int = 8, batch_size: int = 16,
-                   num_workers: int = 2, size: int | None = None, progress: bool | None = None
-                   ) -> TensionReport:
+                   num_workers: int = 2, size: int | None = None, progress: bool | None = None,
+                   thresholds: CategoryThresholds | None = None) -> TensionReport:
     """Run `compute_tension` and write scatter.png, completeness.csv/.png, mei.png, mii.png, mti.png,
-    tension.parquet and tension.json into ``out``. φ maps are those of the first attribution layer."""
+    categories.png, categories_examples.png, tension.parquet and tension.json into ``out``. φ maps
+    and categories (with ``thresholds``) are those of the first attribution layer."""
     from . import tension_plots as plots  # matplotlib, imported when pictures are drawn
 
     if n < 1:
         raise PhospheneError("--n must be at least 1")
     model, target = as_image_model(model), as_unit(target)
-    table = compute_tension(model, source, target, layers, batch_size, num_workers, size, progress)
+    table = compute_tension(model, source, target, layers, batch_size, num_workers, size, progress,
+                            thresholds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n = min(n, len(table.f))
@@ -298,9 +338,33 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
             plots.example_grid(images, maps.phi_plus, maps.phi_minus, captions,
                                f"{CAPTIONS[kind]} — {title}; maps through {table.primary}",
                                out / f"{kind}.png")
+        _category_pictures(table, attributor, min(n, 4), title, out)
     files = ["scatter.png", "completeness.csv", "completeness.png", "mei.png", "mii.png", "mti.png",
-             "tension.parquet", "tension.json"]
+             "categories.png", "categories_examples.png", "tension.parquet", "tension.json"]
     return TensionReport(table, selections, out, files)
+
+
+def _category_pictures(table: TensionTable, attributor: Attributor, n: int, title: str, out: Path) -> None:
+    """categories.png (E⁺ vs E⁻ by category) and categories_examples.png (up to ``n`` per category)."""
+    from .categories import category_examples
+    from .category_plots import category_panel, category_scatter
+
+    v, categories = table.values[table.primary], table.categories()
+    counts = category_counts(categories)
+    category_scatter(v["e_plus"], v["e_minus"], categories, table.thresholds,
+                     f"tension categories — {title}; through {table.primary}", out / "categories.png")
+    images, plus, minus, captions = {}, {}, {}, {}
+    for name, rows in category_examples(categories, v["e_plus"], v["e_minus"], n).items():
+        if len(rows) == 0:
+            continue
+        images[name] = load_selected([table.root / table.paths[i] for i in rows], table.preprocessing)
+        maps = attributor(images[name].to(as_image_model(attributor.model).device), maps=True)
+        plus[name], minus[name] = maps.layers[table.primary].phi_plus, maps.layers[table.primary].phi_minus
+        captions[name] = [f"E⁺ {v['e_plus'][i]:.1f} E⁻ {v['e_minus'][i]:.1f}\noverlap "
+                          f"{table.overlap[table.primary][i]:.2f}" for i in rows]
+    category_panel(images, plus, minus, captions, counts,
+                   f"examples per category — {title}; maps through {table.primary}",
+                   out / "categories_examples.png")
 
 
 def load_selected(paths: Sequence[Path], prep: Preprocessing) -> torch.Tensor:
