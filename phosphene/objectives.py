@@ -28,6 +28,7 @@ from .models.outputs import logits_of
 
 Units = int | Sequence[int] | range | torch.Tensor
 CLS = "#cls"  # the class-token view of a transformer layer (`phosphene.layers.names`)
+IMAGE = "#image"  # the Renderer's images before transforms, (N, 3, H, W) (`phosphene.regularizers`)
 
 
 @dataclass(frozen=True)
@@ -386,7 +387,9 @@ def stack(objectives: Sequence[Objective]) -> Objective:
         values, start = [], 0
         for objective, size in zip(objectives, sizes):
             stop = start + size * per_image
-            part = Acts({k: v[start:stop] for k, v in acts.items()}, getattr(acts, "copies", 1))
+            c = getattr(acts, "copies", 1)  # IMAGE has one row per image, the layers one per view
+            part = Acts({k: v[start // c:stop // c] if k == IMAGE else v[start:stop]
+                         for k, v in acts.items()}, c)
             values.append(objective(part))
             start = stop
         return torch.cat(values)

@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "models": 2,
     "layers": 3,
     "objectives": 4,
-    "units": 5,
+    "units": 5, "regularizers": 5,
     "render": 6, "attribution": 6,
     "accentuation": 7, "distributed": 7,
     "mining": 8,

@@ -15,6 +15,7 @@ from .common import model_options, open_model
 from .options import NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SEED, SIDE, STEPS
 from .ray_options import ray_options
 from .render_batched import chunk_option, render_layer_in_batches
+from .render_extras import penalize, regularizer_options, render_extras, with_blur
 
 OBJECTIVES = ("channel", "neuron", "deepdream")
 
@@ -47,6 +48,7 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @chunk_option
 @ray_options
+@regularizer_options
 def render_command(model_name, weights, device, layer, channels, kind, classes, diversity, batch,
                    steps, lr, size, param, transforms, seed, amp, no_fold, use_compile, channels_last,
                    quiet, out, chunk, ray) -> None:
@@ -55,8 +57,12 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
     per_unit = batch or 1
     config = RenderConfig(steps=steps, lr=lr, size=size, seed=seed, amp=amp, fold=not no_fold,
                           compile=use_compile, channels_last=channels_last)
+    extras = render_extras()
+    config = with_blur(config, extras)
     if layer and channels and kind != "deepdream" and not classes and (
             chunk is not None or ray.address or channels.strip().lower() == "all"):
+        if extras.penalized:
+            raise PhospheneError("--tv/--l1/--l2 render one batch: drop --chunk/--ray/--channels all")
         return render_layer_in_batches(model, layer, channels, kind, chunk, per_unit, diversity, quiet,
                                        out, ray, config, param=param, transforms=transforms)
     if ray.address:
@@ -75,6 +81,7 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
     else:
         raise PhospheneError("give --layer and --channels, --layer with --objective deepdream, "
                              "or --classes")
+    objective = penalize(objective, extras)
     if diversity:
         if not layer:
             raise PhospheneError("--diversity needs --layer (the layer whose style is compared)")
