@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "objectives": 4,
     "units": 5, "regularizers": 5,
     "render": 6, "attribution": 6,
-    "accentuation": 7, "distributed": 7,
+    "accentuation": 7, "distributed": 7, "interaction": 7,
     "mining": 8,
     "inhibition": 9, "psychophysics": 9,
     "report": 10,
