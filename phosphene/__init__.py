@@ -1,6 +1,6 @@
 """phosphene: what the features of a vision model respond to, where, and what suppresses them."""
 
-from . import objectives, param, transforms, units
+from . import objectives, param, regularizers, transforms, units
 from .accentuation import AccentuationConfig, AccentuationResult, accentuate
 from .errors import LayerNotFoundError, ModelLoadError, PhospheneError, UnitOutOfRangeError
 from .io.images import image_grid, load_image, save_image
@@ -21,4 +21,5 @@ __all__ = [
     "imagenet_class_names", "layer_names", "layer_shapes", "layer_table", "list_models", "load_image",
     "load_model", "objectives", "param", "parse_unit", "preset", "render", "resolve_layer", "save_image",
     "set_layouts", "transforms", "unit", "units",
+    "regularizers",
 ]

@@ -28,6 +28,7 @@ from .models.outputs import logits_of
 
 Units = int | Sequence[int] | range | torch.Tensor
 CLS = "#cls"  # the class-token view of a transformer layer (`phosphene.layers.names`)
+IMAGE = "#image"  # the Renderer's images before transforms, (N, 3, H, W) (`phosphene.regularizers`)
 
 
 @dataclass(frozen=True)
@@ -373,6 +374,22 @@ def alignment(layer: str, target: torch.Tensor, cossim_pow: float = 1.0) -> Obje
     return Objective(fn, [layer], f"alignment({layer})", batch)
 
 
+def interpolate(a: Objective, b: Objective, frames: int) -> Objective:
+    """``frames`` images from ``a`` to ``b``: frame i maximizes ``(1 - t) a + t b``, t = i / (frames - 1)
+    (lucid's channel_interpolate; `phosphene.interaction` renders it, aligned or not)."""
+    if frames < 2 or any(o.batch_size not in (None, 1) for o in (a, b)):
+        raise PhospheneError("interpolate needs two single-image objectives and at least 2 frames")
+    t = torch.linspace(0, 1, frames)
+
+    def fn(acts: Acts) -> torch.Tensor:
+        va, vb = a(acts), b(acts)
+        w = t.to(va.device).repeat_interleave(va.shape[0] // frames)
+        return (1 - w) * va + w * vb
+
+    labels = [a.label(0)] + [f"{1 - x:.2f}/{x:.2f}" for x in t[1:-1].tolist()] + [b.label(0)]
+    return Objective(fn, a.layers | b.layers, f"interpolate({a.name}, {b.name})", frames, labels)
+
+
 def stack(objectives: Sequence[Objective]) -> Objective:
     """One batch scored piecewise: the first ``objectives[0].batch_size or 1`` images by the first
     objective, the next ones by the second, and so on (e.g. +/- targets and a unit in one batch)."""
@@ -386,7 +403,9 @@ def stack(objectives: Sequence[Objective]) -> Objective:
         values, start = [], 0
         for objective, size in zip(objectives, sizes):
             stop = start + size * per_image
-            part = Acts({k: v[start:stop] for k, v in acts.items()}, getattr(acts, "copies", 1))
+            c = getattr(acts, "copies", 1)  # IMAGE has one row per image, the layers one per view
+            part = Acts({k: v[start // c:stop // c] if k == IMAGE else v[start:stop]
+                         for k, v in acts.items()}, c)
             values.append(objective(part))
             start = stop
         return torch.cat(values)

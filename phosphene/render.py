@@ -39,8 +39,8 @@ from .layers.tap import LayerTap
 from .models.input_shape import fit_side
 from .models.outputs import with_output
 from .models.wrapper import as_image_model
-from .objectives import Acts, Objective, evaluate
-from .param import make_param
+from .objectives import IMAGE, Acts, Objective, evaluate
+from .param import blur_param_, blurrable, make_param
 from .settings import with_overrides
 from .transforms import Compose, ending_at, make_transforms
 from .units import unit
@@ -68,9 +68,13 @@ class RenderConfig:
     fold: bool = True  # fold eval BatchNorm that no objective reads into its convolution (`fold_batchnorm`)
     compile: bool = False  # torch.compile the truncated forward (eager, with a warning, if it fails)
     layouts: dict[str, str] | None = None  # layout overrides {layer: "NHWC"} (docs/models.md, Layouts)
+    blur_every: int = 0  # blur the image every N steps (frequency penalization; 0: never)
+    blur_sigma: float = 0.5  # that blur's Gaussian std in pixels (`phosphene.param.blur`)
 
     def __post_init__(self) -> None:
         self.thresholds = tuple(int(t) for t in self.thresholds)
+        if self.blur_every < 0 or self.blur_sigma < 0:
+            raise PhospheneError("blur_every and blur_sigma must not be negative")
 
     def record(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": list(self.thresholds)}
@@ -187,6 +191,8 @@ class Renderer:
         else:
             self.param_name = type(param).__name__
         self.param = param.to(self.device)
+        if config.blur_every and not blurrable(self.param):
+            raise PhospheneError(f"blur_every needs a pixel or fourier image, not {self.param_name}")
         self.transforms_name = transforms
         self.transform = ending_at(make_transforms(transforms, self.size), self.size, self.fixed)
         self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
@@ -217,6 +223,14 @@ class Renderer:
     def _accumulate(self, grad: torch.Tensor) -> None:
         self.saliency.add_(grad.detach().abs().sum(1, keepdim=True))
 
+    def _acts(self, views: torch.Tensor, images: torch.Tensor, copies: int = 1) -> Acts:
+        """The tapped activations of ``views``, plus the untransformed ``images`` under `IMAGE` when
+        the objective reads pixels (`phosphene.regularizers`)."""
+        acts = self.tap(views)
+        if INPUT in self.objective.layers:
+            acts = {**acts, IMAGE: images}
+        return Acts(acts, copies)
+
     def step(self) -> torch.Tensor:
         """One optimizer step; returns the objective per image (N,) on the transformed views."""
         copies = self.config.copies
@@ -226,11 +240,13 @@ class Renderer:
             images.register_hook(self._accumulate)
         views = self.transform(images, self.gen, copies=copies).contiguous(memory_format=self.memory_format)
         with self.autocast:
-            values = evaluate(self.objective, Acts(self.tap(views), copies), copies).float()
+            values = evaluate(self.objective, self._acts(views, images, copies), copies).float()
         (-values.sum()).backward()
         self.optimizer.step()
         values = values.detach()
         self.history.append(values)
+        if self.config.blur_every and len(self.history) % self.config.blur_every == 0:
+            blur_param_(self.param, self.config.blur_sigma)
         if len(self.history) in self.config.thresholds:
             with torch.no_grad():
                 self.snapshots[len(self.history)] = self.param().float().detach().cpu()
@@ -246,7 +262,7 @@ class Renderer:
         images = self.images()
         clean = fit_side(images, self.fixed).contiguous(memory_format=self.memory_format)
         with torch.no_grad(), self.autocast:
-            final = evaluate(self.objective, Acts(self.tap(clean)))
+            final = evaluate(self.objective, self._acts(clean, images))
         peak = self.saliency.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
         history = (torch.stack(self.history) if self.history
                    else torch.zeros(0, self.batch, device=self.device))

@@ -26,6 +26,9 @@ _UNIT = re.compile(r"^(?P<layer>.+):(?P<channel>\d+)(?:@(?:(?P<cls>cls)|(?P<y>\d
 def parse_unit(text: str, position: str | tuple[int, int] = "mean", preactivation: bool = True) -> Unit:
     """``"_blocks.8._relu1:3"`` or ``"_blocks.8:3@2,5"`` -> `Unit` (``@y,x`` overrides ``position``);
     ``"blocks.6:3@cls"`` -> feature 3 of the class token (layer ``blocks.6#cls``)."""
+    if text.strip().startswith("-"):
+        raise PhospheneError(f"{text!r} is a negative objective (-LAYER:CHANNEL, to render with "
+                             "phosphene.unit or `render --unit`), not a unit")
     match = _UNIT.match(text.strip())
     if not match:
         raise PhospheneError(f"a unit must look like LAYER:CHANNEL, LAYER:CHANNEL@Y,X or "
@@ -54,7 +57,13 @@ def as_unit(spec: Unit | obj.Objective | str, position: str | tuple[int, int] = 
 
 def unit(spec: Unit | obj.Objective | str, position: str | tuple[int, int] = "mean",
          preactivation: bool = True) -> obj.Objective:
-    """The objective of a unit string (``"layer:channel"``, ``"layer:channel@y,x"``) or `Unit`."""
+    """The objective of a unit string (``"layer:channel"``, ``"layer:channel@y,x"``) or `Unit`;
+    a leading ``-`` (``"-layer:channel"``) negates it (minimize the unit: a negative visualization)."""
     if isinstance(spec, obj.Objective):
         return spec
+    if isinstance(spec, str) and spec.strip().startswith("-"):
+        positive = unit(spec.strip()[1:], position, preactivation)
+        negative = -positive
+        negative.labels = [f"-{positive.label(0)}"]
+        return negative
     return as_unit(spec, position, preactivation).objective()

@@ -257,7 +257,8 @@ def accentuate(model: nn.Module, objective: Objective | str, images: torch.Tenso
                 "fold": config.fold, "model": model.name}
     return AccentuationResult(
         images=rendered.images, seeds=seeds.cpu(), lams=lams,
-        labels=[objective.label(i) for i in range(n * group)], f_before=f_seed.repeat_interleave(group),
+        labels=[objective.label(i // group) for i in range(n * group)],  # one label per seed, x lams
+        f_before=f_seed.repeat_interleave(group),
         f_after=f_after, r_before=torch.zeros(n * group), r_after=r_after, beta=beta.detach().cpu(),
         mask=transparency_mask(saliency.cpu()), attribution=None if confine is None else confine.cpu(),
         f_history=torch.stack(state.f_history).cpu(), r_history=torch.stack(state.r_history).cpu(),

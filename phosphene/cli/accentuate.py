@@ -15,6 +15,7 @@ from ..errors import PhospheneError
 from ..layers.names import check_layers
 from ..models.preprocess import load_for
 from ..param import SEEDED_PARAMETERIZATIONS
+from .accentuate_classes import class_choices, class_options, expand_rows, seed_classes
 from .app import main
 from .common import model_options, open_model
 from .options import (
@@ -60,7 +61,9 @@ def load_seeds(paths, size: int, model=None):
               help="A seed image (repeatable; positional paths work too). All go in one batch.")
 @click.option("--layer", default=None, help="Layer of the channel to accentuate.")
 @click.option("--channel", type=NON_NEGATIVE, default=None, help="Channel of --layer.")
-@click.option("--class", "class_index", type=NON_NEGATIVE, default=None, help="Class logit to accentuate.")
+@click.option("--class", "class_index", default=None,
+              help="Class logit(s) to accentuate, e.g. 1 or 1,9,130 (each in every image, one batch).")
+@class_options
 @click.option("--reg-layer", default=None,
               help="Layer of the latent regularization ('input' for pixel space; default: a block before "
                    "the target at about half its depth, _blocks.8 for a class of efficientnet_lite0).")
@@ -94,11 +97,16 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     paths = list(image_opts) + list(images)
     if not paths:
         raise PhospheneError("give at least one image (--image PATH or positional paths)")
-    if (class_index is None) == (layer is None or channel is None):
-        raise PhospheneError("give either --layer and --channel, or --class")
+    choices = class_choices()
+    classes = obj.parse_units(class_index) if class_index is not None else None
+    if (classes is None and not choices.per_seed) == (layer is None or channel is None) or (
+            classes is not None and choices.per_seed):
+        raise PhospheneError("give either --layer and --channel, or --class (or --top-logits / "
+                             "--most-inhibited)")
     model = open_model(model_name, weights, device)
-    if class_index is not None:
-        objective = obj.class_logit(class_index)
+    several = choices.per_seed or (classes is not None and len(classes) > 1)
+    if classes is not None or choices.per_seed:  # several: this one chooses the reg layer
+        objective = obj.class_logit(classes[0] if classes else 0)
     else:
         check_layers(model, [layer])
         objective = obj.channel(layer, channel)
@@ -119,15 +127,18 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     lams = parse_lams(lam_sweep) if lam_sweep else [lam]
     config = AccentuationConfig(reg_layer=reg_layer, lam=lams, steps=steps, crops=crops,
                                 input_size=input_size, param=param, mask=mask, lr=lr, seed=seed,
-                                fold=not no_fold, balance_by=balance_by, style=style)
-    result = accentuate(model, objective, torch.stack([s for s, _ in seeds]), config,
-                        progress=False if quiet else None)
+                                fold=not no_fold, balance_by=balance_by, style=style,
+                                **({"crop_side": choices.crop_range} if choices.crop_range else {}))
+    batch, names = torch.stack([s for s, _ in seeds]), [_stem(name) for _, name in seeds]
+    if several:
+        batch, names, objective = expand_rows(batch, names, seed_classes(model, batch, classes, choices))
+    result = accentuate(model, objective, batch, config, progress=False if quiet else None)
     result.settings["skipped"] = [str(p) for p, _ in skipped]
-    result.save(out, names=[_stem(name) for _, name in seeds])
-    click.echo(f"accentuated {len(seeds)} images x {len(lams)} lambdas in {result.seconds:.1f}s "
+    result.save(out, names=names)
+    click.echo(f"accentuated {len(names)} images x {len(lams)} lambdas in {result.seconds:.1f}s "
                f"({len(skipped)} skipped) -> {out}")
     for row in range(result.images.shape[0]):
-        click.echo(f"  {seeds[row // len(lams)][1]:<32} lam={result.lams[row % len(lams)]:<5g} "
+        click.echo(f"  {names[row // len(lams)]:<32} lam={result.lams[row % len(lams)]:<5g} "
                    f"f {result.f_before[row]:>10.4g} -> {result.f_after[row]:>10.4g}   "
                    f"R {result.r_after[row]:>9.4g}")
 

@@ -15,6 +15,19 @@ from .common import model_options, open_model
 from .options import NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SEED, SIDE, STEPS, quality_option
 from .ray_options import ray_options
 from .render_batched import chunk_option, render_layer_in_batches
+from .render_extras import (
+    check_class_prob,
+    class_objective,
+    custom_objective,
+    interpolation_options,
+    negate,
+    objective_options,
+    penalize,
+    regularizer_options,
+    render_extras,
+    render_strip,
+    with_blur,
+)
 
 OBJECTIVES = ("channel", "neuron", "deepdream")
 
@@ -48,6 +61,9 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @chunk_option
 @ray_options
+@regularizer_options
+@objective_options
+@interpolation_options
 def render_command(model_name, weights, device, layer, channels, kind, classes, diversity, batch,
                    steps, lr, size, param, transforms, seed, amp, no_fold, use_compile, channels_last,
                    quiet, out, chunk, ray) -> None:
@@ -56,15 +72,27 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
     per_unit = batch or 1
     config = RenderConfig(steps=steps, lr=lr, size=size, seed=seed, amp=amp, fold=not no_fold,
                           compile=use_compile, channels_last=channels_last)
+    extras = render_extras()
+    config = with_blur(config, extras)
+    if extras.interpolate:
+        return render_strip(model, extras, config, transforms, quiet, out)
+    check_class_prob(classes, extras)
+    custom = custom_objective(model, layer, bool(channels or classes), per_unit, seed, extras)
     if layer and channels and kind != "deepdream" and not classes and (
             chunk is not None or ray.address or channels.strip().lower() == "all"):
+        if extras.penalized or extras.negative:
+            raise PhospheneError("--tv/--l1/--l2/--negative render one batch: drop --chunk/--ray/"
+                                 "--channels all")
         return render_layer_in_batches(model, layer, channels, kind, chunk, per_unit, diversity, quiet,
                                        out, ray, config, param=param, transforms=transforms)
     if ray.address:
         raise PhospheneError("--ray renders --layer with --channels (in batches)")
-    if classes:
+    if custom:
+        objective, count = custom
+        units = list(range(count))
+    elif classes:
         units = obj.parse_units(classes)
-        objective = obj.class_logit([u for u in units for _ in range(per_unit)])
+        objective = class_objective(extras)([u for u in units for _ in range(per_unit)])
     elif layer and kind == "deepdream":
         check_layers(model, [layer])
         units = [0]
@@ -76,6 +104,7 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
     else:
         raise PhospheneError("give --layer and --channels, --layer with --objective deepdream, "
                              "or --classes")
+    objective = penalize(negate(objective, extras), extras)
     if diversity:
         if not layer:
             raise PhospheneError("--diversity needs --layer (the layer whose style is compared)")

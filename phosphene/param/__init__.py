@@ -5,6 +5,7 @@ given images (feature accentuation's seeds), `combine` masks and concatenations 
 `registry` the name -> factory registries (`PARAMETERIZATIONS`, `SEEDED_PARAMETERIZATIONS`).
 """
 
+from .blur import blur_param_, blurrable, gaussian_transfer
 from .combine import ConcatImages, ConfinedImage
 from .core import (
     COLOR_CORRELATION,
@@ -24,7 +25,8 @@ from .seeded import SEEDED_PARAMETERIZATIONS, SeededPhaseImage, seed_logits, see
 
 __all__ = [
     "COLOR_CORRELATION", "PARAMETERIZATIONS", "SEEDED_PARAMETERIZATIONS", "ConcatImages", "ConfinedImage",
-    "FourierImage", "MacoImage", "PixelImage", "SeededPhaseImage", "_logit", "decorrelate", "make_param",
+    "FourierImage", "MacoImage", "PixelImage", "SeededPhaseImage", "_logit", "blur_param_", "blurrable",
+    "decorrelate", "gaussian_transfer", "make_param",
     "natural_spectrum", "recorrelate", "rfft2_freqs", "seed_logits", "seeded_param",
     "spectrum_std",
 ]
