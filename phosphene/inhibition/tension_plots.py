@@ -133,7 +133,9 @@ def scatter_plot(e_plus: dict[str, np.ndarray], e_minus: dict[str, np.ndarray], 
     for ax in axes.flat[len(layers):]:
         ax.set_axis_off()
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper left", ncols=len(labels), fontsize=8, frameon=False)
+    # under the panels (the saved bounding box grows to hold it), clear of the title at the top
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.45, 0.0), ncols=max(1, len(labels)),
+               fontsize=8, frameon=False)
     fig.colorbar(points, ax=list(axes.flat), label="f (target)", shrink=0.9)
     fig.suptitle(title, fontsize=10)
     if path is not None:

@@ -140,6 +140,12 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> No
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def wrap_note(note: str, chars: int) -> list[str]:
+    """A grid's note in lines of at most ``chars`` (>= 8) characters, broken at spaces only (never
+    inside a hyphenated word such as "un-transformed")."""
+    return textwrap.wrap(note, max(8, chars), break_on_hyphens=False, break_long_words=False)
+
+
 def image_grid(images: torch.Tensor | Sequence[torch.Tensor], labels: Sequence[str] | None = None,
                columns: int | None = None, padding: int = 4, label_height: int = 14,
                note: str | None = None) -> Image.Image:
@@ -151,7 +157,7 @@ def image_grid(images: torch.Tensor | Sequence[torch.Tensor], labels: Sequence[s
     rows = math.ceil(n / columns)
     h, w = images[0].shape[-2:]
     cell_h = h + (label_height if labels else 0)
-    note_lines = textwrap.wrap(note, max(8, (columns * (w + padding) - padding) // 6)) if note else []
+    note_lines = wrap_note(note, (columns * (w + padding) - padding) // 6) if note else []
     extra = len(note_lines) * label_height + padding if note else 0
     canvas = Image.new("RGB", (columns * (w + padding) + padding,
                                rows * (cell_h + padding) + padding + extra), (255, 255, 255))

@@ -84,6 +84,15 @@ def _layer_stages(net: nn.Module, run: mining.MiningRun, layer: str, units: list
     seconds["atlas"] += time.perf_counter() - started
 
 
+def relative_to(path: str | os.PathLike, folder: str | os.PathLike) -> str:
+    """``path`` written relative to ``folder`` (``../images``), as the report shows dataset paths;
+    absolute when there is no relative path (another drive on Windows)."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), Path(folder).resolve())).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def build_report(run: str | os.PathLike, layers: list[str], out: str | os.PathLike,
                  units: list[int] | None = None, model: nn.Module | str | None = None,
                  settings: ReportSettings | None = None, weights: str | None = None,
@@ -105,7 +114,7 @@ def build_report(run: str | os.PathLike, layers: list[str], out: str | os.PathLi
     context = {"model": model_name, "run": str(run), "out": str(out), "settings": settings,
                "fingerprint": fingerprint,
                "dataset": {"images": opened.manifest.get("summary", {}).get("n_images"),
-                           "root": str(opened.image_root), "k": opened.k}}
+                           "root": relative_to(opened.image_root, opened.root), "k": opened.k}}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SITE_FILE, {"fingerprint": fingerprint, "settings": settings.to_dict(),
                                  "identity": identity, "run": str(run), "layers": record.get("layers", {}),

@@ -143,7 +143,9 @@ def scatter(e_plus: np.ndarray, e_minus: np.ndarray, f: np.ndarray, mtis: np.nda
     ax.set_ylabel("E⁻ (inhibition)", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, frameon=False, loc="upper left")
-    fig.colorbar(points, ax=ax, shrink=0.85).ax.tick_params(labelsize=7)
+    bar = fig.colorbar(points, ax=ax, shrink=0.85)
+    bar.set_label("f (the unit)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     fig.tight_layout()
     canvas = fig.canvas
     canvas.draw()
