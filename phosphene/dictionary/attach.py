@@ -21,11 +21,13 @@ from torch import nn
 from ..errors import PhospheneError
 from ..layers.batch_check import first_tensor
 from ..layers.names import resolve_layer
+from ..layers.recording import forget_records
 from ..layers.tap import LayerTap
 from ..models.wrapper import as_image_model
 from .atoms import Dictionary, load_dictionary
 from .sampling import check_layer
 
+PROBE_SIDE = 64  # the side of the pass that learns the layer's layout
 _ATTACHED = "_phosphene_atoms"  # on the layer module: {name: (hook handle, its own forward or None)}
 
 
@@ -53,20 +55,33 @@ class AtomConv1d(nn.Conv1d):
         self.weight = nn.Parameter(atoms[:, :, None].clone(), requires_grad=False)
 
 
-def _projection(model: nn.Module, layer: str, atoms: torch.Tensor) -> nn.Module:
-    """The atom module for ``layer``'s layout (learned from one pass at the model's input side)."""
-    side = model.side(None)
+def _source_view(model: nn.Module, layer: str) -> tuple[int, str]:
+    """(channels, layout kind) of ``layer`` from one pass: at a small side first (the layout kind does
+    not depend on it), at the model's own side if the model refuses the small one."""
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    with LayerTap(model, [layer], truncate=True) as tap, torch.inference_mode():
-        acts = tap(torch.full((1, 3, side, side), 0.5, device=device))
-        layout = tap.layouts.get(layer)
-    channels = acts[layer].shape[1]
+    sides = [model.fixed_side] if model.fixed_side else [min(PROBE_SIDE, model.input_size), model.input_size]
+    for attempt, side in enumerate(sides):
+        try:
+            with LayerTap(model, [layer], truncate=True) as tap, torch.inference_mode():
+                acts = tap(torch.full((1, 3, side, side), 0.5, device=device))
+                layout = tap.layouts.get(layer)
+            return acts[layer].shape[1], "NCHW" if layout is None else layout.kind
+        except Exception:
+            if attempt == len(sides) - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _projection(model: nn.Module, layer: str, atoms: torch.Tensor) -> nn.Module:
+    """The atom module for ``layer``'s layout."""
+    channels, kind = _source_view(model, layer)
     if channels != atoms.shape[1]:
         raise PhospheneError(f"the dictionary has {atoms.shape[1]}-channel atoms, {layer} has "
                              f"{channels} channels")
-    kind = "NCHW" if layout is None else layout.kind
     module = {"NCHW": AtomConv, "NCL": AtomConv1d}.get(kind, AtomLinear)(atoms.float())
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.dtype.is_floating_point else torch.float32
     return module.to(device, dtype).eval()
 
@@ -98,6 +113,7 @@ def attach(model: nn.Module, dictionary: Dictionary | str) -> str:
     source.forward = forward
     handle = source.register_forward_hook(_no_op)
     source.__dict__.setdefault(_ATTACHED, {})[dictionary.name] = (handle, original)
+    forget_records(image_model)
     return dictionary.unit_layer
 
 
@@ -119,6 +135,7 @@ def detach(model: nn.Module, dictionary: Dictionary) -> None:
         source.__dict__.pop("forward", None)
     else:
         source.forward = original
+    forget_records(as_image_model(model))
 
 
 @contextlib.contextmanager
