@@ -232,3 +232,33 @@ def test_cli_errors_are_one_line_with_exit_code_2(cli_dictionary, tmp_path):
         result = runner.invoke(main, args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_atom_sheet_shows_each_atom_with_its_top_exemplars(tmp_path):
+    from phosphene.dictionary import atom_sheet, top_exemplars
+
+    model = tiny_model()
+    folder = _images(tmp_path / "images")
+    dictionary, _ = learn_dictionary(model, "2", folder, tmp_path, DictionarySettings(atoms=3, per_image=8,
+                                                                                    num_workers=0),
+                                     progress=False)
+    found = top_exemplars(model, dictionary, folder, [0, 2], k=4, num_workers=0, progress=False)
+    assert [len(p) for p in found.paths] == [4, 4]
+    assert found.values[0] == sorted(found.values[0], reverse=True)
+    image = torch.from_numpy(mining.decode_image(found.paths[1][0], found.prep))[None].float() / 255
+    with phosphene.LayerTap(model, ["2"]) as tap, torch.no_grad():
+        expected = dictionary.projections(tap(image)["2"])[0, 2].mean()
+    assert abs(found.values[1][0] - float(expected)) < 1e-4
+    sheet = atom_sheet(model, dictionary, folder, k=4, config=phosphene.RenderConfig(steps=2, size=32),
+                       thumb=40, num_workers=0, progress=False)
+    assert sheet.size[1] > 3 * 40 and sheet.size[0] > 5 * 40
+
+
+def test_cli_draws_the_atom_sheet(cli_dictionary):
+    root, path, _ = cli_dictionary
+    result = CliRunner().invoke(main, ["atoms", str(path), str(root / "images"), "--atoms", "0-1", "--k", "3",
+                                       "--steps", "2", "--size", "32", "--image-size", "32", "--workers", "0",
+                                       "--out", str(root / "sheet.png"), "--device", "cpu", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "atom sheet of _blocks.8.kmeans4 (2 atoms, top 3 images each)" in result.output
+    assert (root / "sheet.png").is_file()

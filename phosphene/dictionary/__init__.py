@@ -11,16 +11,19 @@
 
 Modules: `sampling` (a bounded, streamed sample of activation vectors), `methods` (k-means, PCA,
 NMF from scikit-learn; codes, reconstructions, metrics), `learn` (`learn_dictionary`), `atoms`
-(`Dictionary` and its safetensors file), `attach` (the atom layer). docs/dictionary.md.
+(`Dictionary` and its safetensors file), `attach` (the atom layer), `figure` (the atom sheet:
+visualization and top exemplars per atom). docs/dictionary.md.
 """
 
 from __future__ import annotations
 
 from .atoms import Dictionary, load_dictionary
 from .attach import attach, attached, detach
+from .figure import atom_sheet, top_exemplars
 from .learn import DictionarySettings, fit_dictionary, learn_dictionary
 from .methods import METHODS
 from .sampling import ActivationSample, sample_activations
 
-__all__ = ["METHODS", "ActivationSample", "Dictionary", "DictionarySettings", "attach", "attached", "detach",
-           "fit_dictionary", "learn_dictionary", "load_dictionary", "sample_activations"]
+__all__ = ["METHODS", "ActivationSample", "Dictionary", "DictionarySettings", "atom_sheet", "attach",
+           "attached", "detach", "fit_dictionary", "learn_dictionary", "load_dictionary",
+           "sample_activations", "top_exemplars"]
