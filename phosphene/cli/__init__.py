@@ -3,6 +3,8 @@ importing this package registers every verb on it (one module per verb)."""
 
 from . import accentuate as _accentuate  # noqa: F401
 from . import atlas as _atlas  # noqa: F401
+from . import atoms as _atoms  # noqa: F401
+from . import dictionary as _dictionary  # noqa: F401
 from . import experiment as _experiment  # noqa: F401
 from . import invert as _invert  # noqa: F401
 from . import mine as _mine  # noqa: F401

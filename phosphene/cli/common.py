@@ -6,6 +6,7 @@ import functools
 
 import click
 
+from ..dictionary import attach
 from ..layers.layouts import parse_assignments
 from ..layers.names import check_layers
 from ..layers.recording import set_layouts
@@ -15,6 +16,7 @@ from .options import device_callback
 OFFLINE_KEY = "phosphene.offline"
 LAYOUT_KEY = "phosphene.layouts"
 ODD_WEIGHTS_KEY = "phosphene.odd_weights"
+DICTIONARY_KEY = "phosphene.dictionaries"
 
 
 def _remember_offline(ctx: click.Context, _param, value: bool) -> bool:
@@ -65,9 +67,24 @@ def layout_option(func):
                              "NLC:K (K class/register tokens), NC or NCL (repeatable; docs/models.md).")(func)
 
 
+def _remember_dictionaries(ctx: click.Context, _param, value: tuple[str, ...]) -> tuple[str, ...]:
+    if value:
+        ctx.meta[DICTIONARY_KEY] = list(value)
+    return value
+
+
+def dictionary_option(func):
+    """``--dictionary FILE`` (repeatable): attach a learned dictionary (read by `open_model`)."""
+    return click.option("--dictionary", multiple=True, expose_value=False, callback=_remember_dictionaries,
+                        type=click.Path(dir_okay=False), metavar="FILE",
+                        help="A dictionary from `phosphene dictionary`: its atoms become the units of the "
+                             "layer LAYER.NAME, e.g. _blocks.8.kmeans16:3 (repeatable; "
+                             "docs/dictionary.md).")(func)
+
+
 def model_options(func):
-    """``--model``, ``--weights``, ``--allow-odd-weights``, ``--device``, ``--offline`` and
-    ``--layout`` options."""
+    """``--model``, ``--weights``, ``--allow-odd-weights``, ``--device``, ``--offline``, ``--layout``
+    and ``--dictionary`` options."""
 
     @click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True,
                   help="efficientnet_lite0/1/2, inceptionv1, torchvision:<arch>[.<WEIGHTS>] or "
@@ -80,6 +97,7 @@ def model_options(func):
                   help="cpu, cuda, cuda:1, mps (default: cuda if available).")
     @offline_option
     @layout_option
+    @dictionary_option
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
@@ -117,4 +135,6 @@ def open_model(model_name: str, weights: str | None, device: str | None):
     if layouts:
         check_layers(model, layouts)
         set_layouts(model, layouts)
+    for path in ctx.find_root().meta.get(DICTIONARY_KEY, []) if ctx is not None else []:
+        attach(model, path)
     return model

@@ -58,6 +58,11 @@ def _pair(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([first, others[:1]]), torch.cat([first, others[1:]])
 
 
+def forget_records(model: nn.Module) -> None:
+    """Drop the cached records of ``model`` (after modules were added to it or removed)."""
+    _CACHE.pop(layer_root(model), None)
+
+
 def recorded_pass(model: nn.Module, images: torch.Tensor, cache: bool = True) -> PassRecord:
     """Record the forward passes of ``images[:1]`` beside other images (see the module docstring)."""
     root = layer_root(model)

@@ -1,0 +1,44 @@
+"""``phosphene atoms``: the atom sheet of a dictionary (visualization and top exemplars per atom)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import objectives as obj
+from ..dictionary import atom_sheet, load_dictionary
+from ..io.images import save_image
+from ..render import RenderConfig
+from .app import main
+from .common import model_options, open_model
+from .options import POSITIVE, SEED, SIDE, STEPS, WORKERS
+
+
+@main.command("atoms")
+@click.argument("dictionary_file", type=click.Path(dir_okay=False))
+@click.argument("source", type=click.Path())
+@model_options
+@click.option("--atoms", "chosen", default=None,
+              help="Atoms to show, e.g. 0-7 (default: all, largest energy share first).")
+@click.option("--k", type=POSITIVE, default=6, show_default=True, help="Top exemplars per atom.")
+@click.option("--steps", type=STEPS, default=128, show_default=True, help="Visualization steps.")
+@click.option("--size", type=SIDE, default=128, show_default=True, help="Visualization side.")
+@click.option("--image-size", type=SIDE, default=None,
+              help="Side the exemplars are read at (default: the mining run's, else the model's input).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--workers", type=WORKERS, default=2, show_default=True, help="Decoding processes (0: inline).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="The PNG to write.")
+def atoms_command(dictionary_file, source, model_name, weights, device, chosen, k, steps, size, image_size,
+                  seed, workers, quiet, out) -> None:
+    """Draw the atom sheet of DICTIONARY_FILE: a row per atom with its feature visualization, its top
+    k images of SOURCE (an image folder or mining run), its energy share and its heaviest units."""
+    dictionary = load_dictionary(dictionary_file)
+    model = open_model(model_name, weights, device)
+    atoms = obj.parse_units(chosen) if chosen else None
+    sheet = atom_sheet(model, dictionary, source, atoms, k, RenderConfig(steps=steps, size=size, seed=seed),
+                       image_size=image_size, num_workers=workers, progress=False if quiet else None)
+    save_image(sheet, Path(out))
+    click.echo(f"atom sheet of {dictionary.unit_layer} ({len(atoms) if atoms else len(dictionary)} atoms, "
+               f"top {k} images each) -> {out}")
