@@ -35,6 +35,7 @@ from .layers.compiling import compiled
 from .layers.folding import fold_batchnorm
 from .layers.model_state import frozen, memory_format, resolve_channels_last
 from .layers.names import INPUT
+from .layers.precision import Precision, check_precision, resolve_precision
 from .layers.tap import LayerTap
 from .models.input_shape import fit_side
 from .models.outputs import with_output
@@ -61,7 +62,8 @@ class RenderConfig:
     batch: int | None = None  # images (default: the objective's unit count, else 1)
     seed: int = 0  # RNG seed of the initial image and every random draw; CPU renders are deterministic
     copies: int = 1  # transformed views of each image per step (averaged in the objective)
-    amp: bool = False  # run the model under bfloat16 autocast (useful on GPUs)
+    amp: bool = False  # the older switch for precision="bf16"
+    precision: str = "fp32"  # the model's forward: "fp32", "bf16" or "fp16" autocast (`layers.precision`)
     truncate: bool = True  # stop the forward pass after the deepest layer the objective reads
     channels_last: bool | None = None  # None: channels-last on the CPU (faster), contiguous elsewhere
     thresholds: tuple[int, ...] = ()  # steps after which the images are kept (`RenderResult.snapshots`)
@@ -75,6 +77,7 @@ class RenderConfig:
         self.thresholds = tuple(int(t) for t in self.thresholds)
         if self.blur_every < 0 or self.blur_sigma < 0:
             raise PhospheneError("blur_every and blur_sigma must not be negative")
+        check_precision(self.precision)
 
     def record(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": list(self.thresholds)}
@@ -196,13 +199,13 @@ class Renderer:
         self.transforms_name = transforms
         self.transform = ending_at(make_transforms(transforms, self.size), self.size, self.fixed)
         self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
-        factory = optimizer or (lambda params: torch.optim.Adam(params, lr=config.lr))
+        self.precision = Precision(resolve_precision(config.precision, config.amp), self.device)
+        factory = optimizer or self.precision.adam(config.lr)
         self.optimizer = factory(self.param.parameters())
         self.history: list[torch.Tensor] = []
         self.snapshots: dict[int, torch.Tensor] = {}
         self.saliency = torch.zeros(self.batch, 1, self.size, self.size, device=self.device)
-        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if config.amp
-                         else contextlib.nullcontext())
+        self.autocast = self.precision.autocast()
         self.channels_last = resolve_channels_last(config.channels_last, self.device)
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self._stack = contextlib.ExitStack()
@@ -221,7 +224,7 @@ class Renderer:
             self.tap.forward = compiled(model)
 
     def _accumulate(self, grad: torch.Tensor) -> None:
-        self.saliency.add_(grad.detach().abs().sum(1, keepdim=True))
+        self.saliency.add_(self.precision.unscale(grad.detach()).abs().sum(1, keepdim=True))
 
     def _acts(self, views: torch.Tensor, images: torch.Tensor, copies: int = 1) -> Acts:
         """The tapped activations of ``views``, plus the untransformed ``images`` under `IMAGE` when
@@ -241,8 +244,7 @@ class Renderer:
         views = self.transform(images, self.gen, copies=copies).contiguous(memory_format=self.memory_format)
         with self.autocast:
             values = evaluate(self.objective, self._acts(views, images, copies), copies).float()
-        (-values.sum()).backward()
-        self.optimizer.step()
+        self.precision.backward_step(-values.sum(), self.optimizer)
         values = values.detach()
         self.history.append(values)
         if self.config.blur_every and len(self.history) % self.config.blur_every == 0:
@@ -283,6 +285,7 @@ class Renderer:
             else repr(transforms.transforms),
             "model": getattr(self.model, "name", type(self.model).__name__),
             "stop_layer": self.tap.stop_layer, "channels_last": self.channels_last,
+            "precision": self.precision.name,
         }
 
     def run(self, progress: bool | None = None) -> RenderResult:
@@ -328,8 +331,10 @@ def render(
         objective: an `Objective` (its unit lists set the batch size unless ``batch`` is given), a
             unit string ``"layer:channel"`` / ``"layer:channel@y,x"``, or a callable
             ``f(images) -> (N,)``.
-        config: the settings (`RenderConfig`: steps, lr, size, batch, seed, copies, amp, truncate,
-            channels_last, thresholds, fold, compile, layouts; documented there).
+        config: the settings (`RenderConfig`: steps, lr, size, batch, seed, copies, amp, precision,
+            truncate, channels_last, thresholds, fold, compile, layouts; documented there).
+            ``precision="bf16"`` or ``"fp16"`` (CUDA) runs the model's forward under autocast while
+            the image parameters stay float32; ``compile=True`` compiles the truncated forward.
         param: "fourier", "pixel", "maco", or a module whose ``forward()`` returns the images;
             ``param_options`` are its factory's keyword arguments.
         transforms: "standard" (lucid's), "crops" (faccent's), "none", or a `Compose`.

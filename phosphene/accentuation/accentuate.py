@@ -222,7 +222,7 @@ def accentuate(model: nn.Module, objective: Objective | str, images: torch.Tenso
         images: the seed images x0, (N, 3, H, W) or (3, H, W) in [0, 1].
         config: the settings, an `AccentuationConfig` (reg_layer, lam, steps, crops, crop_side, noise,
             canvas, input_size, param, mask, lr, seed, transparency_every, measure_crops, balance_by,
-            fold, style: documented there), or a string: the ``reg_layer``.
+            fold, style, precision, compile: documented there), or a string: the ``reg_layer``.
         device: where to run (default: the model's device).
         **overrides: `AccentuationConfig` fields, e.g. ``reg_layer="_blocks.8", lam=[0, 1], steps=64``
             (an unknown one is a `PhospheneError` naming the close matches).
@@ -290,7 +290,8 @@ def _optimize(model: ImageModel, objective: Objective, seeds: torch.Tensor, reg_
         total = Objective(state, set(objective.layers) | {reg_layer},
                           f"{objective.name} - lam*beta*R({reg_layer})", labels=labels)
         loop = RenderConfig(steps=config.steps, lr=config.lr, size=canvas, batch=n * group, seed=config.seed,
-                            copies=config.crops, fold=False)  # folded by the caller, for the balance too
+                            copies=config.crops, fold=False,  # folded by the caller, for the balance too
+                            precision=config.precision, compile=config.compile)
         rendered = Renderer(model, total, image, shared, loop, device=device).run(progress)
     finally:
         distance.close()

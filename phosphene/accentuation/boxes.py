@@ -18,7 +18,9 @@ import torch.nn.functional as F
 
 def draw_boxes(count: int, canvas: int, side: tuple[float, float], gen: torch.Generator | None,
                device: torch.device | str) -> torch.Tensor:
-    """(count, 4) int64 boxes (row0, row1, col0, col1) of faccent's ``box_crop_2`` on a canvas."""
+    """(count, 4) int64 boxes (row0, row1, col0, col1) of faccent's ``box_crop_2`` on a canvas, on
+    ``device``: the crops read them on the host, so `SharedCrops` draws them on the CPU (with a CPU
+    generator) on every device, and a step needs no device round trip."""
     lo, hi = side
     delta = torch.rand(count, generator=gen, device=device) * (hi - lo) + lo
     x0 = torch.rand(count, generator=gen, device=device) * (1 - delta)
@@ -27,7 +29,7 @@ def draw_boxes(count: int, canvas: int, side: tuple[float, float], gen: torch.Ge
     cols0, cols1 = (y0 * canvas).long(), ((y0 + delta) * canvas).long()
     rows1 = torch.maximum(rows1, rows0 + 1).clamp_max(canvas)  # at least one pixel on tiny canvases
     cols1 = torch.maximum(cols1, cols0 + 1).clamp_max(canvas)
-    return torch.stack([rows0, rows1, cols0, cols1], 1).cpu()
+    return torch.stack([rows0, rows1, cols0, cols1], 1)
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:

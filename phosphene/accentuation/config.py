@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import PhospheneError
+from ..layers.precision import check_precision
 from .balance import BALANCES, STYLES
 
 
@@ -40,6 +41,10 @@ class AccentuationConfig:
       w.r.t. the parameterization's parameters, so that lam means what it means in faccent) or
       "image" (equal norms w.r.t. the image's pixels: the same beta for every parameterization).
     - ``fold``: fold BatchNorm layers that neither f nor R reads into their convolutions (`render`).
+    - ``precision``: the model's forward in the loop: "fp32", "bf16" (autocast; CUDA and CPU) or
+      "fp16" (autocast with loss scaling; CUDA only); the image parameters stay float32
+      (`layers.precision`). The balance step and the final measurement run in float32.
+    - ``compile``: torch.compile the loop's truncated forward (eager, with a warning, if it fails).
     - ``style``: "faccent": the optimization as faccent runs it, so that lam means faccent's lam (its
       step-0 image, 0.7 % below the seed's contrast, and logit clamp for the phase parameterization;
       its integer crops with noise at the crop's resolution, `boxes`); "phosphene": start exactly at
@@ -64,9 +69,12 @@ class AccentuationConfig:
     balance_by: str = "params"
     fold: bool = True
     style: str = "faccent"
+    precision: str = "fp32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         lambdas(self.lam)
+        check_precision(self.precision)
         if self.steps < 1 or self.crops < 1:
             raise PhospheneError("steps and crops must be at least 1")
         if self.balance_by not in BALANCES:

@@ -57,12 +57,22 @@ class SharedCrops(Compose):
             raise PhospheneError(f"unknown crop style {style!r}; use one of {', '.join(CROP_STYLES)}")
         self.side, self.size, self.noise_std, self.group, self.style = tuple(side), size, noise, group, style
         self.pending: CropDraw | None = None
+        self._host: tuple[torch.Generator, torch.Generator] | None = None
+
+    def _host_generator(self, gen: torch.Generator | None) -> torch.Generator | None:
+        """``gen`` if it is a CPU generator (or None); else a CPU generator seeded from its seed, made
+        once per ``gen``, so that faccent's boxes on a GPU are drawn without a device round trip."""
+        if gen is None or gen.device.type == "cpu":
+            return gen
+        if self._host is None or self._host[0] is not gen:
+            self._host = (gen, torch.Generator().manual_seed(gen.initial_seed()))
+        return self._host[1]
 
     def draw(self, n: int, copies: int, canvas: int, gen: torch.Generator | None,
              device: torch.device | str, channels: int = 3) -> CropDraw:
         """Crops and noise for ``copies`` views of each of ``n`` seeds (``channels`` per image)."""
-        if self.style == "faccent":
-            boxes = draw_boxes(n * copies, canvas, self.side, gen, device)
+        if self.style == "faccent":  # integer boxes, drawn on the host: reading them needs no sync
+            boxes = draw_boxes(n * copies, canvas, self.side, self._host_generator(gen), "cpu")
             noise = (box_noise(boxes, self.size, self.noise_std, gen, device, channels)
                      if self.noise_std else None)
             return CropDraw(None, noise, boxes)
@@ -83,7 +93,8 @@ class SharedCrops(Compose):
         else:
             k = draw.maps.shape[0] // n
             maps = draw.maps.view(n, 1, k, 3, 3).expand(n, group, k, 3, 3).reshape(-1, 3, 3)
-            views = self.apply(images.repeat_interleave(k, 0), maps.to(images.dtype))
+            # a random draw: warped without `apply`'s identity check (a host read on the CPU)
+            views = self._warp(images.repeat_interleave(k, 0), maps.to(images.dtype), self.size)
         if draw.noise is not None:
             noise = draw.noise.view(n, 1, k, *draw.noise.shape[1:]).expand(n, group, k, -1, -1, -1)
             views = views + noise.reshape(views.shape).to(views.dtype)

@@ -28,6 +28,7 @@ from .options import (
     STEPS,
     quality_option,
 )
+from .precision_options import compile_option, precision_option
 
 
 def parse_lams(text: str) -> list[float]:
@@ -88,11 +89,13 @@ def load_seeds(paths, size: int, model=None):
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seeds the random draws.")
 @click.option("--no-fold", "no_fold", is_flag=True,
               help="Keep BatchNorm layers as they are (default: fold those not read).")
+@precision_option
+@compile_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def accentuate_command(model_name, weights, device, images, image_opts, layer, channel, class_index,
                        reg_layer, lam, lam_sweep, steps, crops, size, input_size, param, mask, lr,
-                       balance_by, style, seed, no_fold, quiet, out) -> None:
+                       balance_by, style, seed, no_fold, precision, use_compile, quiet, out) -> None:
     """Accentuate a channel or class in images; writes PNGs, figure.png and accentuate.json."""
     paths = list(image_opts) + list(images)
     if not paths:
@@ -127,7 +130,8 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     lams = parse_lams(lam_sweep) if lam_sweep else [lam]
     config = AccentuationConfig(reg_layer=reg_layer, lam=lams, steps=steps, crops=crops,
                                 input_size=input_size, param=param, mask=mask, lr=lr, seed=seed,
-                                fold=not no_fold, balance_by=balance_by, style=style,
+                                fold=not no_fold, balance_by=balance_by, style=style, precision=precision,
+                                compile=use_compile,
                                 **({"crop_side": choices.crop_range} if choices.crop_range else {}))
     batch, names = torch.stack([s for s, _ in seeds]), [_stem(name) for _, name in seeds]
     if several:

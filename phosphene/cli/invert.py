@@ -11,6 +11,7 @@ from ..units import parse_unit
 from .app import main
 from .common import model_options, open_model, target_options
 from .options import CROPS, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, SEED, SIDE, STEPS, quality_option
+from .precision_options import compile_option, precision_option
 
 
 @main.command("invert")
@@ -25,10 +26,12 @@ from .options import CROPS, NON_NEGATIVE_FLOAT, POSITIVE_FLOAT, SEED, SIDE, STEP
 @click.option("--crops", type=CROPS, default=4, show_default=True, help="Random crops per image per step.")
 @click.option("--cossim-pow", type=NON_NEGATIVE_FLOAT, default=1.0, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
+@precision_option
+@compile_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def invert_command(model_name, weights, device, image_path, target, attr_layer, position, post_activation,
-                   steps, lr, size, crops, cossim_pow, seed, quiet, out) -> None:
+                   steps, lr, size, crops, cossim_pow, seed, precision, use_compile, quiet, out) -> None:
     """+ and - attribution accentuations and inversions of one image, and the unit visualization."""
     model = open_model(model_name, weights, device)
     try:
@@ -37,7 +40,7 @@ def invert_command(model_name, weights, device, image_path, target, attr_layer, 
         raise PhospheneError(f"cannot read image {image_path}: {type(exc).__name__}") from None
     result = invert(model, image, parse_unit(target, position, not post_activation), attr_layer,
                     steps=steps, lr=lr, crops=crops, cossim_pow=cossim_pow, seed=seed,
-                    progress=False if quiet else None)
+                    precision=precision, compile=use_compile, progress=False if quiet else None)
     result.save(out)
     click.echo(f"{result.target} through {attr_layer}: seed f {result.attribution.f:.4g} -> {out}/figure.png")
     for panel, value in zip(("+ accentuation", "- accentuation", "+ inversion", "- inversion",

@@ -13,6 +13,7 @@ from ..transforms import TRANSFORM_SETS
 from .app import main
 from .common import model_options, open_model
 from .options import NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SEED, SIDE, STEPS, quality_option
+from .precision_options import compile_option, precision_option
 from .ray_options import ray_options
 from .render_batched import chunk_option, render_layer_in_batches
 from .render_extras import (
@@ -50,11 +51,11 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @click.option("--transforms", type=click.Choice(TRANSFORM_SETS), default="standard",
               show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--amp", is_flag=True, help="bfloat16 autocast (GPUs).")
+@click.option("--amp", is_flag=True, help="The same as --precision bf16.")
+@precision_option
 @click.option("--no-fold", "no_fold", is_flag=True,
               help="Keep BatchNorm layers as they are (default: fold those no objective reads).")
-@click.option("--compile", "use_compile", is_flag=True,
-              help="torch.compile the truncated forward (falls back to eager with a warning).")
+@compile_option
 @click.option("--channels-last/--contiguous", "channels_last", default=None,
               help="Memory order of the model's activations (default: channels-last on the CPU, faster).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -65,13 +66,13 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @objective_options
 @interpolation_options
 def render_command(model_name, weights, device, layer, channels, kind, classes, diversity, batch,
-                   steps, lr, size, param, transforms, seed, amp, no_fold, use_compile, channels_last,
-                   quiet, out, chunk, ray) -> None:
+                   steps, lr, size, param, transforms, seed, amp, precision, no_fold, use_compile,
+                   channels_last, quiet, out, chunk, ray) -> None:
     """Render images that maximize units; writes one PNG per unit, grid.png and render.json."""
     model = open_model(model_name, weights, device)
     per_unit = batch or 1
-    config = RenderConfig(steps=steps, lr=lr, size=size, seed=seed, amp=amp, fold=not no_fold,
-                          compile=use_compile, channels_last=channels_last)
+    config = RenderConfig(steps=steps, lr=lr, size=size, seed=seed, amp=amp, precision=precision,
+                          fold=not no_fold, compile=use_compile, channels_last=channels_last)
     extras = render_extras()
     config = with_blur(config, extras)
     if extras.interpolate:

@@ -15,7 +15,7 @@ concatenation of the two parameterizations).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from ..objectives import Objective
 from ..param import ConcatImages, MacoImage
 from ..param.seeded import SeededPhaseImage
 from ..render import RenderConfig, Renderer
+from ..settings import with_overrides
 from ..transforms import Compose, Noise, RandomCrop
 from ..units import Unit, as_unit
 from .colour_key import scale_key
@@ -160,26 +161,40 @@ class InversionResult(Rich):
         return record
 
 
+@dataclass
+class LoopOptions:
+    """The `RenderConfig` settings `invert` passes on to its loop (documented there)."""
+
+    precision: str = "fp32"
+    compile: bool = False
+    channels_last: bool | None = None
+    fold: bool = True
+
+
 def invert(model: nn.Module, image: torch.Tensor, target: Unit | Objective | str, attr_layer: str,
            steps: int = 256, lr: float = 0.02, crops: int = 4, crop_side: tuple[float, float] = (0.9, 0.99),
            noise: float = 0.02, cossim_pow: float = 1.0, seed: int = 0,
-           progress: bool | None = None) -> InversionResult:
+           **options: Any) -> InversionResult:
     """+/- accentuations and inversions of the seed ``image`` (3, H, W) in [0, 1] and the unit
     visualization, rendered as one batch; f is measured on each result (see `PANELS`). ``seed`` is
-    the RNG seed."""
+    the RNG seed; ``options`` are ``progress`` and the loop's `RenderConfig` settings ``precision``,
+    ``compile``, ``channels_last``, ``fold`` (`LoopOptions`; an unknown one is a `PhospheneError`)."""
     return invert_many(model, image[None], target, attr_layer, steps, lr, crops, crop_side, noise, cossim_pow,
-                       seed, progress)[0]
+                       seed, **options)[0]
 
 
 def invert_many(model: nn.Module, images: torch.Tensor, target: Unit | Objective | str, attr_layer: str,
                 steps: int = 256, lr: float = 0.02, crops: int = 4,
                 crop_side: tuple[float, float] = (0.9, 0.99), noise: float = 0.02, cossim_pow: float = 1.0,
-                seed: int = 0, progress: bool | None = None) -> list[InversionResult]:
-    """`invert` for N seed images (N, 3, H, W) at once: all 5N images are one batch of one `Renderer`.
+                seed: int = 0, **options: Any) -> list[InversionResult]:
+    """`invert` for N seed images (N, 3, H, W) at once: all 5N images are one batch of one `Renderer`
+    (``options``: as `invert`'s).
 
     Batch layout: [+acc, -acc] for every seed (seeded phase), then [+inv, -inv] for every seed and
     one unit visualization per seed (random phase).
     """
+    progress = options.pop("progress", None)
+    loop = asdict(with_overrides(LoopOptions, None, options, "invert"))
     model, target = as_image_model(model), as_unit(target)
     seeds = images
     n, size = len(seeds), seeds.shape[-1]
@@ -191,7 +206,7 @@ def invert_many(model: nn.Module, images: torch.Tensor, target: Unit | Objective
     param = ConcatImages(SeededPhaseImage(seeds.float().repeat_interleave(2, 0)),
                          MacoImage(3 * n, size, generator=torch.Generator().manual_seed(seed)))
     transforms = Compose([RandomCrop(crop_side, size), Noise(noise, noise)])
-    config = RenderConfig(steps=steps, lr=lr, size=size, batch=5 * n, seed=seed, copies=crops)
+    config = RenderConfig(steps=steps, lr=lr, size=size, batch=5 * n, seed=seed, copies=crops, **loop)
     result = Renderer(model, objective, param, transforms, config).run(progress)
     f = attribute(model, result.images, target, [attr_layer], batch_size=16).f.cpu()
     settings = {**result.settings, "crop_side": list(crop_side), "noise": noise, "cossim_pow": cossim_pow}
