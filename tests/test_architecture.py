@@ -60,6 +60,7 @@ LAZY_MODULES = {
     "phosphene.report": "jinja2 (report.site)",
     "phosphene.report.serve": "imports phosphene.report",
     "phosphene.inhibition.tension_plots": "matplotlib",
+    "phosphene.inhibition.category_plots": "matplotlib (imports tension_plots)",
     "phosphene.inhibition.colour_key": "imports tension_plots",
 }
 

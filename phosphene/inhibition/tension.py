@@ -44,7 +44,14 @@ from ..models.preprocess import spec_for
 from ..models.wrapper import as_image_model
 from ..objectives import Objective
 from ..units import Unit, as_unit
-from .categories import CategoryThresholds, categorize, category_counts, map_overlap
+from .categories import (
+    DESCRIPTIONS,
+    CategoryThresholds,
+    categorize,
+    category_counts,
+    category_examples,
+    map_overlap,
+)
 from .norm_check import completeness_warnings
 
 SELECTIONS = ("mei", "mii", "mti")
@@ -256,8 +263,6 @@ def save_table(table: TensionTable, out: Path, selections: dict[str, np.ndarray]
 
 
 def _category_summary(table: TensionTable) -> dict:
-    from .categories import DESCRIPTIONS
-
     return {"layer": table.primary, "thresholds": table.thresholds.to_dict(),
             "definition": "phosphene.inhibition.categories: none if E+/mean and E-/mean < low; tense "
                           "(T >= tense) split by the overlap of the phi+/phi- maps into spatial (< overlap) "
@@ -346,7 +351,6 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
 
 def _category_pictures(table: TensionTable, attributor: Attributor, n: int, title: str, out: Path) -> None:
     """categories.png (E⁺ vs E⁻ by category) and categories_examples.png (up to ``n`` per category)."""
-    from .categories import category_examples
     from .category_plots import category_panel, category_scatter
 
     v, categories = table.values[table.primary], table.categories()
