@@ -30,7 +30,7 @@ LAYERS: dict[str, int] = {
     "render": 6, "attribution": 6,
     "accentuation": 7, "distributed": 7, "interaction": 7,
     "mining": 8,
-    "inhibition": 9, "psychophysics": 9, "dictionary": 9,
+    "inhibition": 9, "psychophysics": 9, "facets": 9, "dictionary": 9,
     "report": 10,
     "cli": 11, "notebook": 11,  # notebook: the Jupyter widget (ipywidgets), beside the CLI
     "__init__": 12,  # the package root: the public API

@@ -29,6 +29,7 @@ from .render_extras import (
     render_strip,
     with_blur,
 )
+from .render_facets import facet_options, facet_options_of, render_facets_cli
 
 OBJECTIVES = ("channel", "neuron", "deepdream")
 
@@ -65,6 +66,7 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @regularizer_options
 @objective_options
 @interpolation_options
+@facet_options
 def render_command(model_name, weights, device, layer, channels, kind, classes, diversity, batch,
                    steps, lr, size, param, transforms, seed, amp, precision, no_fold, use_compile,
                    channels_last, quiet, out, chunk, ray) -> None:
@@ -77,6 +79,8 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
     config = with_blur(config, extras)
     if extras.interpolate:
         return render_strip(model, extras, config, transforms, quiet, out)
+    if facet_options_of().facets:
+        return render_facets_cli(model, layer, channels, config, param, transforms, quiet, out)
     check_class_prob(classes, extras)
     custom = custom_objective(model, layer, bool(channels or classes), per_unit, seed, extras)
     if layer and channels and kind != "deepdream" and not classes and (
