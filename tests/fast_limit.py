@@ -1,7 +1,15 @@
 """pytest plugin: ``--max-fast-seconds S`` fails a run in which a test without the ``slow`` marker
-took more than S seconds (its call phase), naming each one. CI passes 10 (docs/testing.md)."""
+took more than S seconds (its call phase), naming each one. CI passes 10 (docs/testing.md).
+
+A test is too slow when both its wall time and its CPU time (this process's and its waited-for
+children's) exceed S: other jobs on the machine stretch the wall time but not the CPU time, and a
+test that waits (a server, a subprocess it does not wait for) spends wall time without CPU time, so
+the rule holds on a loaded machine and still catches a test that is slow on an idle one."""
 
 from __future__ import annotations
+
+import resource
+import time
 
 import pytest
 
@@ -10,25 +18,40 @@ class FastLimit:
     def __init__(self, limit: float):
         self.limit = limit
         self.slow: set[str] = set()
-        self.too_slow: list[tuple[str, float]] = []
+        self.too_slow: list[tuple[str, float, float]] = []
+        self.cpu: dict[str, float] = {}
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.slow = {item.nodeid for item in items if item.get_closest_marker("slow")}
 
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        started = _cpu_seconds()
+        yield
+        self.cpu[item.nodeid] = _cpu_seconds() - started
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" and report.duration > self.limit and report.nodeid not in self.slow:
-            self.too_slow.append((report.nodeid, report.duration))
+        if report.when != "call" or report.nodeid in self.slow or report.duration <= self.limit:
+            return
+        cpu = self.cpu.get(report.nodeid, report.duration)  # under xdist: measured on the worker
+        if cpu > self.limit:
+            self.too_slow.append((report.nodeid, report.duration, cpu))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.too_slow and exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        for nodeid, seconds in self.too_slow:
+        for nodeid, wall, cpu in self.too_slow:
             terminalreporter.write_line(
-                f"TOO SLOW for the fast suite: {nodeid} took {seconds:.1f} s (limit {self.limit:g} s); "
-                "make it faster or add it to SLOW in tests/conftest.py", red=True)
+                f"TOO SLOW for the fast suite: {nodeid} took {wall:.1f} s wall, {cpu:.1f} s CPU "
+                f"(limit {self.limit:g} s); make it faster or add it to SLOW in tests/conftest.py", red=True)
+
+
+def _cpu_seconds() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

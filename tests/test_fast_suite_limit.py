@@ -11,12 +11,20 @@ import pytest
 def test_quick():
     pass
 
-def test_sleepy():
+def busy(seconds):  # CPU time (so wall time too), however loaded the machine is
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+def test_sleepy():  # waits: wall time without CPU time
     time.sleep(0.3)
+
+def test_busy():
+    busy(0.3)
 
 @pytest.mark.slow
 def test_marked_slow():
-    time.sleep(0.3)
+    busy(0.3)
 """
 
 
@@ -25,9 +33,11 @@ def test_a_test_over_the_limit_fails_the_run_and_is_named(pytester: pytest.Pytes
     result = pytester.runpytest_inprocess("-p", "fast_limit", "--max-fast-seconds", "0.2",
                                           "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["*TOO SLOW for the fast suite: test_suite.py::test_sleepy took *"])
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["*TOO SLOW for the fast suite: test_suite.py::test_busy took * s wall, * s CPU*"])
     assert "test_marked_slow took" not in result.stdout.str()
+    assert "test_sleepy took" not in result.stdout.str()  # waiting is not slowness the machine causes
 
 
 def test_under_the_limit_or_without_it_the_run_passes(pytester: pytest.Pytester):
