@@ -41,6 +41,7 @@ SLOW = (
     "tests/test_render.py::test_renders_beat_the_best_natural_image_for_middle_layer_channels",  # same
     "tests/test_readme_commands.py::test_readme_commands_run_at_tiny_sizes",  # every README command
     "tests/test_notebooks.py::test_notebook_runs_at_tiny_sizes",  # a Jupyter kernel per notebook, 20-80 s
+    "tests/test_bench_gpu.py::",  # bench_gpu.py --quick end to end: its own model, render, accentuation
 )
 
 
