@@ -82,8 +82,8 @@ def test_cli_precision_option_and_cpu_fp16_error(tmp_path):
 def test_fp16_on_cuda_scales_the_loss_and_keeps_float32_parameters():
     gpu = phosphene.load_model("efficientnet_lite0", device="cuda")
     objective = obj.channel("_blocks.4", [0, 1])
-    with Renderer(gpu, objective, config=RenderConfig(steps=4, size=64, precision="fp16")) as renderer:
-        for _ in range(4):
+    with Renderer(gpu, objective, config=RenderConfig(steps=8, size=64, precision="fp16")) as renderer:
+        for _ in range(8):
             renderer.step()
         assert renderer.precision.scaler is not None
         assert all(p.dtype == torch.float32 for p in renderer.param.parameters())
