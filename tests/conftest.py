@@ -44,6 +44,7 @@ SLOW = (
     "tests/test_interaction.py::test_interpolation_end_frames",  # six renders (strips fixture), ~15 s
     "tests/test_interaction.py::test_aligned_neighbours",  # the same fixture
     "tests/test_interaction.py::test_cli_objective_options",  # seven CLI runs, ~15 s
+    "tests/test_figures.py::",  # the figure scripts, a model load each
 )
 
 

@@ -41,12 +41,11 @@ def test_several_classes_per_seed_in_one_batch_and_crop_range(samples_dir, tmp_p
     assert (tmp_path / "n01514859_hen_c9_lam1.png").is_file()
 
 
-def test_top_logits_and_most_inhibited(samples_dir, tmp_path):
+def test_top_logits_and_most_inhibited(model, samples_dir, tmp_path):
     hen = str(samples_dir / "n01514859_hen.JPEG")
     result = CliRunner().invoke(main, ["accentuate", hen, "--top-logits", "1", "--most-inhibited", "1",
                                        *FAST, "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    model = phosphene.load_model("efficientnet_lite0", device="cpu")
     seed = phosphene.models.preprocess.load_for(model, hen, 48)
     with torch.no_grad():
         logits = model(seed[None])[0]
