@@ -41,9 +41,6 @@ SLOW = (
     "tests/test_render.py::test_renders_beat_the_best_natural_image_for_middle_layer_channels",  # same
     "tests/test_readme_commands.py::test_readme_commands_run_at_tiny_sizes",  # every README command
     "tests/test_notebooks.py::test_notebook_runs_at_tiny_sizes",  # a Jupyter kernel per notebook, 20-80 s
-    "tests/test_interaction.py::test_interpolation_end_frames",  # six renders (strips fixture), ~15 s
-    "tests/test_interaction.py::test_aligned_neighbours",  # the same fixture
-    "tests/test_interaction.py::test_cli_objective_options",  # seven CLI runs, ~15 s
     "tests/test_figures.py::",  # the figure scripts, a model load each
 )
 

@@ -74,7 +74,8 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
     extras = render_extras()
     config = with_blur(config, extras)
     if extras.interpolate:
-        return render_strip(model, extras, config, transforms, quiet, out)
+        return render_strip(model, extras, config, transforms, quiet, out,
+                            bool(channels or classes or diversity or batch))
     check_class_prob(classes, extras)
     custom = custom_objective(model, layer, bool(channels or classes), per_unit, seed, extras)
     if layer and channels and kind != "deepdream" and not classes and (
