@@ -16,6 +16,7 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts" / "figures"
 @pytest.mark.parametrize("script,extra,png", [
     ("regularization.py", ["--units", "_blocks.4:3,_blocks.4:5"], "regularization.png"),
     ("interpolation.py", ["--a", "_blocks.4:3", "--b", "_blocks.4:5", "--frames", "3"], "interpolation.png"),
+    ("objectives.py", ["--layer", "_blocks.4"], "objectives.png"),
 ])
 def test_figure_script_runs_at_tiny_sizes(tmp_path, script, extra, png):
     env = {**os.environ, "PYTHONPATH": str(SCRIPTS.parents[1]), "OMP_NUM_THREADS": "1"}
