@@ -67,3 +67,19 @@ def test_class_choice_errors(samples_dir, tmp_path):
 def test_invert_takes_a_size():
     result = CliRunner().invoke(main, ["invert", "--help"])
     assert result.exit_code == 0 and "--size" in result.output
+
+
+def test_reg_layer_sweep_in_one_call(samples_dir, tmp_path):
+    hen = str(samples_dir / "n01514859_hen.JPEG")
+    fast = [a for a in FAST if a not in ("--reg-layer", "_blocks.4")]
+    result = CliRunner().invoke(main, ["accentuate", hen, "--class", "8", "--reg-layer", "input,_blocks.4",
+                                       "--lam-sweep", "0,1", *fast, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "reg layer input" in result.output and "reg layer _blocks.4" in result.output
+    assert (tmp_path / "sweep.png").is_file()
+    for folder, reg_layer in (("reg_input", "input"), ("reg__blocks-4", "_blocks.4")):
+        record = json.loads((tmp_path / folder / "accentuate.json").read_text())
+        assert record["settings"]["reg_layer"] == reg_layer and len(record["accentuations"]) == 2
+    bad = CliRunner().invoke(main, ["accentuate", hen, "--class", "8", "--reg-layer", "input,_blocks.99",
+                                    *fast, "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "unknown layer" in bad.output
