@@ -41,12 +41,11 @@ def test_several_classes_per_seed_in_one_batch_and_crop_range(samples_dir, tmp_p
     assert (tmp_path / "n01514859_hen_c9_lam1.png").is_file()
 
 
-def test_top_logits_and_most_inhibited(samples_dir, tmp_path):
+def test_top_logits_and_most_inhibited(model, samples_dir, tmp_path):
     hen = str(samples_dir / "n01514859_hen.JPEG")
     result = CliRunner().invoke(main, ["accentuate", hen, "--top-logits", "1", "--most-inhibited", "1",
                                        *FAST, "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    model = phosphene.load_model("efficientnet_lite0", device="cpu")
     seed = phosphene.models.preprocess.load_for(model, hen, 48)
     with torch.no_grad():
         logits = model(seed[None])[0]
@@ -68,3 +67,19 @@ def test_class_choice_errors(samples_dir, tmp_path):
 def test_invert_takes_a_size():
     result = CliRunner().invoke(main, ["invert", "--help"])
     assert result.exit_code == 0 and "--size" in result.output
+
+
+def test_reg_layer_sweep_in_one_call(samples_dir, tmp_path):
+    hen = str(samples_dir / "n01514859_hen.JPEG")
+    fast = [a for a in FAST if a not in ("--reg-layer", "_blocks.4")]
+    result = CliRunner().invoke(main, ["accentuate", hen, "--class", "8", "--reg-layer", "input,_blocks.4",
+                                       "--lam-sweep", "0,1", *fast, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "reg layer input" in result.output and "reg layer _blocks.4" in result.output
+    assert (tmp_path / "sweep.png").is_file()
+    for folder, reg_layer in (("reg_input", "input"), ("reg__blocks-4", "_blocks.4")):
+        record = json.loads((tmp_path / folder / "accentuate.json").read_text())
+        assert record["settings"]["reg_layer"] == reg_layer and len(record["accentuations"]) == 2
+    bad = CliRunner().invoke(main, ["accentuate", hen, "--class", "8", "--reg-layer", "input,_blocks.99",
+                                    *fast, "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "unknown layer" in bad.output

@@ -14,7 +14,9 @@ from phosphene import objectives as obj
 from phosphene.cli import main
 from phosphene.errors import PhospheneError
 from phosphene.objectives import Acts
+from phosphene.param import blur_param_, blurrable
 from phosphene.param.aligned import AlignedFrames
+from phosphene.regularizers import high_frequency_share
 from phosphene.transforms import standard_transforms
 
 
@@ -81,6 +83,9 @@ def test_aligned_frames_share_their_coarse_layout():
     assert images.shape == (4, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
     images.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in frames.parameters())
+    assert blurrable(frames)
+    blur_param_(frames, 1.5)
+    assert (high_frequency_share(frames().detach()) < high_frequency_share(images.detach())).all()
     with torch.no_grad():
         frames.unique.spectrum.zero_()
         shared = frames()
@@ -145,3 +150,6 @@ def test_cli_interpolate_writes_the_strip(tmp_path):
     assert len(record["objective_per_frame"]) == 3 and (out / "strip.png").is_file()
     bad = CliRunner().invoke(main, ["render", "--interpolate", "_blocks.4:3", "--out", str(out)])
     assert bad.exit_code == 2 and "two units" in bad.output
+    bad = CliRunner().invoke(main, ["render", "--interpolate", "_blocks.4:3,_blocks.4:4", "--layer",
+                                    "_blocks.4", "--channels", "1", "--out", str(out)])
+    assert bad.exit_code == 2 and "--interpolate takes its units" in bad.output

@@ -16,6 +16,7 @@ from ..layers.names import check_layers
 from ..models.preprocess import load_for
 from ..param import SEEDED_PARAMETERIZATIONS
 from .accentuate_classes import class_choices, class_options, expand_rows, seed_classes
+from .accentuate_sweep import reg_layer_sweep, split_reg_layers
 from .app import main
 from .common import model_options, open_model
 from .options import (
@@ -67,7 +68,8 @@ def load_seeds(paths, size: int, model=None):
 @class_options
 @click.option("--reg-layer", default=None,
               help="Layer of the latent regularization ('input' for pixel space; default: a block before "
-                   "the target at about half its depth, _blocks.8 for a class of efficientnet_lite0).")
+                   "the target at about half its depth, _blocks.8 for a class of efficientnet_lite0); "
+                   "several (input,_blocks.4,_blocks.8) sweep them into OUT/reg_<layer>/ and sweep.png.")
 @click.option("--lam", type=NON_NEGATIVE_FLOAT, default=1.0, show_default=True, help="Regularization weight.")
 @click.option("--lam-sweep", default=None, help="Several weights, e.g. 0,0.5,1,2 (one batch).")
 @click.option("--steps", type=STEPS, default=100, show_default=True)
@@ -117,10 +119,12 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
         reg_layer = default_reg_layer(model, objective.layers)
         click.echo(f"reg layer: {reg_layer} (a block before {', '.join(sorted(objective.layers))} at about "
                    "half its depth; --reg-layer chooses another)")
-    check_layers(model, [reg_layer])
-    problem = reg_layer_problem(model, reg_layer, objective.layers)
-    if problem:
-        click.echo(f"warning: {problem}", err=True)
+    sweep = split_reg_layers(reg_layer)
+    for layer_name in sweep or [reg_layer]:
+        check_layers(model, [layer_name])
+        problem = reg_layer_problem(model, layer_name, objective.layers)
+        if problem:
+            click.echo(f"warning: {problem}", err=True)
     size = size or model.input_size
     seeds, skipped = load_seeds(paths, size, model)
     for path, reason in skipped:
@@ -128,14 +132,16 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     if not seeds:
         raise PhospheneError(f"none of the {len(paths)} images could be read")
     lams = parse_lams(lam_sweep) if lam_sweep else [lam]
-    config = AccentuationConfig(reg_layer=reg_layer, lam=lams, steps=steps, crops=crops,
-                                input_size=input_size, param=param, mask=mask, lr=lr, seed=seed,
+    config = AccentuationConfig(reg_layer=sweep[0] if sweep else reg_layer, lam=lams, steps=steps,
+                                crops=crops, input_size=input_size, param=param, mask=mask, lr=lr, seed=seed,
                                 fold=not no_fold, balance_by=balance_by, style=style, precision=precision,
                                 compile=use_compile,
                                 **({"crop_side": choices.crop_range} if choices.crop_range else {}))
     batch, names = torch.stack([s for s, _ in seeds]), [_stem(name) for _, name in seeds]
     if several:
         batch, names, objective = expand_rows(batch, names, seed_classes(model, batch, classes, choices))
+    if sweep:
+        return reg_layer_sweep(model, objective, batch, names, config, sweep, out, False if quiet else None)
     result = accentuate(model, objective, batch, config, progress=False if quiet else None)
     result.settings["skipped"] = [str(p) for p, _ in skipped]
     result.save(out, names=names)

@@ -78,7 +78,8 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
     extras = render_extras()
     config = with_blur(config, extras)
     if extras.interpolate:
-        return render_strip(model, extras, config, transforms, quiet, out)
+        return render_strip(model, extras, config, transforms, quiet, out,
+                            bool(channels or classes or diversity or batch))
     if facet_options_of().facets:
         return render_facets_cli(model, layer, channels, config, param, transforms, quiet, out)
     check_class_prob(classes, extras)

@@ -182,12 +182,14 @@ def negate(objective: obj.Objective, extras: RenderExtras) -> obj.Objective:
 
 
 def render_strip(model, extras: RenderExtras, config: RenderConfig, transforms: str, quiet: bool,
-                 out: str) -> None:
+                 out: str, others: bool = False) -> None:
     """``--interpolate A,B``: render the frames, write strip.png, one PNG per frame, render.json and
-    interpolation.json (end objectives, neighbour distance)."""
-    if extras.penalized or extras.units or extras.random_directions or extras.negative:
+    interpolation.json (end objectives, neighbour distance). ``others``: whether options that choose
+    other units were given (an error)."""
+    if others or extras.penalized or extras.units or extras.random_directions or extras.negative:
         raise PhospheneError("--interpolate takes its units from A,B (use -LAYER:CHANNEL to minimize one); "
-                             "drop --tv/--l1/--l2/--unit/--random-directions/--negative")
+                             "drop --channels/--classes/--diversity/--batch/--tv/--l1/--l2/--unit/"
+                             "--random-directions/--negative")
     first, last = (unit(spec) for spec in split_pair(extras.interpolate))
     check_layers(model, first.layers | last.layers
                  | ({extras.alignment_layer} if extras.alignment_layer else set()))

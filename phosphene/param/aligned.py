@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .blur import blur_logits, blur_param_
 from .core import FourierImage, recorrelate
 
 # (keyframes, downsampling factor) of the shared tensors, as in lucid's aligned interpolation notebook
@@ -23,11 +24,20 @@ class AlignedFrames(nn.Module):
                  channels: int = 3, levels: tuple[tuple[int, int], ...] = LEVELS):
         super().__init__()
         self.frames, self.size = frames, size
+        self.factors = [factor for _, factor in levels]
         self.unique = FourierImage(frames, size, sd=sd, generator=generator, channels=channels)
         self.shared = nn.ParameterList(
             nn.Parameter(torch.randn(keys, channels, max(1, size // factor), max(1, size // factor),
                                      generator=generator) * sd)
             for keys, factor in levels)
+
+    @torch.no_grad()
+    def blur_(self, sigma: float) -> None:
+        """Blur every frame by ``sigma`` pixels (`param.blur`): the Fourier part exactly, each shared
+        tensor at its own resolution (sigma / its downsampling factor)."""
+        blur_param_(self.unique, sigma)
+        for low, factor in zip(self.shared, self.factors):
+            low.copy_(blur_logits(low, sigma / factor))
 
     def _unique_logits(self) -> torch.Tensor:
         four = self.unique
