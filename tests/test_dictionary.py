@@ -251,7 +251,8 @@ def test_atom_sheet_shows_each_atom_with_its_top_exemplars(tmp_path):
     assert abs(found.values[1][0] - float(expected)) < 1e-4
     sheet = atom_sheet(model, dictionary, folder, k=4, config=phosphene.RenderConfig(steps=2, size=32),
                        thumb=40, num_workers=0, progress=False)
-    assert sheet.size[1] > 3 * 40 and sheet.size[0] > 5 * 40
+    assert sheet.image.size[1] > 3 * 40 and sheet.image.size[0] > 5 * 40
+    assert sorted(sheet.atoms) == [0, 1, 2] and len(sheet.visual_values) == 3 and 0 <= sheet.beaten <= 3
 
 
 def test_cli_draws_the_atom_sheet(cli_dictionary):
@@ -261,4 +262,5 @@ def test_cli_draws_the_atom_sheet(cli_dictionary):
                                        "--out", str(root / "sheet.png"), "--device", "cpu", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "atom sheet of _blocks.8.kmeans4 (2 atoms, top 3 images each)" in result.output
+    assert "visualization above the best image for" in result.output
     assert (root / "sheet.png").is_file()
