@@ -264,3 +264,20 @@ def test_cli_draws_the_atom_sheet(cli_dictionary):
     assert "atom sheet of _blocks.8.kmeans4 (2 atoms, top 3 images each)" in result.output
     assert "visualization above the best image for" in result.output
     assert (root / "sheet.png").is_file()
+
+
+def test_learning_from_a_mining_run_writes_into_the_run_folder(tmp_path):
+    model = tiny_model()
+    folder = _images(tmp_path / "images", count=4)
+    run = mining.run_mining(model, ["2"], folder, tmp_path / "run", k=2, num_workers=0, progress=False)
+    dictionary, path = learn_dictionary(model, "2", run.root, run.root, DictionarySettings(
+        method="pca", atoms=8, per_image=50, num_workers=0), progress=False)
+    assert path.parent == run.root
+    assert dictionary.images["n_used"] == 4 and dictionary.images["n_skipped"] == 1
+    assert dictionary.metrics["r2_held_out"] > 0.999  # all 8 components of an 8-channel layer
+
+
+def test_report_refuses_a_dictionary_in_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path), "--layers", "x", "--out", str(tmp_path / "s"),
+                                       "--dictionary", str(tmp_path / "d.safetensors")])
+    assert result.exit_code == 2 and "report does not take --dictionary yet" in result.output
