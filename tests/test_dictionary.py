@@ -77,6 +77,11 @@ def test_learning_writes_the_file_with_metrics_and_counts_bad_files(tmp_path):
     assert loaded.metrics["l0"] == 1.0  # k-means: one atom per vector
     assert torch.isclose(loaded.energy.sum(), torch.tensor(1.0))
     assert "kmeans4: kmeans 4 atoms of 2 (8 channels)" in loaded.summary()
+    assert loaded.by_energy()[0] == int(loaded.energy.argmax())
+    (atom, weight), = loaded.unit_atoms(5, 1)
+    assert weight == float(loaded.atoms[atom, 5]) and abs(weight) == float(loaded.atoms[:, 5].abs().max())
+    nhwc, _ = learn_dictionary(tiny_model(), "3.mix", folder, tmp_path / "out", settings, progress=False)
+    assert nhwc.channels == 8 and nhwc.images["n_used"] == 6  # the Linear's last dimension
 
 
 def test_pca_with_all_components_reconstructs_exactly_and_round_trips(tmp_path):
@@ -187,7 +192,8 @@ def test_cli_learns_a_dictionary_with_a_one_line_summary(cli_dictionary):
     lines = output.strip().splitlines()
     assert lines[0].startswith("learned kmeans4: kmeans 4 atoms of _blocks.8 (112 channels), R² held-out")
     assert "images: 6 of 7 used, 1 skipped" in lines[1]
-    assert f"--dictionary {path} with layer _blocks.8.kmeans4" in lines[2] and path.is_file()
+    assert lines[2].startswith("largest atoms by energy share: ")
+    assert f"--dictionary {path} with layer _blocks.8.kmeans4" in lines[3] and path.is_file()
 
 
 def test_cli_renders_atoms(cli_dictionary):

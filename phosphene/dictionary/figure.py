@@ -130,7 +130,7 @@ def atom_sheet(model: nn.Module, dictionary: Dictionary, source: str | os.PathLi
     default the run's or the model's side)."""
     dictionary.check_model(as_image_model(model).name)
     if atoms is None:
-        atoms = torch.argsort(dictionary.energy, descending=True).tolist()
+        atoms = dictionary.by_energy()
     atoms = list(atoms)
     dictionary.objective(atoms)  # checks the range
     config = config or RenderConfig(steps=128, size=128)
