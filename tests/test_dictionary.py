@@ -77,6 +77,11 @@ def test_learning_writes_the_file_with_metrics_and_counts_bad_files(tmp_path):
     assert loaded.metrics["l0"] == 1.0  # k-means: one atom per vector
     assert torch.isclose(loaded.energy.sum(), torch.tensor(1.0))
     assert "kmeans4: kmeans 4 atoms of 2 (8 channels)" in loaded.summary()
+    assert loaded.by_energy()[0] == int(loaded.energy.argmax())
+    (atom, weight), = loaded.unit_atoms(5, 1)
+    assert weight == float(loaded.atoms[atom, 5]) and abs(weight) == float(loaded.atoms[:, 5].abs().max())
+    nhwc, _ = learn_dictionary(tiny_model(), "3.mix", folder, tmp_path / "out", settings, progress=False)
+    assert nhwc.channels == 8 and nhwc.images["n_used"] == 6  # the Linear's last dimension
 
 
 def test_pca_with_all_components_reconstructs_exactly_and_round_trips(tmp_path):
@@ -187,7 +192,8 @@ def test_cli_learns_a_dictionary_with_a_one_line_summary(cli_dictionary):
     lines = output.strip().splitlines()
     assert lines[0].startswith("learned kmeans4: kmeans 4 atoms of _blocks.8 (112 channels), R² held-out")
     assert "images: 6 of 7 used, 1 skipped" in lines[1]
-    assert f"--dictionary {path} with layer _blocks.8.kmeans4" in lines[2] and path.is_file()
+    assert lines[2].startswith("largest atoms by energy share: ")
+    assert f"--dictionary {path} with layer _blocks.8.kmeans4" in lines[3] and path.is_file()
 
 
 def test_cli_renders_atoms(cli_dictionary):
@@ -251,7 +257,8 @@ def test_atom_sheet_shows_each_atom_with_its_top_exemplars(tmp_path):
     assert abs(found.values[1][0] - float(expected)) < 1e-4
     sheet = atom_sheet(model, dictionary, folder, k=4, config=phosphene.RenderConfig(steps=2, size=32),
                        thumb=40, num_workers=0, progress=False)
-    assert sheet.size[1] > 3 * 40 and sheet.size[0] > 5 * 40
+    assert sheet.image.size[1] > 3 * 40 and sheet.image.size[0] > 5 * 40
+    assert sorted(sheet.atoms) == [0, 1, 2] and len(sheet.visual_values) == 3 and 0 <= sheet.beaten <= 3
 
 
 def test_cli_draws_the_atom_sheet(cli_dictionary):
@@ -261,4 +268,22 @@ def test_cli_draws_the_atom_sheet(cli_dictionary):
                                        "--out", str(root / "sheet.png"), "--device", "cpu", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "atom sheet of _blocks.8.kmeans4 (2 atoms, top 3 images each)" in result.output
+    assert "visualization above the best image for" in result.output
     assert (root / "sheet.png").is_file()
+
+
+def test_learning_from_a_mining_run_writes_into_the_run_folder(tmp_path):
+    model = tiny_model()
+    folder = _images(tmp_path / "images", count=4)
+    run = mining.run_mining(model, ["2"], folder, tmp_path / "run", k=2, num_workers=0, progress=False)
+    dictionary, path = learn_dictionary(model, "2", run.root, run.root, DictionarySettings(
+        method="pca", atoms=8, per_image=50, num_workers=0), progress=False)
+    assert path.parent == run.root
+    assert dictionary.images["n_used"] == 4 and dictionary.images["n_skipped"] == 1
+    assert dictionary.metrics["r2_held_out"] > 0.999  # all 8 components of an 8-channel layer
+
+
+def test_report_refuses_a_dictionary_in_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path), "--layers", "x", "--out", str(tmp_path / "s"),
+                                       "--dictionary", str(tmp_path / "d.safetensors")])
+    assert result.exit_code == 2 and "report does not take --dictionary yet" in result.output

@@ -39,6 +39,8 @@ def atoms_command(dictionary_file, source, model_name, weights, device, chosen, 
     atoms = obj.parse_units(chosen) if chosen else None
     sheet = atom_sheet(model, dictionary, source, atoms, k, RenderConfig(steps=steps, size=size, seed=seed),
                        image_size=image_size, num_workers=workers, progress=False if quiet else None)
-    save_image(sheet, Path(out))
-    click.echo(f"atom sheet of {dictionary.unit_layer} ({len(atoms) if atoms else len(dictionary)} atoms, "
-               f"top {k} images each) -> {out}")
+    save_image(sheet.image, Path(out))
+    click.echo(f"atom sheet of {dictionary.unit_layer} ({len(sheet.atoms)} atoms, top {k} images each) "
+               f"-> {out}")
+    click.echo(f"visualization above the best image for {sheet.beaten} of {len(sheet.atoms)} atoms "
+               "(mean <a, atom> over positions; values on the sheet)")

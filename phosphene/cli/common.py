@@ -82,6 +82,12 @@ def dictionary_option(func):
                              "docs/dictionary.md).")(func)
 
 
+def dictionaries_requested() -> list[str]:
+    """The ``--dictionary`` files the running command got."""
+    ctx = click.get_current_context(silent=True)
+    return list(ctx.find_root().meta.get(DICTIONARY_KEY, [])) if ctx is not None else []
+
+
 def model_options(func):
     """``--model``, ``--weights``, ``--allow-odd-weights``, ``--device``, ``--offline``, ``--layout``
     and ``--dictionary`` options."""
@@ -135,6 +141,6 @@ def open_model(model_name: str, weights: str | None, device: str | None):
     if layouts:
         check_layers(model, layouts)
         set_layouts(model, layouts)
-    for path in ctx.find_root().meta.get(DICTIONARY_KEY, []) if ctx is not None else []:
+    for path in dictionaries_requested():
         attach(model, path)
     return model

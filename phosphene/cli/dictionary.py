@@ -59,5 +59,9 @@ def dictionary_command(source, model_name, weights, device, layer, method, atoms
     images = dictionary.images
     click.echo(f"images: {images['n_used']} of {images['n_images']} used, {images['n_skipped']} skipped "
                "(unreadable)")
+    leading = [f"{a} ({100 * float(dictionary.energy[a]):.1f}%: units "
+               + ", ".join(f"{c}{w:+.2f}" for c, w in dictionary.top_units(a, 3)) + ")"
+               for a in dictionary.by_energy()[:3]]
+    click.echo("largest atoms by energy share: " + "; ".join(leading))
     click.echo(f"use it: --dictionary {path} with layer {dictionary.unit_layer} "
                f"(units {dictionary.unit_layer}:0-{len(dictionary) - 1})")

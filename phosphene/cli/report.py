@@ -11,7 +11,7 @@ from ..models import DEFAULT_MODEL
 from ..models.checkpoints import odd_weights_allowed
 from ..objectives import parse_units
 from .app import main
-from .common import model_options, odd_weights_requested
+from .common import dictionaries_requested, model_options, odd_weights_requested
 from .options import (
     CROPS,
     NON_NEGATIVE,
@@ -82,6 +82,9 @@ def build_command(run, layers, units, out, model_name, weights, device, quiet, *
     except ImportError as exc:
         raise PhospheneError(f"phosphene report needs {exc.name}: {install_hint('report')}") from None
 
+    if dictionaries_requested():
+        raise PhospheneError("report does not take --dictionary yet (it opens the run's model itself); "
+                             "look at atoms with `phosphene atoms`, render and mine them with --dictionary")
     names = [name.strip() for name in layers.split(",") if name.strip()]
     chosen = parse_units(units) if units else None
     model = None if model_name == DEFAULT_MODEL and not weights else model_name

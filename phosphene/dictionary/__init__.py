@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from .atoms import Dictionary, load_dictionary
 from .attach import attach, attached, detach
-from .figure import atom_sheet, top_exemplars
+from .figure import AtomSheet, atom_sheet, top_exemplars
 from .learn import DictionarySettings, fit_dictionary, learn_dictionary
 from .methods import METHODS
 from .sampling import ActivationSample, sample_activations
 
-__all__ = ["METHODS", "ActivationSample", "Dictionary", "DictionarySettings", "atom_sheet", "attach",
-           "attached", "detach", "fit_dictionary", "learn_dictionary", "load_dictionary",
+__all__ = ["METHODS", "ActivationSample", "AtomSheet", "Dictionary", "DictionarySettings", "atom_sheet",
+           "attach", "attached", "detach", "fit_dictionary", "learn_dictionary", "load_dictionary",
            "sample_activations", "top_exemplars"]

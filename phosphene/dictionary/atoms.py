@@ -110,6 +110,18 @@ class Dictionary:
         order = weights.abs().argsort(descending=True)[:count]
         return [(int(c), float(weights[c])) for c in order]
 
+    def unit_atoms(self, channel: int, count: int = 3) -> list[tuple[int, float]]:
+        """The ``count`` atoms that weigh channel ``channel`` most: [(atom, weight)], by |weight|."""
+        if not 0 <= channel < self.channels:
+            raise UnitOutOfRangeError(f"channel {channel} out of range: {self.layer} has {self.channels}")
+        weights = self.atoms[:, channel]
+        order = weights.abs().argsort(descending=True)[:count]
+        return [(int(a), float(weights[a])) for a in order]
+
+    def by_energy(self) -> list[int]:
+        """Atoms ordered by their share of the activation energy, largest first."""
+        return torch.argsort(self.energy, descending=True).tolist()
+
     def check_model(self, model_name: str, channels: int | None = None) -> None:
         """`PhospheneError` unless the dictionary was learned on ``model_name`` (with ``channels``)."""
         if model_name != self.model:

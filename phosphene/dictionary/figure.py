@@ -1,7 +1,7 @@
 """The atom sheet: a row per atom with its feature visualization, its top dataset exemplars, its share
 of the layer's energy and its heaviest units (the inhibition paper's Fig. 2, for learned directions).
 
-    sheet = atom_sheet(model, dictionary, "images/", atoms=range(8), k=6)   # a PIL image
+    sheet = atom_sheet(model, dictionary, "images/", atoms=range(8), k=6)   # sheet.image: a PIL image
 """
 
 from __future__ import annotations
@@ -71,9 +71,28 @@ def _thumbnail(path: Path, prep: Preprocessing, side: int) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array.transpose(1, 2, 0))).resize((side, side))
 
 
+@dataclass
+class AtomSheet:
+    """The sheet (``image``), its ``atoms`` in row order, the visualizations' objective values
+    ``visual_values`` (mean <a, atom> over positions, as the exemplars' values) and the exemplars."""
+
+    image: Image.Image
+    atoms: list[int]
+    visual_values: list[float]
+    exemplars: AtomExemplars
+
+    @property
+    def beaten(self) -> int:
+        """Atoms whose visualization drives them harder than their best exemplar."""
+        return sum(v > (e[0] if e else float("-inf"))
+                   for v, e in zip(self.visual_values, self.exemplars.values))
+
+
 def compose_sheet(dictionary: Dictionary, atoms: Sequence[int], visualizations: torch.Tensor,
-                  exemplars: AtomExemplars, thumb: int = 96) -> Image.Image:
-    """Rows: atom caption (energy share, top units) | visualization | top exemplars with their values."""
+                  exemplars: AtomExemplars, thumb: int = 96,
+                  visual_values: Sequence[float] | None = None) -> Image.Image:
+    """Rows: atom caption (energy share, top units) | visualization (its value under it) | top
+    exemplars with their values."""
     pad, caption, header = 3, 12, 18
     k = max((len(p) for p in exemplars.paths), default=0)
     width = TEXT_WIDTH + (k + 1) * (thumb + pad) + 2 * pad
@@ -92,6 +111,8 @@ def compose_sheet(dictionary: Dictionary, atoms: Sequence[int], visualizations: 
         visual = Image.fromarray(to_uint8(visualizations[row])).convert("RGB").resize((thumb, thumb))
         canvas.paste(visual, (x, y))
         draw.rectangle([x - 1, y - 1, x + thumb, y + thumb], outline=(200, 60, 60))
+        if visual_values is not None:
+            draw.text((x + 1, y + thumb), f"{visual_values[row]:.2f}", fill=(200, 60, 60), font=font)
         x += thumb + 2 * pad
         for path, value in zip(exemplars.paths[row], exemplars.values[row]):
             canvas.paste(_thumbnail(path, exemplars.prep, thumb), (x, y))
@@ -103,17 +124,19 @@ def compose_sheet(dictionary: Dictionary, atoms: Sequence[int], visualizations: 
 def atom_sheet(model: nn.Module, dictionary: Dictionary, source: str | os.PathLike,
                atoms: Sequence[int] | None = None, k: int = 6, config: RenderConfig | None = None,
                thumb: int = 96, image_size: int | None = None, num_workers: int = 2,
-               progress: bool | None = None) -> Image.Image:
-    """The atom sheet of ``atoms`` (default: all, by energy share, largest first): visualizations
-    rendered with ``config``, exemplars from ``source`` (read at ``image_size``, default the run's or
-    the model's side)."""
+               progress: bool | None = None) -> AtomSheet:
+    """The atom sheet (`AtomSheet`) of ``atoms`` (default: all, by energy share, largest first):
+    visualizations rendered with ``config``, exemplars from ``source`` (read at ``image_size``,
+    default the run's or the model's side)."""
     dictionary.check_model(as_image_model(model).name)
     if atoms is None:
-        atoms = torch.argsort(dictionary.energy, descending=True).tolist()
+        atoms = dictionary.by_energy()
     atoms = list(atoms)
     dictionary.objective(atoms)  # checks the range
     config = config or RenderConfig(steps=128, size=128)
     result = render(model, dictionary.objective(atoms), config, progress=progress)
     exemplars = top_exemplars(model, dictionary, source, atoms, k, image_size, num_workers=num_workers,
                               progress=progress)
-    return compose_sheet(dictionary, atoms, result.images, exemplars, thumb)
+    values = result.final.tolist()
+    image = compose_sheet(dictionary, atoms, result.images, exemplars, thumb, values)
+    return AtomSheet(image, atoms, values, exemplars)
