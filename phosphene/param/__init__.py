@@ -8,11 +8,13 @@ given images (feature accentuation's seeds), `combine` masks and concatenations 
 from .combine import ConcatImages, ConfinedImage
 from .core import (
     COLOR_CORRELATION,
+    COLOUR_GAIN,
     PARAMETERIZATIONS,
     FourierImage,
     MacoImage,
     PixelImage,
     _logit,
+    colour_matrix,
     decorrelate,
     make_param,
     natural_spectrum,
@@ -23,8 +25,8 @@ from .core import (
 from .seeded import SEEDED_PARAMETERIZATIONS, SeededPhaseImage, seed_logits, seeded_param
 
 __all__ = [
-    "COLOR_CORRELATION", "PARAMETERIZATIONS", "SEEDED_PARAMETERIZATIONS", "ConcatImages", "ConfinedImage",
-    "FourierImage", "MacoImage", "PixelImage", "SeededPhaseImage", "_logit", "decorrelate", "make_param",
-    "natural_spectrum", "recorrelate", "rfft2_freqs", "seed_logits", "seeded_param",
-    "spectrum_std",
+    "COLOR_CORRELATION", "COLOUR_GAIN", "PARAMETERIZATIONS", "SEEDED_PARAMETERIZATIONS", "ConcatImages",
+    "ConfinedImage", "FourierImage", "MacoImage", "PixelImage", "SeededPhaseImage", "_logit", "colour_matrix",
+    "decorrelate", "make_param", "natural_spectrum", "recorrelate", "rfft2_freqs", "seed_logits",
+    "seeded_param", "spectrum_std",
 ]
