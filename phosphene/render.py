@@ -280,6 +280,7 @@ class Renderer:
         return {
             **self.config.record(), "size": self.size, "batch": self.batch,
             "objective": self.objective.name, "param": self.param_name,
+            "colour_gain": getattr(self.param, "colour_gain", None),
             "optimizer": type(self.optimizer).__name__,
             "transforms": transforms if isinstance(transforms, str) or transforms is None
             else repr(transforms.transforms),

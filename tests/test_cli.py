@@ -29,6 +29,17 @@ def test_render_writes_one_png_per_unit_a_grid_and_json(runner, tmp_path):
     assert record["settings"]["param"] == "fourier" and record["settings"]["steps"] == 3
 
 
+def test_render_colour_gain_is_recorded_and_checked(runner, tmp_path):
+    args = ["render", "--layer", "_blocks.2", "--channels", "0", "--steps", "1", "--size", "32", "--quiet"]
+    result = runner.invoke(main, [*args, "--colour-gain", "1", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "a" / "render.json").read_text())["settings"]["colour_gain"] == 1.0
+    result = runner.invoke(main, [*args, "--out", str(tmp_path / "b")])
+    assert json.loads((tmp_path / "b" / "render.json").read_text())["settings"]["colour_gain"] == 2.0
+    result = runner.invoke(main, [*args, "--param", "maco", "--colour-gain", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--colour-gain applies to --param fourier or pixel" in result.output
+
+
 def test_render_classes_with_several_images_per_class(runner, tmp_path):
     result = runner.invoke(main, ["render", "--classes", "1,9", "--batch", "2", "--diversity", "1",
                                   "--layer", "_blocks.12", "--steps", "2", "--size", "48", "--quiet",

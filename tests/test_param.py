@@ -8,9 +8,11 @@ import torch
 from phosphene.errors import PhospheneError
 from phosphene.param import (
     COLOR_CORRELATION,
+    COLOUR_GAIN,
     FourierImage,
     MacoImage,
     PixelImage,
+    colour_matrix,
     decorrelate,
     make_param,
     natural_spectrum,
@@ -18,6 +20,7 @@ from phosphene.param import (
     rfft2_freqs,
     spectrum_std,
 )
+from phosphene.param.seeded import seeded_param
 
 
 @pytest.mark.parametrize("name", ["fourier", "pixel", "maco"])
@@ -40,6 +43,37 @@ def test_colour_decorrelation_round_trips():
     assert torch.allclose(decorrelate(recorrelate(x)), x, atol=1e-5)
     assert torch.allclose(recorrelate(decorrelate(x)), x, atol=1e-5)
     assert torch.isclose(COLOR_CORRELATION.norm(dim=0).max(), torch.tensor(1.0))
+
+
+def test_colour_gain_scales_only_the_colour_opponent_components_and_round_trips():
+    assert torch.equal(colour_matrix(1.0), COLOR_CORRELATION)
+    gained = colour_matrix(2.0)
+    assert torch.equal(gained[:, 0], COLOR_CORRELATION[:, 0])
+    assert torch.allclose(gained[:, 1:], 2 * COLOR_CORRELATION[:, 1:])
+    x = torch.randn(2, 3, 5, 5)
+    assert torch.allclose(decorrelate(recorrelate(x, 2.0), 2.0), x, atol=1e-5)
+    grey = torch.zeros(1, 3, 4, 4)
+    grey[:, 0] = 1.0  # luminance only: the gain changes nothing
+    assert torch.allclose(recorrelate(grey, 2.0), recorrelate(grey))
+
+
+@pytest.mark.parametrize("kind", [FourierImage, PixelImage])
+def test_noise_start_parameterizations_default_to_the_colour_gain(kind):
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    default, lucid = kind(2, 16, generator=gen()), kind(2, 16, generator=gen(), colour_gain=1.0)
+    assert default.colour_gain == COLOUR_GAIN == 2.0
+    with torch.no_grad():
+        for p in (default, lucid):
+            next(p.parameters()).normal_(generator=torch.Generator().manual_seed(1))
+        d, lu = default(), lucid()
+    chroma = lambda im: (im - im.mean(1, keepdim=True)).abs().mean()  # noqa: E731
+    assert chroma(d) > 1.5 * chroma(lu)  # more colour from the same parameters
+
+
+@pytest.mark.parametrize("name", ["fourier", "pixel"])
+def test_seeded_images_start_at_the_seed_whatever_the_colour_gain(name):
+    seeds = torch.rand(2, 3, 16, 16) * 0.9 + 0.05
+    assert torch.allclose(seeded_param(name, seeds)(), seeds, atol=1e-4)
 
 
 def test_pixel_image_can_start_from_a_given_image():

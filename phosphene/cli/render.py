@@ -51,6 +51,9 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @click.option("--param", type=click.Choice(tuple(PARAMETERIZATIONS)), default="fourier", show_default=True)
 @click.option("--transforms", type=click.Choice(TRANSFORM_SETS), default="standard",
               show_default=True)
+@click.option("--colour-gain", "colour_gain", type=POSITIVE_FLOAT, default=None,
+              help="Gain of the colour-opponent components of fourier/pixel images (default 2; 1 is lucid's "
+                   "colour matrix, paler).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--amp", is_flag=True, help="The same as --precision bf16.")
 @precision_option
@@ -68,11 +71,14 @@ OBJECTIVES = ("channel", "neuron", "deepdream")
 @interpolation_options
 @facet_options
 def render_command(model_name, weights, device, layer, channels, kind, classes, diversity, batch,
-                   steps, lr, size, param, transforms, seed, amp, precision, no_fold, use_compile,
-                   channels_last, quiet, out, chunk, ray) -> None:
+                   steps, lr, size, param, transforms, colour_gain, seed, amp, precision, no_fold,
+                   use_compile, channels_last, quiet, out, chunk, ray) -> None:
     """Render images that maximize units; writes one PNG per unit, grid.png and render.json."""
     model = open_model(model_name, weights, device)
     per_unit = batch or 1
+    if colour_gain is not None and param not in ("fourier", "pixel"):
+        raise PhospheneError("--colour-gain applies to --param fourier or pixel")
+    param_options = {"colour_gain": colour_gain} if colour_gain is not None else None
     config = RenderConfig(steps=steps, lr=lr, size=size, seed=seed, amp=amp, precision=precision,
                           fold=not no_fold, compile=use_compile, channels_last=channels_last)
     extras = render_extras()
@@ -90,7 +96,8 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
             raise PhospheneError("--tv/--l1/--l2/--negative render one batch: drop --chunk/--ray/"
                                  "--channels all")
         return render_layer_in_batches(model, layer, channels, kind, chunk, per_unit, diversity, quiet,
-                                       out, ray, config, param=param, transforms=transforms)
+                                       out, ray, config, param=param, transforms=transforms,
+                                       param_options=param_options)
     if ray.address:
         raise PhospheneError("--ray renders --layer with --channels (in batches)")
     if custom:
@@ -116,7 +123,7 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
             raise PhospheneError("--diversity needs --layer (the layer whose style is compared)")
         objective = objective + diversity * obj.diversity(layer)
     result = render(model, objective, config, batch=len(units) * per_unit, param=param,
-                    transforms=transforms, progress=False if quiet else None)
+                    transforms=transforms, param_options=param_options, progress=False if quiet else None)
     result.save(out, columns=per_unit if per_unit > 1 else None)
     click.echo(f"rendered {len(result.labels)} images in {result.seconds:.1f}s -> {out}")
     click.echo(f"  {'unit':<24} {'step 1':>10}    {'final':>10}   (objective; history in render.json)")

@@ -9,11 +9,13 @@ from .blur import blur_param_, blurrable, gaussian_transfer
 from .combine import ConcatImages, ConfinedImage
 from .core import (
     COLOR_CORRELATION,
+    COLOUR_GAIN,
     PARAMETERIZATIONS,
     FourierImage,
     MacoImage,
     PixelImage,
     _logit,
+    colour_matrix,
     decorrelate,
     make_param,
     natural_spectrum,
@@ -24,9 +26,8 @@ from .core import (
 from .seeded import SEEDED_PARAMETERIZATIONS, SeededPhaseImage, seed_logits, seeded_param
 
 __all__ = [
-    "COLOR_CORRELATION", "PARAMETERIZATIONS", "SEEDED_PARAMETERIZATIONS", "ConcatImages", "ConfinedImage",
-    "FourierImage", "MacoImage", "PixelImage", "SeededPhaseImage", "_logit", "blur_param_", "blurrable",
-    "decorrelate", "gaussian_transfer", "make_param",
-    "natural_spectrum", "recorrelate", "rfft2_freqs", "seed_logits", "seeded_param",
-    "spectrum_std",
+    "COLOR_CORRELATION", "COLOUR_GAIN", "PARAMETERIZATIONS", "SEEDED_PARAMETERIZATIONS", "ConcatImages",
+    "ConfinedImage", "FourierImage", "MacoImage", "PixelImage", "SeededPhaseImage", "_logit", "blur_param_",
+    "blurrable", "colour_matrix", "decorrelate", "gaussian_transfer", "make_param", "natural_spectrum",
+    "recorrelate", "rfft2_freqs", "seed_logits", "seeded_param", "spectrum_std",
 ]

@@ -6,8 +6,13 @@
   a natural-image spectrum shipped with the package, at its own scale; only the phase is optimized.
 
 All three work in the decorrelated colour space of ImageNet (lucid's colour matrix) and map to RGB
-with a sigmoid. Each is an ``nn.Module``; its ``parameters()`` are what the optimizer updates.
-``channels`` (default 3) makes images for models with other input channels (1 for grayscale); colour
+with a sigmoid. `PixelImage` and `FourierImage` scale the two colour-opponent columns of that matrix
+by ``colour_gain`` (default `COLOUR_GAIN` = 2; 1 is lucid's matrix exactly): with lucid's matrix,
+normalised by its largest column norm, a step in a colour component moves RGB 3.6x (red-green) and
+7.5x (yellow-blue) less than the same step in luminance, so on networks with pastel features
+(EfficientNet-Lite0) renders stay grey at the step counts people use (docs/visualization.md, "Colour").
+Each is an ``nn.Module``; its ``parameters()`` are what the optimizer updates. ``channels``
+(default 3) makes images for models with other input channels (1 for grayscale); colour
 decorrelation applies to 3 channels only.
 """
 
@@ -27,6 +32,14 @@ from .registry import Registry
 # lucid's square root of the ImageNet colour covariance, normalised by its largest column norm.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 COLOR_CORRELATION = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
+COLOUR_GAIN = 2.0  # default colour-opponent gain of the pixel and Fourier parameterizations
+
+
+def colour_matrix(gain: float = 1.0) -> torch.Tensor:
+    """lucid's colour matrix with its colour-opponent columns (1 and 2) scaled by ``gain``."""
+    matrix = COLOR_CORRELATION.clone()
+    matrix[:, 1:] *= gain
+    return matrix
 
 
 def _mix_colors(t: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -39,14 +52,14 @@ def _mix_colors(t: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return (matrix.to(t) @ t.reshape(n, c, h * w)).reshape(n, -1, h, w)
 
 
-def recorrelate(t: torch.Tensor) -> torch.Tensor:
-    """Decorrelated colour space -> RGB logits, on (N, 3, H, W)."""
-    return _mix_colors(t, COLOR_CORRELATION)
+def recorrelate(t: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    """Decorrelated colour space -> RGB logits, on (N, 3, H, W); ``gain``: see `colour_matrix`."""
+    return _mix_colors(t, COLOR_CORRELATION if gain == 1.0 else colour_matrix(gain))
 
 
-def decorrelate(rgb: torch.Tensor) -> torch.Tensor:
-    """RGB logits -> decorrelated colour space (inverse of `recorrelate`)."""
-    return _mix_colors(rgb, torch.linalg.inv(COLOR_CORRELATION))
+def decorrelate(rgb: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    """RGB logits -> decorrelated colour space (inverse of `recorrelate` with the same ``gain``)."""
+    return _mix_colors(rgb, torch.linalg.inv(colour_matrix(gain)))
 
 
 def rfft2_freqs(h: int, w: int) -> torch.Tensor:
@@ -62,34 +75,38 @@ def _logit(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
 
 
 class PixelImage(nn.Module):
-    """Pixels as logits: image = sigmoid(recorrelate(t)) (or sigmoid(t) without decorrelation)."""
+    """Pixels as logits: image = sigmoid(recorrelate(t, colour_gain)) (or sigmoid(t) without
+    decorrelation)."""
 
     def __init__(self, batch: int, size: int, sd: float = 0.01, decorrelate_colors: bool = True,
                  generator: torch.Generator | None = None, init: torch.Tensor | None = None,
-                 channels: int = 3):
+                 channels: int = 3, colour_gain: float = COLOUR_GAIN):
         super().__init__()
         self.decorrelate_colors = decorrelate_colors
+        self.colour_gain = float(colour_gain)
         if init is not None:
             logits = _logit(init.float())
-            start = decorrelate(logits) if decorrelate_colors else logits
+            start = decorrelate(logits, self.colour_gain) if decorrelate_colors else logits
         else:
             start = torch.randn(batch, channels, size, size, generator=generator) * sd
         self.pixels = nn.Parameter(start)
 
     def forward(self) -> torch.Tensor:
-        t = recorrelate(self.pixels) if self.decorrelate_colors else self.pixels
+        t = recorrelate(self.pixels, self.colour_gain) if self.decorrelate_colors else self.pixels
         return torch.sigmoid(t)
 
 
 class FourierImage(nn.Module):
-    """lucid's Fourier parameterization: 1/f-scaled coefficients, decorrelated colour, sigmoid."""
+    """lucid's Fourier parameterization: 1/f-scaled coefficients, decorrelated colour (its
+    colour-opponent components scaled by ``colour_gain``), sigmoid."""
 
     def __init__(self, batch: int, size: int, sd: float = 0.01, decay_power: float = 1.0,
                  decorrelate_colors: bool = True, generator: torch.Generator | None = None,
-                 channels: int = 3):
+                 channels: int = 3, colour_gain: float = COLOUR_GAIN):
         super().__init__()
         self.size = size
         self.decorrelate_colors = decorrelate_colors
+        self.colour_gain = float(colour_gain)
         freqs = rfft2_freqs(size, size)
         scale = 1.0 / freqs.clamp_min(1.0 / size) ** decay_power
         self.register_buffer("scale", scale[None, None, :, :, None])
@@ -100,7 +117,7 @@ class FourierImage(nn.Module):
         coeffs = torch.view_as_complex((self.scale * self.spectrum).contiguous())
         t = torch.fft.irfft2(coeffs, s=(self.size, self.size), norm="ortho") / 4.0
         if self.decorrelate_colors:
-            t = recorrelate(t)
+            t = recorrelate(t, self.colour_gain)
         return torch.sigmoid(t)
 
 

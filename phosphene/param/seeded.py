@@ -78,7 +78,8 @@ def _seeded_fourier(seeds: torch.Tensor) -> FourierImage:
     if h != w:
         raise PhospheneError("the fourier parameterization needs square seeds")
     image = FourierImage(n, h, channels=seeds.shape[1])
-    coeffs = torch.fft.rfft2(seed_logits(seeds), norm="ortho") * 4.0  # forward divides by 4
+    logits = _logit(seeds.float())
+    coeffs = torch.fft.rfft2(decorrelate(logits, image.colour_gain), norm="ortho") * 4.0  # forward: / 4
     with torch.no_grad():
         image.spectrum.copy_(torch.view_as_real(coeffs) / image.scale)
     return image
