@@ -110,13 +110,16 @@ def test_kmeans_atoms_are_the_unit_norm_cluster_directions():
     assert dictionary.metrics["r2_held_out"] > 0.95
 
 
-def test_nmf_codes_are_non_negative_and_encode_keeps_the_spatial_shape():
+def test_nmf_codes_are_non_negative_and_encode_keeps_the_spatial_shape(tmp_path):
     rng = np.random.default_rng(3)
     vectors = np.abs(rng.normal(size=(200, 5)))
     dictionary = fit_dictionary(_sample(vectors), DictionarySettings(method="nmf", atoms=3), "x", "m")
     codes = dictionary.encode(torch.from_numpy(vectors[:20].reshape(2, 10, 5).transpose(0, 2, 1)[..., None]))
     assert codes.shape == (2, 3, 10, 1) and (codes >= 0).all()
     assert dictionary.metrics["r2_held_out"] > 0.3
+    again = load_dictionary(dictionary.save(tmp_path / "nmf.safetensors"))
+    probe = torch.rand(9, 5)
+    assert torch.equal(dictionary.encode(probe), again.encode(probe))  # bit for bit after the round trip
 
 
 def test_reservoir_keeps_a_bounded_uniform_sample():
