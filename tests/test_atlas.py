@@ -12,11 +12,14 @@ from PIL import Image
 
 from phosphene.attribution import Target, attribute
 from phosphene.cli.app import main
+from phosphene.errors import PhospheneError
 from phosphene.inhibition.atlas import (
     attribution_vectors,
     bin_layout,
     build_atlas,
+    cell_directions,
     compose_atlas,
+    icon_diversity,
     normalize_layout,
     select_images,
     whitening,
@@ -56,13 +59,55 @@ def test_selection_takes_top_bottom_and_largest_norm_without_duplicates():
     assert select_images(f, norms, 2).tolist() == [0, 1, 2, 4, 5]
 
 
-def test_icon_borders_are_coloured_by_f_on_a_diverging_scale():
+def test_icon_frames_are_coloured_by_f_on_a_diverging_scale():
     icons = torch.full((2, 3, 8, 8), 0.5)
     cells = bin_layout(np.array([[0.1, 0.9]] * 2 + [[0.9, 0.1]] * 2), grid=2, min_points=1)
-    picture = np.asarray(compose_atlas(icons, cells, 2, np.array([-1.0, 1.0]), border=2))
-    blue, red = picture[0, 0], picture[-1, -1]
+    picture = np.asarray(compose_atlas(icons, cells, 2, np.array([-1.0, 1.0]), border=2, captions=False,
+                                       key=False))
+    blue, red = picture[0, 0], picture[12 + 11, 12 + 11]  # frames of cells (0, 0) and (1, 1)
     assert blue[2] > blue[0] and red[0] > red[2]
     assert tuple(picture[0, -1]) == (255, 255, 255)  # empty cell
+
+
+def test_atlas_picture_has_captions_and_a_colour_key():
+    icons = torch.full((2, 3, 40, 40), 0.5)
+    cells = bin_layout(np.array([[0.1, 0.9]] * 2 + [[0.9, 0.1]] * 3), grid=2, min_points=1)
+    bare = compose_atlas(icons, cells, 2, np.array([-2.0, 2.0]), captions=False, key=False)
+    full = np.asarray(compose_atlas(icons, cells, 2, np.array([-2.0, 2.0])))
+    assert full.shape[0] > bare.size[1] + 30
+    caption_row = full[46:58, :46]  # under icon (0, 0): dark caption text on white
+    assert (caption_row.min(-1) < 100).any()
+    key = full[-34 + 4:-34 + 12, 4:164].astype(int)  # the bar: blue on the left, red on the right
+    assert key[4, 0, 2] > key[4, 0, 0] + 50 and key[4, -1, 0] > key[4, -1, 2] + 50
+    grey = np.asarray(compose_atlas(icons, cells, 2, None))  # no target: grey frames, no key
+    assert grey.shape[0] == bare.size[1] + 2 * 12 and tuple(grey[0, 0]) == (191, 191, 191)
+
+
+def test_cell_directions_remove_what_all_cells_share():
+    rng = np.random.default_rng(0)
+    shared = np.zeros(8)
+    shared[0] = 50.0
+    vectors = shared + rng.normal(size=(600, 8))
+    vectors[:200, 3] += 4.0
+    members = [np.arange(0, 200), np.arange(200, 400), np.arange(400, 600)]
+    plain = cell_directions(vectors, members, "mean")
+    assert np.allclose(plain, np.stack([vectors[m].mean(0) for m in members]), atol=1e-5)
+    for method in ("centred", "whitened"):
+        specific = cell_directions(vectors, members, method)
+        assert np.argmax(np.abs(specific[0])) == 3, method  # the cell's own feature, not channel 0
+    cos = lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)  # noqa: E731
+    assert cos(plain[0], plain[1]) > 0.99 and cos(*cell_directions(vectors, members, "centred")[:2]) < 0.5
+    with pytest.raises(PhospheneError, match="unknown icon direction"):
+        cell_directions(vectors, members, "median")
+
+
+def test_icon_diversity_is_zero_for_equal_icons_and_grows_with_difference(model):
+    same = torch.full((3, 3, 32, 32), 0.5)
+    assert icon_diversity(model, same, LAYER) == pytest.approx(
+        {"pixels": 0.0, "activation": 0.0, "activation_cosine": 0.0}, abs=1e-4)
+    different = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    spread = icon_diversity(model, different, LAYER)
+    assert spread["pixels"] > 0.2 and spread["activation"] > 0
 
 
 def test_attribution_vectors_are_the_summed_attribution_signed_like_the_activation(model, sample_batch):
@@ -95,7 +140,9 @@ def test_a_10x10_attribution_atlas_renders_end_to_end(atlas10, tmp_path):
     assert len(result.icon_f) == len(result.cells) and result.settings["selected"] <= 90
     assert all(len(c.members) > 1 for c in result.cells)
     record = result.save(tmp_path)
-    assert Image.open(tmp_path / "atlas.png").size == (10 * 38, 10 * 38)
+    width, height = Image.open(tmp_path / "atlas.png").size
+    assert width >= 10 * 38 and height == 10 * (38 + 12) + 34  # captions under the icons, the key
+    assert all(c["cell_f"] is not None for c in record["cells"])
     assert Image.open(tmp_path / "scatter.png").size[0] > 300
     html = (tmp_path / "index.html").read_text()
     assert html.count('class="cell icon"') == len(result.cells)
@@ -112,7 +159,8 @@ def test_icons_move_the_layer_toward_their_cell_direction(model, atlas10):
     with LayerTap(model, [LAYER]) as tap, torch.no_grad():
         acts = tap(result.icons)[LAYER].sum((2, 3))
         noise = tap(torch.rand(len(result.icons), 3, 32, 32))[LAYER].sum((2, 3))
-    directions = torch.tensor(np.stack([result.vectors[c.members].mean(0) for c in result.cells]))
+    directions = torch.tensor(cell_directions(result.vectors, [c.members for c in result.cells],
+                                              result.settings["icon_direction"]))
     cos = torch.nn.functional.cosine_similarity(acts, directions, dim=1)
     cos_noise = torch.nn.functional.cosine_similarity(noise, directions, dim=1)
     assert (cos > cos_noise).float().mean() >= 0.8, (cos, cos_noise)

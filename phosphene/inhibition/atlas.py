@@ -7,11 +7,14 @@ Pipeline (METHODS §3, §5):
    for the activation atlas one random spatial activation of layer l per image (whitened).
 2. `umap_layout` (cosine metric) -> `normalize_layout` (1st/99th percentiles + 10% margin, clipped).
 3. `bin_layout`: a grid x grid raster; cells with more than ``min_points`` points are kept.
-4. icons: each kept cell's mean vector is rendered with the alignment objective
-   ``(a . v) * cos(a, v)^p`` (`objectives.alignment`), all icons of the atlas in batches.
-5. each icon's border is coloured by f (the target unit) measured on the icon, on a diverging
-   scale centred at 0; `scatter_figure` shows the layout coloured by f and sized by vector norm;
-   `atlas_page` writes an HTML page where hovering a cell shows the dataset images in it.
+4. icons: each kept cell is rendered with the alignment objective ``(a . v) * cos(a, v)^p``
+   (`objectives.alignment`), all icons of the atlas in batches. For an attribution atlas v is what is
+   specific to the cell (`atlas_icons.cell_directions`: its mean minus the mean of all, whitened by
+   default); for an activation atlas, Carter et al.'s whitened cell mean.
+5. each icon's frame is coloured by the mean f (the target unit) of the dataset images in its cell, on
+   a diverging scale centred at 0, with that mean and the image count as its caption and a colour key
+   (`atlas_icons.compose_atlas`); `scatter_figure` shows the layout coloured by f and sized by vector
+   norm; `atlas_page` writes an HTML page where hovering a cell shows the dataset images in it.
 
 Attribution atlas selection (documented choice): from all images, the ``per_group`` with the
 largest f, the ``per_group`` with the smallest f, and the ``per_group`` with the largest
@@ -48,7 +51,8 @@ from ..settings import with_overrides
 from ..transforms import Compose, Jitter, Noise, Pad, Rotate, Scale
 from ..units import Unit, as_unit
 from .atlas_defaults import auto_grid, auto_min_points, sparse_hint
-from .atlas_page import diverging_colours, write_page
+from .atlas_icons import ICON_DIRECTIONS, cell_directions, cell_f, compose_atlas, icon_diversity  # noqa: F401
+from .atlas_page import write_page
 from .norm_check import completeness_warnings
 
 if TYPE_CHECKING:
@@ -177,20 +181,6 @@ def render_icons(model: nn.Module, layer: str, directions: np.ndarray, size: int
     return torch.cat(icons)
 
 
-def compose_atlas(icons: torch.Tensor, cells: Sequence[Cell], grid: int, f: np.ndarray,
-                  border: int = 3) -> Image.Image:
-    """Place icon k at its cell, framed in the colour of f[k]; empty cells stay white."""
-    size = icons.shape[-1]
-    step = size + 2 * border
-    canvas = Image.new("RGB", (grid * step, grid * step), "white")
-    colours = (diverging_colours(f) * 255).astype(np.uint8)
-    for icon, cell, colour in zip(icons, cells, colours):
-        frame = Image.new("RGB", (step, step), tuple(int(c) for c in colour))
-        frame.paste(Image.fromarray(to_uint8(icon)), (border, border))
-        canvas.paste(frame, (cell.col * step, cell.row * step))
-    return canvas
-
-
 def scatter_plot(xy01: np.ndarray, f: np.ndarray, norms: np.ndarray, grid: int, title: str) -> Figure:
     """The atlas' companion scatter: points coloured by f (diverging at 0), sized by vector norm."""
     from matplotlib.colors import TwoSlopeNorm
@@ -240,8 +230,14 @@ class AtlasResult(Rich):
     icon_f: np.ndarray  # (K,) target value on each icon
     settings: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def cell_f(self) -> np.ndarray | None:
+        """(K,) mean f of the dataset images in each cell (None without a target): the frame colour."""
+        return None if self.target is None else cell_f(self.f, [c.members for c in self.cells])
+
     def image(self) -> Image.Image:
-        return compose_atlas(self.icons, self.cells, self.grid, self.icon_f)
+        """The atlas picture: icons framed by their cell's mean f, captions, colour key."""
+        return compose_atlas(self.icons, self.cells, self.grid, self.cell_f)
 
     def title(self) -> str:
         return f"{self.mode} atlas of {self.target or self.layer} through {self.layer}"
@@ -253,7 +249,8 @@ class AtlasResult(Rich):
                    "grid": f"{self.grid}x{self.grid}", "cells": len(self.cells),
                    "min points": settings.get("min_points", "?"), "icon steps": settings.get("steps")}
         notes = [n for n in (settings.get("hint"), settings.get("warning")) if n]
-        atlas = Tile(self.image(), "icon border: f on the icon (blue < 0 < red)", side=640)
+        atlas = Tile(self.image(), "icon frame and caption: mean f of the cell's images (blue < 0 < red)",
+                     side=640)
         layout = Tile(scatter, "points: images, coloured by f, sized by vector norm", plot=True)
         return View(self.title(), numbers, [Section("atlas", [atlas]), Section("layout", [layout])],
                     note="\n".join(notes))
@@ -274,11 +271,13 @@ class AtlasResult(Rich):
             name = f"thumbs/{i:04d}.jpg"
             small.save(out / name, quality=85)
             thumbs.append(name)
+        frame_f = self.cell_f
         record = {
             "mode": self.mode, "layer": self.layer, "target": str(self.target) if self.target else None,
             "grid": self.grid, "settings": self.settings,
             "cells": [{"row": c.row, "col": c.col, "icon": f"icons/icon_{k:03d}.png",
                        "icon_f": float(self.icon_f[k]),
+                       "cell_f": None if frame_f is None else float(frame_f[k]),
                        "members": [{"path": str(self.paths[i]), "f": float(self.f[i]), "thumb": thumbs[i]}
                                    for i in c.members]}
                       for k, c in enumerate(self.cells)],
@@ -302,7 +301,9 @@ class AtlasConfig:
     side and ``min_points`` per kept cell (None: from the number of images, `atlas_defaults`);
     ``per_group`` images per selection group (attribution atlas); ``icon_size``, ``steps``,
     ``batch``: the icon renders; ``cossim_pow`` (None: 1 for attribution, 2 for activation atlases);
-    ``seed`` of UMAP, the activation sampling and the icons."""
+    ``icon_direction`` what an attribution atlas' icons are rendered towards (`ICON_DIRECTIONS`:
+    "whitened", "centred" or "mean", see `atlas_icons`); ``seed`` of UMAP, the activation sampling
+    and the icons."""
 
     mode: str = "attribution"
     grid: int | None = None
@@ -312,6 +313,7 @@ class AtlasConfig:
     steps: int = 128
     batch: int = 64
     cossim_pow: float | None = None
+    icon_direction: str = "whitened"
     seed: int = 0
 
 
@@ -332,6 +334,9 @@ def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], l
                                                  config.cossim_pow, config.seed)
     if mode not in MODES:
         raise PhospheneError(f"unknown atlas mode {mode!r}; choose from {', '.join(MODES)}")
+    if config.icon_direction not in ICON_DIRECTIONS:
+        raise PhospheneError(f"unknown icon direction {config.icon_direction!r}; "
+                             f"choose from {', '.join(ICON_DIRECTIONS)}")
     target = as_unit(target) if target is not None else None
     if mode == "attribution":
         if target is None:
@@ -339,7 +344,7 @@ def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], l
         f_all, vectors_all = attribution_vectors(model, images, target, layer, progress=progress)
         keep = select_images(f_all, np.linalg.norm(vectors_all, axis=1), per_group)
         vectors, f = vectors_all[keep], f_all[keep]
-        directions_of = lambda members: vectors[members].mean(0)  # noqa: E731
+        directions_of = None  # cell_directions, from all cells at once
         n_neighbors, min_dist, power = 10, 0.1, 1.0
     else:
         keep = np.arange(len(images))
@@ -358,11 +363,13 @@ def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], l
     hint = sparse_hint(len(vectors), grid, min_points, len(cells))
     if not cells:
         raise PhospheneError(f"no grid cell holds more than {min_points} images: {hint}")
-    directions = np.stack([directions_of(c.members) for c in cells])
+    directions = (cell_directions(vectors, [c.members for c in cells], config.icon_direction)
+                  if directions_of is None else np.stack([directions_of(c.members) for c in cells]))
     icons = render_icons(model, layer, directions, icon_size, steps, batch,
                          cossim_pow if cossim_pow is not None else power, seed=seed, progress=progress)
     settings = {"per_group": per_group, "min_points": min_points, "icon_size": icon_size, "steps": steps,
                 "batch": batch, "cossim_pow": cossim_pow if cossim_pow is not None else power,
+                "icon_direction": config.icon_direction if mode == "attribution" else "whitened mean",
                 "n_neighbors": n_neighbors, "min_dist": min_dist, "seed": seed, "images": len(images),
                 "selected": len(keep), "hint": hint,
                 "warning": (completeness_warnings(model, target.layer, [layer]).get(layer)

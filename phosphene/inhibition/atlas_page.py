@@ -28,7 +28,8 @@ _TEMPLATE = """<!doctype html>
  .muted { color: #777; font-size: 13px; }
 </style></head><body>
 <h1 style="font-size:18px">{{ title }}</h1>
-<p class="muted">Icon border: f on the icon (blue &lt; 0 &lt; red). Hover a cell to see its dataset images.
+<p class="muted">Icon frame: mean f of the cell's images (blue &lt; 0 &lt; red).
+ Hover a cell to see its dataset images.
  <a href="atlas.png">atlas.png</a> · <a href="scatter.png">scatter.png</a> ·
  <a href="atlas.json">atlas.json</a></p>
 <div id="wrap"><div id="atlas">
@@ -46,6 +47,7 @@ document.querySelectorAll(".icon").forEach(el => el.addEventListener("mouseenter
   panel.replaceChildren();
   const head = document.createElement("p");
   head.textContent = `cell (${cell.row}, ${cell.col}): ${cell.members.length} images, ` +
+                     (cell.cell_f === null ? "" : `mean f ${cell.cell_f.toFixed(2)}, `) +
                      `f on icon ${cell.icon_f.toFixed(2)}`;
   panel.appendChild(head);
   for (const m of cell.members) {
@@ -73,13 +75,14 @@ def write_page(path: Path, record: dict[str, Any], title: str, cell: int = 64) -
     from jinja2 import Environment, select_autoescape  # the ``atlas`` extra
 
     cells = record["cells"]
-    values = np.array([c["icon_f"] for c in cells])
+    values = np.array([c["icon_f"] if c.get("cell_f") is None else c["cell_f"] for c in cells])
     colours = [matplotlib.colors.to_hex(rgb) for rgb in diverging_colours(values)] if cells else []
     env = Environment(autoescape=select_autoescape(default=True))
     html = env.from_string(_TEMPLATE).render(
         title=title, grid=record["grid"], cell=cell, cells=cells, colours=colours,
         index={(c["row"], c["col"]): k for k, c in enumerate(cells)},
         cells_json=json.dumps([{"row": c["row"], "col": c["col"], "icon_f": c["icon_f"],
+                                "cell_f": c.get("cell_f"),
                                 "members": [{"path": Path(m["path"]).name, "f": m["f"], "thumb": m["thumb"]}
                                             for m in c["members"]]} for c in cells]).replace("</", "<\\/"),
     )
