@@ -306,7 +306,8 @@ def markdown(record: dict) -> str:
     bare = record["rows"].get("bare fwd+bwd fp32", {}).get("ms")
     lines = [f"# bench_gpu: {record['device_name']} ({record['device']}), torch {record['torch']}",
              "", f"{record['note']}" if record.get("note") else "",
-             f"{record['channels']} channels of `{record['layer']}`, {record['size']} px (one batch); "
+             f"{record['channels']} channels of `{record['layer']}`, {record['size']} px (one batch), "
+             f"{record.get('seconds', '?')} s in all; "
              f"median of {record['steps']} steps after {record['warmup']} warm-up steps.", "",
              "| row | ms / step | × bare fp32 | note |", "|---|---:|---:|---|"]
     for name, row in record["rows"].items():
@@ -324,6 +325,18 @@ def markdown(record: dict) -> str:
         else:
             lines.append(f"| note | {report.get('note', '')} |")
     return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def save(record: dict, out: str | None, text: str | None = None) -> None:
+    """Write the table so far to ``out`` (JSON) and its Markdown beside it (a killed run keeps its rows)."""
+    if not out:
+        return
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
+    path.with_suffix(".md").write_text(text or markdown(record))
+    if text:
+        print(f"wrote {path} and {path.with_suffix('.md')}")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -348,6 +361,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--report-accent-steps", type=int, default=32)
     ap.add_argument("--report-images", type=int, default=64)
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--budget", type=float, default=180,
+                    help="seconds after which the optional rows (peers, compile, report) are skipped")
     ap.add_argument("--skip-report", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=None, help="write the table as JSON here (and as .md beside it)")
@@ -373,48 +388,54 @@ def main(argv: list[str] | None = None) -> dict:
           flush=True)
     model = fresh_model()
     objective = obj.channel(args.layer, list(range(args.channels)))
-    rows: dict[str, dict] = {}
+    # process warm-up, untimed: the model's one-time checks, kernel selection, the allocator
+    phosphene.render(model, objective, steps=2, size=args.size, progress=False)
+    started = time.perf_counter()
+    record = {"device": str(DEVICE[0]), "device_name": name, "torch": torch.__version__, "note": note,
+              "python": platform.python_version(), "layer": args.layer, "size": args.size,
+              "channels": args.channels, "steps": args.steps, "warmup": args.warmup,
+              "accent_steps": args.accent_steps, "quick": args.quick, "stubbed_modules": [], "rows": {}}
 
-    def add(label: str, row: dict) -> None:
-        rows[label] = row
+    def add(label: str, make: Callable[[], dict], optional: bool = True) -> None:
+        """Measure one row (an optional one only within ``--budget``) and save the table so far."""
+        elapsed = time.perf_counter() - started
+        row = ({"note": f"skipped: {elapsed:.0f} s spent of the {args.budget:.0f} s budget"}
+               if optional and elapsed > args.budget else make())
+        record["rows"][label] = row
+        record["seconds"] = round(time.perf_counter() - started, 1)
         shown = f"{row['ms']:.2f} ms/step" if row.get("ms") is not None else ""
         print(f"  {label:<34} {shown:>14}  {row.get('note', '')}", flush=True)
+        save(record, args.out)
 
     precisions = (args.precisions.split(",") if args.precisions
                   else ["fp32", "bf16"] + (["fp16"] if cuda else []))
     for precision in precisions:
-        add(f"bare fwd+bwd {precision}", bare_row(model, objective, args, precision))
-        add(f"render {precision}", render_row(model, objective, args, precision, False))
-    if cuda and not args.no_compile:
-        for precision in ("fp32", "bf16"):
-            add(f"render {precision} compile", render_row(model, objective, args, precision, True))
-    elif not args.no_compile:
-        rows["render compile"] = {"note": "CUDA only (on a CPU its compile time is not recovered)"}
-    stubs = [] if args.skip_peers else stub_missing()
-    if not args.skip_peers:
-        add("lucent render_vis (batched)", peer("lucent", lambda: lucent_row(args)))
+        add(f"bare fwd+bwd {precision}", lambda p=precision: bare_row(model, objective, args, p), False)
+        add(f"render {precision}", lambda p=precision: render_row(model, objective, args, p, False), False)
     side = 64 if args.quick else 224  # faccent's default canvas
     seed = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(1)).to(DEVICE[0])
-    add(f"accentuate ({args.crops} crops)", accentuate_row(model, seed, args))
+    add(f"accentuate ({args.crops} crops)", lambda: accentuate_row(model, seed, args), False)
     if not args.skip_peers:
+        record["stubbed_modules"] = stub_missing()
+        add("lucent render_vis (batched)", lambda: peer("lucent", lambda: lucent_row(args)))
         add(f"faccent accentuation ({args.crops} crops)",
-            peer("faccent", lambda: faccent_row(model, seed, args)))
-    record = {"device": str(DEVICE[0]), "device_name": name, "torch": torch.__version__, "note": note,
-              "python": platform.python_version(), "layer": args.layer, "size": args.size,
-              "channels": args.channels, "steps": args.steps, "warmup": args.warmup,
-              "accent_steps": args.accent_steps, "quick": args.quick, "stubbed_modules": stubs,
-              "rows": rows}
+            lambda: peer("faccent", lambda: faccent_row(model, seed, args)))
+    if cuda and not args.no_compile:
+        for precision in ("fp32", "bf16"):
+            add(f"render {precision} compile",
+                lambda p=precision: render_row(model, objective, args, p, True))
+    elif not args.no_compile:
+        record["rows"]["render compile"] = {"note": "CUDA only (on a CPU its compile time is not recovered)"}
     if not args.skip_report:
-        record["report"] = peer("report", lambda: report_row(model, args))
+        elapsed = time.perf_counter() - started
+        spent = f"skipped: {elapsed:.0f} s spent of the {args.budget:.0f} s budget"
+        record["report"] = (peer("report", lambda: report_row(model, args)) if elapsed <= args.budget
+                            else {"note": spent})
         print(f"  report: {record['report']}", flush=True)
+    record["seconds"] = round(time.perf_counter() - started, 1)
     text = markdown(record)
     print("\n" + text)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record, indent=2))
-        out.with_suffix(".md").write_text(text)
-        print(f"wrote {out} and {out.with_suffix('.md')}")
+    save(record, args.out, text)
     return record
 
 
