@@ -72,3 +72,21 @@ def test_render_without_a_terminal_prints_progress_lines_and_quiet_silences_them
     quiet = CliRunner().invoke(main, [*args, "--quiet", "--out", str(tmp_path / "b")])
     assert quiet.exit_code == 0, quiet.output
     assert "[render]" not in quiet.stderr
+
+
+def test_a_stage_that_fails_does_not_say_done():
+    stream = io.StringIO()
+    bar = LineProgress(range(5), desc="render", unit="step", file=stream)
+    try:
+        for step in bar:
+            if step == 2:
+                raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    try:
+        with LineProgress(total=3, desc="mining", file=stream) as second:
+            second.update()
+            raise ValueError("bad batch")
+    except ValueError:
+        pass
+    assert "done" not in stream.getvalue() and stream.getvalue().count("started") == 2

@@ -118,18 +118,18 @@ class LineProgress:
     def __iter__(self) -> Iterator:
         if self.iterable is None:
             raise TypeError("LineProgress without an iterable cannot be iterated")
-        try:
-            for item in self.iterable:
-                yield item
-                self.update(1)
-        finally:
-            self.close()
+        for item in self.iterable:
+            yield item
+            self.update(1)
+        self.close()  # only when the loop ran to its end: a failed stage says nothing of "done"
 
     def __enter__(self) -> LineProgress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        self._closed = True
 
 
 def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
