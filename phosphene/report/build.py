@@ -9,6 +9,8 @@ build restarts where it stopped.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import os
 import time
@@ -57,6 +59,16 @@ def _open_model(model: nn.Module | str | None, run: mining.MiningRun, weights: s
     return load_model(name, weights=weights, device=device)
 
 
+def release_memory() -> None:
+    """Free what a stage left behind: collect garbage and, with glibc, hand freed heap pages back to
+    the system (`malloc_trim`), so one stage's peak is not carried into the next."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): the allocator keeps them
+        pass
+
+
 def _atlas(model: nn.Module, run: mining.MiningRun, layer: str, settings: ReportSettings,
            files: LayerFiles, progress: bool | None) -> None:
     if not settings.atlas or (files.root / "atlas" / "atlas.json").is_file():
@@ -78,6 +90,7 @@ def _layer_stages(net: nn.Module, run: mining.MiningRun, layer: str, units: list
     for stage, work, head in stages:
         started = time.perf_counter()
         work(*head, units, settings, files, show)
+        release_memory()
         seconds[stage] += time.perf_counter() - started
     started = time.perf_counter()
     _atlas(net, run, layer, settings, files, show)

@@ -40,7 +40,7 @@ from .config import ReportSettings
 from .layout import LayerFiles, write_picture
 
 STAGE = "inhibition"
-CHUNK = 32
+CHUNK = 16
 
 
 def attribution_layer(model: nn.Module, layer: str) -> str:
@@ -85,9 +85,25 @@ def _read_target(model: nn.Module, layer: str):
     return store, handle
 
 
+def _graph_starts_at(model: nn.Module, attr: str):
+    """A forward hook that makes ``attr``'s output a leaf that requires grad, so the forward keeps
+    no graph below the attribution layer (the backward stops there anyway): memory for the
+    layers after ``attr`` only. None where ``attr`` is not a module (then the input requires grad)."""
+    try:
+        module = resolve_layer(model, attr)
+    except Exception:  # "input" and other special layers
+        return None
+
+    def leaf(_module, _inputs, output):
+        return output.detach().requires_grad_(True) if isinstance(output, torch.Tensor) else None
+
+    return module.register_forward_hook(leaf)
+
+
 def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, units: list[int],
             settings: ReportSettings, progress: bool | None) -> Probe:
-    """One forward per chunk of probe images, one backward per unit and chunk."""
+    """One forward per chunk of probe images, one backward per unit and chunk; the forward keeps its
+    graph from the attribution layer on only (`_graph_starts_at`)."""
     indices = probe_indices(run, settings.probe, settings.seed)
     paths = run.image_paths()
     images = torch.stack([torch.from_numpy(decode_image(paths[i], run.preprocessing)) for i in indices])
@@ -95,12 +111,13 @@ def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, unit
     device = as_image_model(model).device
     parts: dict[int, list[dict[str, torch.Tensor]]] = {u: [] for u in units}
     store, handle = _read_target(model, layer)
+    leaf = _graph_starts_at(model, attr)  # registered before the tap's hooks, so the tap reads the leaf
     bar = progress_bar(total=len(units) * len(range(0, len(images), CHUNK)), desc=f"{layer} inhibition",
                        unit="unit", progress=progress)
     try:
         with LayerTap(model, [layer, attr]) as tap, torch.enable_grad():
             for start in range(0, len(images), CHUNK):
-                x = images[start:start + CHUNK].to(device).requires_grad_(True)
+                x = images[start:start + CHUNK].to(device).requires_grad_(leaf is None)
                 acts = tap(x)
                 out = tap.canonical(layer, store["pre"]) if handle else acts[layer]
                 a = acts[attr]
@@ -117,8 +134,9 @@ def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, unit
                     bar.update()
     finally:
         bar.close()
-        if handle is not None:
-            handle.remove()
+        for hook in (handle, leaf):
+            if hook is not None:
+                hook.remove()
     values, maps = {}, {}
     for unit, chunks in parts.items():
         joined = {key: torch.cat([c[key] for c in chunks]).float().cpu() for key in chunks[0]}
