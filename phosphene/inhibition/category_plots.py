@@ -5,6 +5,7 @@ Fig. 4 B-F. Drawn with Agg, without pyplot."""
 from __future__ import annotations
 
 import os
+import textwrap
 
 import numpy as np
 import torch
@@ -48,26 +49,28 @@ def category_panel(images: dict[str, torch.Tensor], phi_plus: dict[str, torch.Te
     """One row per category: up to n images (3, S, S), each followed by its φ⁺/φ⁻ overlay; the row
     is labelled with the category and its count; empty categories say so."""
     n = max([len(v) for v in images.values()] + [1])
-    fig = new_figure((1.55 * 2 * n + 1.6, 1.75 * len(CATEGORIES) + 0.6))
-    axes = fig.subplots(len(CATEGORIES), 2 * n + 1, squeeze=False,
-                        gridspec_kw={"width_ratios": [1] * (2 * n) + [0.8], "wspace": 0.04, "hspace": 0.32})
+    fig = new_figure((1.55 * 2 * n + 3.0, 1.75 * len(CATEGORIES) + 0.6))
+    axes = fig.subplots(len(CATEGORIES), 2 * n + 2, squeeze=False,
+                        gridspec_kw={"width_ratios": [1.3] + [1] * (2 * n) + [0.8], "wspace": 0.04,
+                                     "hspace": 0.32})
     for row, name in enumerate(CATEGORIES):
         shown = images.get(name)
         for ax in axes[row]:
             ax.set_axis_off()
-        label = f"{name} ({counts.get(name, 0)})\n{DESCRIPTIONS[name]}"
-        axes[row, 0].text(-0.08, 0.5, label, transform=axes[row, 0].transAxes, rotation=90, ha="right",
-                          va="center", fontsize=7, color=COLOURS[name])
+        description = textwrap.fill(DESCRIPTIONS[name], 18, break_on_hyphens=False)
+        label = f"{name} ({counts.get(name, 0)})\n{description}"
+        axes[row, 0].text(1.0, 0.5, label, transform=axes[row, 0].transAxes, ha="right", va="center",
+                          fontsize=7.5, color=COLOURS[name])
         if shown is None or len(shown) == 0:
-            axes[row, 0].text(0.5, 0.5, "no image in this category", ha="center", va="center", fontsize=7,
-                              transform=axes[row, 0].transAxes)
+            axes[row, 1].text(0.0, 0.5, "no image in this category", ha="left", va="center", fontsize=7,
+                              transform=axes[row, 1].transAxes)
             continue
         plus, minus = smooth_maps(phi_plus[name], phi_minus[name], shown.shape[-1])
         for i in range(len(shown)):
-            axes[row, 2 * i].imshow(shown[i].detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
-            axes[row, 2 * i].set_title(captions[name][i], fontsize=6)
-            axes[row, 2 * i + 1].imshow(overlay(shown[i], plus[i], minus[i]))
-    scale_legend(axes[len(CATEGORIES) // 2, 2 * n])
-    axes[len(CATEGORIES) // 2, 2 * n].set_axis_on()
+            axes[row, 1 + 2 * i].imshow(shown[i].detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
+            axes[row, 1 + 2 * i].set_title(captions[name][i], fontsize=6)
+            axes[row, 2 + 2 * i].imshow(overlay(shown[i], plus[i], minus[i]))
+    scale_legend(axes[len(CATEGORIES) // 2, 2 * n + 1])
+    axes[len(CATEGORIES) // 2, 2 * n + 1].set_axis_on()
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
