@@ -2,9 +2,11 @@
 took more than S seconds (its call phase), naming each one. CI passes 10 (docs/testing.md).
 
 A test is too slow when both its wall time and its CPU time (this process's and its waited-for
-children's) exceed S: other jobs on the machine stretch the wall time but not the CPU time, and a
-test that waits (a server, a subprocess it does not wait for) spends wall time without CPU time, so
-the rule holds on a loaded machine and still catches a test that is slow on an idle one."""
+children's) divided by torch's thread count exceed S: other jobs on the machine stretch the wall
+time but not the CPU time, a test that waits (a server, a subprocess it does not wait for) spends
+wall time without CPU time, and CPU time over the threads is about the wall time the test takes on
+an idle machine. So the rule holds on a loaded machine and still catches a test that is slow on an
+idle one."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ class FastLimit:
         if report.when != "call" or report.nodeid in self.slow or report.duration <= self.limit:
             return
         cpu = self.cpu.get(report.nodeid, report.duration)  # under xdist: measured on the worker
-        if cpu > self.limit:
+        if cpu / _threads() > self.limit:
             self.too_slow.append((report.nodeid, report.duration, cpu))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -47,6 +49,14 @@ class FastLimit:
             terminalreporter.write_line(
                 f"TOO SLOW for the fast suite: {nodeid} took {wall:.1f} s wall, {cpu:.1f} s CPU "
                 f"(limit {self.limit:g} s); make it faster or add it to SLOW in tests/conftest.py", red=True)
+
+
+def _threads() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 1
+    return max(1, torch.get_num_threads())
 
 
 def _cpu_seconds() -> float:

@@ -168,7 +168,8 @@ def test_tension_report_repr_shows_the_pictures_it_wrote(model, samples_dir, tmp
                             num_workers=0, size=48, progress=False)
     html = report._repr_html_()
     _check_html(html)
-    assert len(_embedded(html)) == 5 and "max T" in html  # scatter, completeness, MEIs, MIIs, MTIs
+    # scatter, completeness, categories, MEIs, MIIs, MTIs, category examples
+    assert len(_embedded(html)) == 7 and "max T" in html
     table = display.to_html(report.table._view(n=2))  # the table alone: images without the φ maps
     assert len(_embedded(table)) == 1 + 3 * 2  # the scatter, then 2 images per selection
 
