@@ -2,7 +2,7 @@
 drive the unit harder than its facet's best exemplar, and do facets differ more from each other than
 the same number of diversity-term renders?
 
-    python benchmarks/bench_facets.py RUN --layer _blocks.8 --units 0,3,7,337 [--facets 4 --steps 64]
+    python benchmarks/bench_facets.py RUN --layer _blocks.8 --units 0,3,7,11 [--facets 4 --steps 64]
 
 RUN: a `phosphene mine` run with the layer (k >= facets). Distance: mean pairwise Euclidean distance
 of the renders' activation vectors at the layer (channel means), and 1 - cosine.
@@ -35,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
     parser.add_argument("--layer", default="_blocks.8")
-    parser.add_argument("--units", default="0,3,7,337")
+    parser.add_argument("--units", default="0,3,7,11")
     parser.add_argument("--facets", type=int, default=4)
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--size", type=int, default=128)
