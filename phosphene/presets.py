@@ -53,7 +53,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                         "accent_crops": 8, "accent_top": 2, "accent_unrelated": 1},
     },
     "experiment stimuli": {
-        "draft": {"steps": 32, "visualizations": 3, "viz_size": 112, "image_size": 112, "units_per_layer": 3},
+        "draft": {"steps": 32, "visualizations": 5, "viz_size": 112, "image_size": 112, "units_per_layer": 3},
         "standard": {"steps": 128, "visualizations": 5, "viz_size": 160, "image_size": 160,
                      "units_per_layer": 6},
         "publication": {"steps": 256, "visualizations": 5, "viz_size": 224, "image_size": 224,
