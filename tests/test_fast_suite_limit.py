@@ -32,7 +32,7 @@ def test_marked_slow():
 def test_a_test_over_the_limit_fails_the_run_and_is_named(pytester: pytest.Pytester):
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_inprocess("-p", "fast_limit", "--max-fast-seconds", "0.2",
-                                          "-p", "no:cacheprovider")
+                                          "--max-fast-load", "1e9", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
@@ -45,3 +45,11 @@ def test_under_the_limit_or_without_it_the_run_passes(pytester: pytest.Pytester)
     pytester.makepyfile(test_suite=SUITE)
     assert pytester.runpytest_inprocess("-p", "fast_limit", "--max-fast-seconds", "5").ret == 0
     assert pytester.runpytest_inprocess().ret == 0
+
+
+def test_on_a_loaded_machine_a_slow_test_is_reported_not_failed(pytester: pytest.Pytester):
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_inprocess("-p", "fast_limit", "--max-fast-seconds", "0.2",
+                                          "--max-fast-load", "-1", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*not judged (machine loaded*test_suite.py::test_busy took*"])
