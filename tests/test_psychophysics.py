@@ -277,3 +277,17 @@ def test_cli_export_writes_the_database_as_csv(tmp_path):
     assert all(r["session"] == session for r in exported)
     missing = CliRunner().invoke(main, ["experiment", "export", str(tmp_path / "no.db"), "--out", "x.csv"])
     assert missing.exit_code == 2 and "no such database" in missing.output
+
+
+def test_cli_analyze_labels_two_files_of_one_observer_as_two_sources(tmp_path):
+    """units=A atoms=B: one machine observer on two stimulus sets becomes two sources side by side."""
+    units, atoms = tmp_path / "units.csv", tmp_path / "a=b.csv"  # a real file with '=' stays a path
+    units.write_text(rows_to_csv(_rows("machine:x")))
+    atoms.write_text(rows_to_csv(_rows("machine:x")))
+    result = CliRunner().invoke(main, ["experiment", "analyze", f"units={units}", str(atoms),
+                                       f"atoms={atoms}", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    sources = {row["source"] for row in csv.DictReader((tmp_path / "o" / "summary.csv").open())}
+    assert sources == {"units", "atoms", "machine:x"}
+    empty = CliRunner().invoke(main, ["experiment", "analyze", f"={units}", "--out", str(tmp_path / "e")])
+    assert empty.exit_code == 2 and "empty label" in empty.output

@@ -214,11 +214,14 @@ def export_command(db_path, out) -> None:
 
 
 @experiment.command("analyze")
-@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("results", nargs=-1, required=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @click.option("--title", default=None)
 def analyze_command(results, out, title) -> None:
-    """Accuracy per condition (Wilson 95%) from databases or CSVs: summary.csv and accuracy.png."""
+    """Accuracy per condition (Wilson 95%) from databases or CSVs: summary.csv and accuracy.png.
+
+    A RESULTS argument LABEL=PATH shows that file as the source LABEL (e.g. units=a.csv
+    atoms=b.csv: one observer on two stimulus sets, side by side)."""
     conditions = analyze(results, out, title)
     click.echo(summary_table(conditions))
     click.echo("\nnatural exemplars minus visualizations (accuracy):\n" + gap_table(conditions))

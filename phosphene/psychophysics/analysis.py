@@ -199,12 +199,30 @@ def plot(conditions: Sequence[Condition], path: str | Path, title: str | None = 
     fig.savefig(path, dpi=120)
 
 
+def split_label(given: str | Path) -> tuple[str | None, Path]:
+    """``LABEL=PATH`` -> (LABEL, PATH); a plain path (or an existing file whose name has a ``=``) ->
+    (None, path). The label replaces the file's ``source`` column, so two runs of one observer (units
+    and dictionary atoms, two stimulus sets) become two sources side by side."""
+    text = str(given)
+    if isinstance(given, Path) or Path(text).is_file() or "=" not in text:
+        return None, Path(text)
+    label, _, path = text.partition("=")
+    if not label.strip():
+        raise PhospheneError(f"empty label in {text!r} (write LABEL=PATH)")
+    return label.strip(), Path(path)
+
+
 def analyze(inputs: Sequence[str | Path], out: str | Path, title: str | None = None
             ) -> list[Condition]:
-    """Summarize one or more result files into ``out/summary.csv`` and ``out/accuracy.png``."""
+    """Summarize one or more result files into ``out/summary.csv`` and ``out/accuracy.png``; an
+    input ``LABEL=PATH`` is shown as the source LABEL (`split_label`)."""
     rows: list[dict[str, Any]] = []
-    for path in inputs:
-        rows.extend(load_responses(path))
+    for given in inputs:
+        label, path = split_label(given)
+        file_rows = load_responses(path)
+        if label is not None:
+            file_rows = [{**row, "source": label} for row in file_rows]
+        rows.extend(file_rows)
     if not rows:
         raise PhospheneError("no responses in " + ", ".join(map(str, inputs)))
     conditions = summarize(rows)
@@ -216,4 +234,4 @@ def analyze(inputs: Sequence[str | Path], out: str | Path, title: str | None = N
 
 
 __all__ = ["CHANCE", "Condition", "RESPONSE_COLUMNS", "analyze", "gap_table", "load_responses", "plot",
-           "summarize", "summary_table", "wilson", "write_responses", "write_summary"]
+           "split_label", "summarize", "summary_table", "wilson", "write_responses", "write_summary"]
