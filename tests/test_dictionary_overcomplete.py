@@ -53,6 +53,14 @@ def test_method_fits_beats_the_mean_and_round_trips_bit_for_bit(method, tmp_path
     assert (dictionary.encode(probe) >= 0).all()  # all five give non-negative codes
 
 
+def test_an_sae_file_without_its_weights_is_refused_in_one_line(tmp_path):
+    dictionary = _fit("topk", 3)
+    dictionary.state = {}
+    path = dictionary.save(tmp_path / "bare.safetensors")
+    with pytest.raises(phosphene.PhospheneError, match="not a readable phosphene dictionary .the topk SAE's"):
+        load_dictionary(path)
+
+
 def test_topk_keeps_k_codes_and_stores_the_encoder_and_scale():
     dictionary = _fit("topk", 6)
     codes = dictionary.encode(torch.from_numpy(_vectors(30, seed=2)))

@@ -214,7 +214,10 @@ def _check_consistent(d: Dictionary) -> None:
         raise ValueError("tensor shapes do not match")
     if d.method not in methods.METHODS:
         raise ValueError(f"unknown method {d.method!r}")
+    if d.method in methods.SAES and ("input_scale" not in d.state
+                                     or not any(key.startswith("sae.") for key in d.state)):
+        raise ValueError(f"the {d.method} SAE's weights are missing")
     if not NAME.match(d.name):
         raise ValueError(f"bad name {d.name!r}")
-    if not all(torch.isfinite(t).all() for t in (d.atoms, d.components, d.mean)):
+    if not all(torch.isfinite(t).all() for t in (d.atoms, d.components, d.mean, *d.state.values())):
         raise ValueError("non-finite values")
