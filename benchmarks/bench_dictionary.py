@@ -21,14 +21,14 @@ from timing import Timer
 import phosphene
 from phosphene.dictionary import methods
 from phosphene.dictionary.learn import split_sample
-from phosphene.dictionary.overcomplete_methods import import_overcomplete
+from phosphene.dictionary.overcomplete_methods import batches, import_overcomplete
 from phosphene.dictionary.registry import FitOptions, get
 from phosphene.dictionary.sampling import sample_activations
 
 
 def overcomplete_fit(method: str, vectors: np.ndarray, k: int, options: FitOptions) -> None:
     """The same fit as `methods.fit`, overcomplete called directly (the same standardization, SAE,
-    loader, optimizer and loss for the SAEs; the same solver for the NMFs)."""
+    batches, optimizer and loss for the SAEs; the same solver for the NMFs)."""
     import torch
 
     sae = import_overcomplete("sae")
@@ -55,10 +55,9 @@ def overcomplete_fit(method: str, vectors: np.ndarray, k: int, options: FitOptio
                                model.bandwidth)
         return mse + options.sparsity_penalty * active.sum(-1).mean()
 
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=options.fit_batch,
-                                         shuffle=True, drop_last=True)
-    sae.train_sae(model, loader, loss, torch.optim.Adam(model.parameters(), lr=options.lr),
-                  nb_epochs=options.epochs, monitoring=0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
+    sae.train_sae(model, batches(x, options.fit_batch), loss, optimizer, nb_epochs=options.epochs,
+                  monitoring=0)
     model.eval()
 
 
