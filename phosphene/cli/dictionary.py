@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..dictionary import METHODS, DictionarySettings, learn_dictionary
+from ..dictionary.registry import FitOptions
 from ..errors import PhospheneError
 from ..mining import store
 from .app import main
@@ -19,7 +20,9 @@ from .options import POSITIVE, SEED, SIDE, WORKERS, FiniteFloat
 @model_options
 @click.option("--layer", required=True, help="Layer whose activation vectors are factorized, e.g. _blocks.8.")
 @click.option("--method", type=click.Choice(METHODS), default="kmeans", show_default=True,
-              help="kmeans (unit-norm cluster directions), pca (baseline) or nmf (positive part).")
+              help="kmeans (unit-norm cluster directions), pca (baseline), nmf (positive part), sparse "
+                   "autoencoders topk / batchtopk / jumprelu, seminmf or convexnmf (the last five from "
+                   "overcomplete; docs/dictionary.md).")
 @click.option("--atoms", type=POSITIVE, default=16, show_default=True, help="Number of atoms K.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for the dictionary file (default: SOURCE when it is a mining run).")
@@ -36,9 +39,22 @@ from .options import POSITIVE, SEED, SIDE, WORKERS, FiniteFloat
               help="Image side (default: the mining run's, else the model's input size).")
 @click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
 @click.option("--workers", type=WORKERS, default=2, show_default=True, help="Decoding processes (0: inline).")
+@click.option("--epochs", type=POSITIVE, default=FitOptions.epochs, show_default=True,
+              help="SAEs: passes over the sample.")
+@click.option("--top-k", type=POSITIVE, default=FitOptions.top_k, show_default=True,
+              help="topk / batchtopk: non-zero codes per vector (batchtopk: on average over a batch).")
+@click.option("--lr", type=FiniteFloat(positive=True), default=FitOptions.lr, show_default=True,
+              help="SAEs: Adam's learning rate.")
+@click.option("--fit-batch", type=POSITIVE, default=FitOptions.fit_batch, show_default=True,
+              help="SAEs: vectors per training step.")
+@click.option("--sparsity-penalty", type=FiniteFloat(non_negative=True), default=FitOptions.sparsity_penalty,
+              show_default=True, help="jumprelu: weight of the L0 term of the loss.")
+@click.option("--max-iter", type=POSITIVE, default=FitOptions.max_iter, show_default=True,
+              help="nmf / seminmf / convexnmf: solver iterations (fit and encode).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def dictionary_command(source, model_name, weights, device, layer, method, atoms, out, name, per_image,
-                       max_vectors, held_out, seed, size, batch_size, workers, quiet) -> None:
+                       max_vectors, held_out, seed, size, batch_size, workers, epochs, top_k, lr, fit_batch,
+                       sparsity_penalty, max_iter, quiet) -> None:
     """Learn K atoms (directions in the channel space of --layer) from the activations of SOURCE, an
     image folder or a mining run, and write OUT/dictionary_<layer>_<name>.safetensors.
 
@@ -52,7 +68,8 @@ def dictionary_command(source, model_name, weights, device, layer, method, atoms
     model = open_model(model_name, weights, device)
     settings = DictionarySettings(method=method, atoms=atoms, per_image=per_image, max_vectors=max_vectors,
                                   held_out=held_out, seed=seed, size=size, batch_size=batch_size,
-                                  num_workers=workers)
+                                  num_workers=workers, epochs=epochs, top_k=top_k, lr=lr, fit_batch=fit_batch,
+                                  sparsity_penalty=sparsity_penalty, max_iter=max_iter)
     dictionary, path = learn_dictionary(model, layer, source, out, settings, name=name,
                                         progress=False if quiet else None)
     click.echo(f"learned {dictionary.summary()} -> {path}")

@@ -1,8 +1,9 @@
 """`Dictionary`: learned feature directions of one layer, and their file (safetensors).
 
 The file holds the tensors ``atoms`` (K, C; unit-norm directions: the units), ``components`` (K, C;
-the method's own dictionary, e.g. NMF's rows with their scale), ``mean`` (C,) and ``energy`` (K,),
-and in its metadata the method, its settings, the layer and model, the image list's hash and
+the method's own dictionary, e.g. NMF's rows with their scale), ``mean`` (C,), ``energy`` (K,) and
+``state.*``, what the method needs to encode (an SAE's weights: `overcomplete_methods`), and in its
+metadata the method, its settings, the layer and model, the image list's hash and
 counts, and the fit metrics (JSON). Loading checks all of it: a file that is not a dictionary, or
 is damaged, is a one-line `PhospheneError`.
 """
@@ -49,6 +50,7 @@ class Dictionary:
     settings: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     images: dict = field(default_factory=dict)
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.atoms.shape[0]
@@ -95,13 +97,18 @@ class Dictionary:
         acts = torch.as_tensor(acts)
         spatial = acts.dim() == 4
         flat = acts.movedim(1, -1).reshape(-1, acts.shape[1]) if spatial else acts
-        codes = methods.encode(self.method, self.components.numpy(), self.mean.numpy(),
-                               flat.detach().float().cpu().numpy())
-        codes = torch.from_numpy(codes)
+        codes = torch.from_numpy(methods.encode(self.method, self.fitted(),
+                                                flat.detach().float().cpu().numpy(),
+                                                methods.FitOptions.from_settings(self.settings)))
         if spatial:
             b, _, *rest = acts.shape
             codes = codes.reshape(b, *rest, -1).movedim(-1, 1)
         return codes
+
+    def fitted(self) -> methods.Fitted:
+        """The method's learned tensors as `methods.Fitted` (numpy views)."""
+        return methods.Fitted(self.components.numpy(), self.mean.numpy(),
+                              {key: value.numpy() for key, value in self.state.items()})
 
     def top_units(self, k: int, count: int = 5) -> list[tuple[int, float]]:
         """The ``count`` channels with the largest weights in atom ``k``: [(channel, weight)]."""
@@ -146,7 +153,7 @@ class Dictionary:
         from safetensors.torch import save
 
         tensors = {"atoms": self.atoms, "components": self.components, "mean": self.mean,
-                   "energy": self.energy}
+                   "energy": self.energy} | {f"state.{key}": value for key, value in self.state.items()}
         meta = {"format": FORMAT, "method": self.method, "layer": self.layer, "model": self.model,
                 "name": self.name, "settings": json.dumps(self.settings),
                 "metrics": json.dumps(self.metrics), "images": json.dumps(self.images)}
@@ -173,7 +180,8 @@ def load_dictionary(path: str | os.PathLike) -> Dictionary:
         dictionary = Dictionary(
             tensors["atoms"], tensors["components"], tensors["mean"], tensors["energy"], meta["method"],
             meta["layer"], meta["model"], meta["name"], json.loads(meta["settings"]),
-            json.loads(meta["metrics"]), json.loads(meta["images"]))
+            json.loads(meta["metrics"]), json.loads(meta["images"]),
+            {key[6:]: value for key, value in tensors.items() if key.startswith("state.")})
         _check_consistent(dictionary)
     except (SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise PhospheneError(f"{path} is not a readable phosphene dictionary "
@@ -206,7 +214,10 @@ def _check_consistent(d: Dictionary) -> None:
         raise ValueError("tensor shapes do not match")
     if d.method not in methods.METHODS:
         raise ValueError(f"unknown method {d.method!r}")
+    if d.method in methods.SAES and ("input_scale" not in d.state
+                                     or not any(key.startswith("sae.") for key in d.state)):
+        raise ValueError(f"the {d.method} SAE's weights are missing")
     if not NAME.match(d.name):
         raise ValueError(f"bad name {d.name!r}")
-    if not all(torch.isfinite(t).all() for t in (d.atoms, d.components, d.mean)):
+    if not all(torch.isfinite(t).all() for t in (d.atoms, d.components, d.mean, *d.state.values())):
         raise ValueError("non-finite values")

@@ -15,15 +15,18 @@ from ..errors import OutputError, PhospheneError
 from ..models.wrapper import as_image_model
 from . import methods
 from .atoms import NAME, Dictionary
+from .registry import FitOptions
 from .sampling import ActivationSample, sample_activations
 
 
 @dataclass(frozen=True)
 class DictionarySettings:
-    """How a dictionary is learned: ``method`` (kmeans, pca, nmf), ``atoms`` (K), ``per_image``
+    """How a dictionary is learned: ``method`` (`methods.METHODS`), ``atoms`` (K), ``per_image``
     vectors at most per image, ``max_vectors`` in the sample (its memory bound), ``held_out`` share
     of the sample kept for the metrics, ``seed``, ``size`` (image side; default the model's or the
-    mining run's), ``batch_size`` and ``num_workers`` (decoding processes)."""
+    mining run's), ``batch_size`` (images) and ``num_workers`` (decoding processes); the options of
+    the iterative methods (``epochs``, ``top_k``, ``lr``, ``fit_batch``, ``sparsity_penalty``,
+    ``max_iter``: `methods.FitOptions`)."""
 
     method: str = "kmeans"
     atoms: int = 16
@@ -34,10 +37,21 @@ class DictionarySettings:
     size: int | None = None
     batch_size: int = 32
     num_workers: int = 2
+    epochs: int = FitOptions.epochs
+    top_k: int = FitOptions.top_k
+    lr: float = FitOptions.lr
+    fit_batch: int = FitOptions.fit_batch
+    sparsity_penalty: float = FitOptions.sparsity_penalty
+    max_iter: int = FitOptions.max_iter
+
+    def fit_options(self) -> FitOptions:
+        return FitOptions.from_settings(self.describe())
 
     def describe(self) -> dict:
-        return {k: getattr(self, k) for k in ("method", "atoms", "per_image", "max_vectors", "held_out",
-                                              "seed", "size")}
+        """The settings saved in the file: the sampling and the method's options."""
+        sampling = {k: getattr(self, k) for k in ("method", "atoms", "per_image", "max_vectors", "held_out",
+                                                  "seed", "size")}
+        return sampling | {k: getattr(self, k) for k in FitOptions.__dataclass_fields__}
 
 
 def split_sample(vectors: np.ndarray, held_out: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,11 +71,11 @@ def fit_dictionary(sample: ActivationSample, settings: DictionarySettings, layer
         raise PhospheneError(f"a dictionary name is a Python identifier (letters, digits, _), not {name!r}")
     fit_rows, held_rows = split_sample(sample.vectors, settings.held_out, settings.seed)
     methods.check_size(settings.method, settings.atoms, fit_rows)
+    options = settings.fit_options()
     started = time.perf_counter()
-    fitted = methods.fit(settings.method, fit_rows, settings.atoms, settings.seed)
+    fitted = methods.fit(settings.method, fit_rows, settings.atoms, options)
     seconds = time.perf_counter() - started
-    metrics, energy = methods.fit_metrics(settings.method, fitted.components, fitted.mean, fit_rows,
-                                          held_rows)
+    metrics, energy = methods.fit_metrics(settings.method, fitted, fit_rows, held_rows, options)
     metrics.update(fit_seconds=round(seconds, 3),
                    negative_energy_share=float(np.square(np.minimum(sample.vectors, 0)).sum()
                                                / max(np.square(sample.vectors).sum(), 1e-30)))
@@ -71,7 +85,8 @@ def fit_dictionary(sample: ActivationSample, settings: DictionarySettings, layer
     return Dictionary(torch.from_numpy(methods.unit_rows(fitted.components)),
                       torch.from_numpy(fitted.components), torch.from_numpy(fitted.mean),
                       torch.from_numpy(energy), settings.method, layer, model_name, name,
-                      settings.describe(), metrics, images)
+                      settings.describe(), metrics, images,
+                      {key: torch.from_numpy(value) for key, value in fitted.state.items()})
 
 
 def default_path(out: str | os.PathLike, layer: str, name: str) -> Path:
@@ -86,8 +101,7 @@ def learn_dictionary(model: nn.Module, layer: str, source: str | os.PathLike, ou
     and write it into the folder ``out``; returns it and its path."""
     settings = settings or DictionarySettings()
     model = as_image_model(model)
-    if settings.method not in methods.METHODS:
-        raise PhospheneError(f"unknown method {settings.method!r}; use one of {', '.join(methods.METHODS)}")
+    methods.get(settings.method)
     if settings.atoms < 1:
         raise PhospheneError("--atoms must be at least 1")
     out = Path(out)
