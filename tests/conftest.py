@@ -48,6 +48,7 @@ SLOW = (
     "tests/test_accentuate.py::test_attribution_mask_confines_an_unrelated_feature",  # 30 CPU s in CI
     "tests/test_bench_gpu.py::",  # bench_gpu.py --quick end to end: its own model, render, accentuation
     "tests/test_figures.py::",  # the figure scripts, a model load each
+    "tests/test_accentuate.py::test_figure_columns_are_the_seeds",  # an accentuation and a render, 11 s idle
 )
 
 
