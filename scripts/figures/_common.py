@@ -45,6 +45,21 @@ def load_seeds(args: argparse.Namespace, names: list[str]) -> torch.Tensor:
     return torch.stack([phosphene.load_image(folder / n, args.size) for n in names])
 
 
+def sample_subset(args: argparse.Namespace, count: int, folder: Path) -> Path:
+    """``folder`` holding links to the first ``count`` sample images (sorted), for the folder-reading
+    verbs (`compute_tension`, `tension_report`)."""
+    source = Path(args.samples) if args.samples else samples_dir()
+    images = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
+    if not images:
+        raise SystemExit(f"no sample images in {source} (--samples or PHOSPHENE_SHARED)")
+    folder.mkdir(parents=True, exist_ok=True)
+    for image in images[:count]:
+        link = folder / image.name
+        if not link.exists():
+            link.symlink_to(image.resolve())
+    return folder
+
+
 def write(args: argparse.Namespace, name: str, picture: Image.Image, record: dict[str, Any],
           started: float) -> dict[str, Any]:
     """OUT/name.png and OUT/name.json (the settings, ``record`` and the seconds since ``started``)."""

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 FIGURES = ("objectives", "regularization", "interpolation", "accent_classes", "accent_sweeps",
-           "accent_crops", "accent_inhibited")
+           "accent_crops", "accent_inhibited", "inhibition_layers", "inhibition_tension",
+           "inhibition_inversion")
 
 
 def main() -> int:
