@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-FIGURES = ("objectives", "regularization", "interpolation", "accent_classes", "accent_sweeps",
-           "accent_crops", "accent_inhibited", "inhibition_layers", "inhibition_tension",
-           "inhibition_inversion")
+FIGURES = ("objectives", "regularization", "parameterization", "diversity", "interpolation", "directions",
+           "accent_classes", "accent_sweeps", "accent_crops", "accent_inhibited", "inhibition_layers",
+           "inhibition_tension", "inhibition_inversion")
 
 
 def main() -> int:
