@@ -52,7 +52,7 @@ def main() -> None:
     channel = obj.channel(args.layer, [args.channel] * args.batch)
     started = time.perf_counter()
     rows, captions, record = [], [], {"settings": vars(args), "runs": {}}
-    diverse = channel - args.weight * obj.diversity(args.layer)
+    diverse = channel + args.weight * obj.diversity(args.layer)  # diversity() is minus the similarity
     for name, objective in (("without", channel), ("with", diverse)):
         result = phosphene.render(model, objective, steps=args.steps, size=args.size, progress=False)
         with LayerTap(model, [args.layer]) as tap, torch.no_grad():

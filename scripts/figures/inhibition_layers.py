@@ -22,7 +22,7 @@ from phosphene.inhibition.tension import compute_tension, load_selected
 from phosphene.inhibition.tension_plots import overlay, smooth_maps
 from phosphene.io.images import image_grid
 
-UNITS = "_blocks.4._relu1:20@_blocks.3,_blocks.8._relu1:337@_blocks.7,_blocks.12._relu1:100@_blocks.11"
+UNITS = "_blocks.4._relu1:10@_blocks.3,_blocks.8._relu1:337@_blocks.7,_blocks.12._relu1:766@_blocks.11"
 
 
 def main() -> None:
