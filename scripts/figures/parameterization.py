@@ -43,7 +43,7 @@ def main() -> None:
                                   progress=False)
         share = reg.high_frequency_share(result.images)
         images.append(result.images)
-        captions += [f"{param} {v:.1f} hf{h:.2f}" for v, h in zip(result.final.tolist(), share.tolist())]
+        captions += [f"{v:.0f} hf{h:.2f}" for v, h in zip(result.final.tolist(), share.tolist())]
         record["parameterizations"][param] = {"objective": result.final.tolist(), "hf_share": share.tolist(),
                                               "mean_objective": float(result.final.mean()),
                                               "mean_hf_share": float(share.mean()),
@@ -55,7 +55,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     grid = image_grid(torch.cat(images), captions, columns=len(args.units.split(",")),
                       note=f"rows: {', '.join(PARAMS)}; columns: {args.units}; objective, "
-                           "high-frequency share")
+                           "high-frequency share (hf)")
     save_image(grid, out / "parameterization.png")
     (out / "parameterization.json").write_text(json.dumps(record, indent=2))
     print(f"-> {out}/parameterization.png ({record['seconds']} s)")
