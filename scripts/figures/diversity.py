@@ -59,7 +59,7 @@ def main() -> None:
             f = tap(result.images)[args.layer][:, args.channel].float().mean((1, 2))
         pixels, gram = pairwise(model, result.images, args.layer)
         rows.append(result.images)
-        captions += [f"{name[:4]} f={v:.1f}" for v in f.tolist()]
+        captions += [f"{'div' if name == 'with' else 'plain'} {v:.1f}" for v in f.tolist()]
         record["runs"][name] = {"channel_mean": f.tolist(), "pixel_distance": pixels, "gram_cosine": gram,
                                 "seconds": round(result.seconds, 1)}
         print(f"{name:<8} channel mean {f.mean():7.3f}   pixel distance {pixels:.3f}   "
