@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..models.wrapper import as_image_model
 from ..objectives import Objective
 from ..render import as_objective, render
 from .accentuate import AccentuationResult
@@ -27,7 +28,7 @@ def add_figure_columns(model: nn.Module, objective: Objective | str, result: Acc
     are the visualization's render settings."""
     objective = as_objective(objective)
     seeds, group = result.seeds, len(result.lams)
-    device = next(iter(model.parameters())).device
+    device = as_image_model(model).device
     result.heatmap = attribution_heatmap(model, objective, seeds.to(device)).detach().cpu()
     per_seed = objective.batch_size not in (None, 1)
     rendered = render(model, objective, steps=steps, size=seeds.shape[-1], seed=seed,

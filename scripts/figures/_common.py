@@ -24,12 +24,14 @@ def samples_dir() -> Path:
     return shared / "data" / "imagenet-samples"
 
 
-def parser(doc: str, size: int, steps: int) -> argparse.ArgumentParser:
-    """--model, --size, --steps, --samples, --out."""
+def parser(doc: str, size: int, steps: int | None) -> argparse.ArgumentParser:
+    """--model, --size, --steps (accepted and ignored when ``steps`` is None: run_all passes it to
+    every figure), --samples, --out."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--size", type=int, default=size)
-    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--steps", type=int, default=steps,
+                        help="optimization steps" if steps else "unused (this figure optimizes nothing)")
     parser.add_argument("--samples", default=None, help="sample images (default: samples_dir())")
     parser.add_argument("--out", required=True)
     return parser

@@ -26,7 +26,7 @@ UNITS = "_blocks.4._relu1:10@_blocks.3,_blocks.8._relu1:337@_blocks.7,_blocks.12
 
 
 def main() -> None:
-    options = parser(__doc__, size=96, steps=0)
+    options = parser(__doc__, size=96, steps=None)
     options.add_argument("--units", default=UNITS, help="UNIT@ATTR_LAYER, comma-separated")
     options.add_argument("--images", type=int, default=200, help="the first N sample images")
     options.add_argument("--n", type=int, default=4, help="MEIs and MIIs per unit")

@@ -33,7 +33,7 @@ def stack(top: Image.Image, bottom: Image.Image, width: int = 900) -> Image.Imag
 
 
 def main() -> None:
-    options = parser(__doc__, size=96, steps=0)
+    options = parser(__doc__, size=96, steps=None)
     options.add_argument("--target", default="_blocks.8._relu1:337")
     options.add_argument("--attr-layers", default="_blocks.7,_blocks.5,_blocks.3,input")
     options.add_argument("--images", type=int, default=200, help="the first N sample images")
