@@ -96,6 +96,8 @@ class RenderResult(Rich):
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> (N, 3, H, W)
+    rgba: torch.Tensor | None = None  # (N, 4, H, W) colour and opacity of a transparent render
+    # (`param.AlphaImage`; ``images`` are then these over mid-grey)
 
     def save(self, out_dir: str | Path, prefix: str = "unit", grid_name: str = "grid.png",
              columns: int | None = None) -> dict[str, Any]:
@@ -108,6 +110,8 @@ class RenderResult(Rich):
             name = f"{prefix}_{i:03d}_{_slug(self.labels[i])}.png"
             save_image(image, out / name)
             files.append(name)
+            if self.rgba is not None:  # the transparent picture beside the one over grey
+                save_image(self.rgba[i], out / name.replace(".png", "_rgba.png"))
         snapshots = {}
         for step, images in self.snapshots.items():
             snapshots[str(step)] = [f"{prefix}_{i:03d}_step{step}.png" for i in range(len(images))]
@@ -270,9 +274,11 @@ class Renderer:
                    else torch.zeros(0, self.batch, device=self.device))
         labels = name_classes([self.objective.label(i) for i in range(self.batch)],
                               getattr(self.model, "class_names", None))
+        with torch.no_grad():  # a transparent image (`param.AlphaImage`): colour and opacity
+            rgba = self.param.rgba().float().cpu() if hasattr(self.param, "rgba") else None
         return RenderResult(images.detach().cpu(), history.cpu(), final.float().cpu(),
                             (self.saliency / peak).cpu(), labels, self.settings(),
-                            time.perf_counter() - self.started, dict(self.snapshots))
+                            time.perf_counter() - self.started, dict(self.snapshots), rgba)
 
     def settings(self) -> dict[str, Any]:
         """The config plus what the loop resolved (size, batch, names), as recorded in JSON."""

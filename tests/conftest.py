@@ -49,6 +49,7 @@ SLOW = (
     "tests/test_bench_gpu.py::",  # bench_gpu.py --quick end to end: its own model, render, accentuation
     "tests/test_figures.py::",  # the figure scripts, a model load each
     "tests/test_unit_browser.py::test_browser_shows_a_built_unit_and_computes_a_new_one",  # 11 s in CI
+    "tests/test_accentuate.py::test_figure_columns_are_the_seeds",  # an accentuation and a render, 11 s idle
 )
 
 

@@ -251,3 +251,19 @@ def test_bad_input_gives_clear_errors(model, seeds):
         accentuate(model, obj.class_logit([1, 2, 3]), seeds, REG, steps=1, progress=False)
     with pytest.raises(PhospheneError, match="mask"):
         accentuate(model, obj.class_logit(1), seeds, REG, mask="everywhere", steps=1, progress=False)
+
+
+def test_figure_columns_are_the_seeds_heat_map_and_one_visualization_per_unit(model, seeds):
+    from phosphene.accentuation import add_figure_columns, attribution_heatmap
+
+    objective, seeds = obj.class_logit([BEE, 1]), torch.nn.functional.interpolate(seeds, size=32)
+    result = accentuate(model, objective, seeds, "_blocks.2", lam=[0.0, 1.0], steps=1, crops=1,
+                        input_size=32, measure_crops=1, progress=False)
+    assert result.columns == 4
+    add_figure_columns(model, objective, result, steps=2)
+    assert result.heatmap.shape == (2, 1, 32, 32) and result.visualization.shape == (4, 3, 32, 32)
+    assert torch.allclose(result.heatmap, attribution_heatmap(model, objective, seeds))
+    assert float(torch.quantile(result.heatmap[0].flatten(), 0.99)) == pytest.approx(1.0, abs=1e-3)
+    vis = result.visualization  # rows (seed, lambda): one render per unit, shared by its lambdas
+    assert torch.equal(vis[0], vis[1]) and torch.equal(vis[2], vis[3]) and not torch.equal(vis[0], vis[2])
+    assert result.columns == 6 and len(result.panels()[0]) == 6 * 4

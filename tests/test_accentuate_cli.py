@@ -58,3 +58,19 @@ def test_accentuate_errors_are_one_line_with_exit_code_2(samples_dir, tmp_path):
         result = runner.invoke(main, [*args, "--out", str(tmp_path / "o")])
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
+
+
+def test_paper_columns_add_the_heat_map_and_the_visualization(samples_dir, tmp_path):
+    from PIL import Image
+
+    hen = str(samples_dir / "n01514859_hen.JPEG")
+    plain = CliRunner().invoke(main, ["accentuate", hen, "--class", "8", *FAST, "--out", str(tmp_path / "a")])
+    paper = CliRunner().invoke(main, ["accentuate", hen, "--class", "8", *FAST, "--paper-columns",
+                                      "--out", str(tmp_path / "b")])
+    assert plain.exit_code == 0 and paper.exit_code == 0, paper.output
+    narrow, wide = (Image.open(tmp_path / d / "figure.png").size[0] for d in ("a", "b"))
+    assert wide - narrow >= 2 * 48  # two more 48-px columns
+    assert json.loads((tmp_path / "b" / "accentuate.json").read_text())["settings"]["paper_columns"]
+    swept = CliRunner().invoke(main, ["accentuate", hen, "--class", "8", *FAST[:-3], "--reg-layer",
+                                      "input,_blocks.4", "--paper-columns", "--out", str(tmp_path / "c")])
+    assert swept.exit_code == 2 and "--paper-columns takes one --reg-layer" in swept.output

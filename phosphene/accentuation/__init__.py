@@ -5,11 +5,12 @@ from .accentuate import AccentuationResult, accentuate
 from .circuits import CircuitOverlap, circuit_overlap
 from .config import AccentuationConfig
 from .crops import LatentDistance, SharedCrops, channel_distance, measure
-from .masks import attribution_mask, transparency_mask
+from .figure_columns import add_figure_columns
+from .masks import attribution_heatmap, attribution_mask, heat_picture, transparency_mask
 from .reg_layer import default_reg_layer
 
 __all__ = [
     "AccentuationConfig", "AccentuationResult", "CircuitOverlap", "LatentDistance", "SharedCrops",
-    "accentuate", "attribution_mask", "channel_distance", "circuit_overlap", "default_reg_layer",
-    "gaussian_blur", "measure", "transparency_mask",
+    "accentuate", "add_figure_columns", "attribution_heatmap", "attribution_mask", "channel_distance",
+    "circuit_overlap", "default_reg_layer", "gaussian_blur", "heat_picture", "measure", "transparency_mask",
 ]

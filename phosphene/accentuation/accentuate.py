@@ -43,7 +43,7 @@ from ..settings import with_overrides
 from .balance import balance
 from .config import AccentuationConfig
 from .crops import LatentDistance, SharedCrops, measure, resize
-from .masks import attribution_mask, transparency_mask
+from .masks import attribution_mask, heat_picture, transparency_mask
 from .reg_layer import default_reg_layer
 
 
@@ -83,6 +83,8 @@ class _Accentuation:
 FIGURE_NOTE = ("columns: seed (f: objective) | accentuation | the accentuation over dark, weighted by "
                "its transparency |df/dx| (R: distance to the seed at the reg. layer) | change x - x0 "
                "amplified (grey: none; p99: 99th percentile of |change| in 8-bit levels)")
+EXTRA_NOTE = ("; with the paper's columns: attribution heat map of f in the seed (gradient x input, "
+              "p99 = 1) after the seed, the feature's visualization from noise last")
 @dataclass
 class AccentuationResult(Rich):
     """What `accentuate` returns; tensors on the CPU. M = N seeds x L lambdas, rows (seed, lambda)."""
@@ -102,6 +104,8 @@ class AccentuationResult(Rich):
     r_history: torch.Tensor  # (steps, M) R per step, on the crops
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    heatmap: torch.Tensor | None = None  # (N, 1, H, W) attribution of f in the seed (`add_figure_columns`)
+    visualization: torch.Tensor | None = None  # (M, 3, H, W) f rendered from noise (`add_figure_columns`)
 
     @property
     def gain(self) -> torch.Tensor:
@@ -112,40 +116,57 @@ class AccentuationResult(Rich):
         """The seed (3, H, W) of accentuation ``row``."""
         return self.seeds[row // len(self.lams)]
 
+    @property
+    def columns(self) -> int:
+        """Pictures per row of `figure`: 4, plus the heat map and the visualization when present."""
+        return 4 + (self.heatmap is not None) + (self.visualization is not None)
+
     def panels(self) -> tuple[list[torch.Tensor], list[str]]:
-        """Four pictures per accentuation row and their captions: seed | accentuation |
-        accentuation through its transparency | amplified difference (see `figure`)."""
+        """`columns` pictures per accentuation row and their captions: seed | (attribution heat map) |
+        accentuation | accentuation through its transparency | amplified difference | (visualization)
+        (see `figure`)."""
         panels, captions = [], []
+        group = len(self.lams)
         for row in range(self.images.shape[0]):
             seed, image, alpha = self.seed_of(row), self.images[row], self.mask[row]
             overlay = image * alpha + 0.1 * (1 - alpha)
             delta = image - seed
             q = float(torch.quantile(delta.abs().flatten(), 0.99).clamp_min(1e-4))
-            lam = self.lams[row % len(self.lams)]
-            panels += [seed, image, overlay, (0.5 + 0.5 / q * delta).clamp(0, 1)]
-            captions += [f"seed f={self.f_before[row]:.2f}",
-                         f"lam={lam:g} f={self.f_after[row]:.2f}",
+            lam = self.lams[row % group]
+            panels += [seed]
+            captions += [f"seed f={self.f_before[row]:.2f}"]
+            if self.heatmap is not None:
+                panels.append(heat_picture(seed, self.heatmap[row // group]))
+                captions.append(f"attr. {self.labels[row]}")
+            panels += [image, overlay, (0.5 + 0.5 / q * delta).clamp(0, 1)]
+            captions += [f"lam={lam:g} f={self.f_after[row]:.2f}",
                          f"by |df/dx| R={self.r_after[row]:.2f}",
                          f"diff x{0.5 / q:.0f} p99 {255 * q:.0f}/255"]
+            if self.visualization is not None:
+                panels.append(self.visualization[row])
+                captions.append(f"vis. {self.labels[row]}")
         return panels, captions
 
     def figure(self) -> Image.Image:
         """One row per accentuation: seed | accentuation | accentuation through its transparency |
-        amplified difference.
+        amplified difference (and, after `add_figure_columns`, the seed's attribution heat map after
+        the seed and the feature's visualization last: the accentuation paper's Fig. 2).
 
-        The third panel is the accentuation over dark, weighted by the transparency ``mask``
+        The transparency panel is the accentuation over dark, weighted by the transparency ``mask``
         (accumulated |df/dx|), not a binary mask. The difference is shown as 0.5 + 0.5 * (x - x0) / q,
         q the 99th percentile of |x - x0| of the row; its caption gives the gain 0.5 / q and q in 8-bit
         levels, so a change too small to see in the accentuation itself shows as a small q."""
         panels, captions = self.panels()
-        return image_grid(panels, captions, columns=4, note=FIGURE_NOTE)
+        note = FIGURE_NOTE + (EXTRA_NOTE if self.columns > 4 else "")
+        return image_grid(panels, captions, columns=self.columns, note=note)
 
     def _view(self, rows: int = 16) -> View:
         panels, captions = self.panels()
         shown = min(rows, self.images.shape[0])
         group = len(self.lams)
+        k = self.columns
         sections = [Section(f"{self.labels[r]}, seed {r // group}, λ={self.lams[r % group]:g}",
-                            tiles(panels[4 * r:4 * r + 4], captions[4 * r:4 * r + 4])) for r in range(shown)]
+                            tiles(panels[k * r:k * r + k], captions[k * r:k * r + k])) for r in range(shown)]
         names = [f"row {r}" for r in range(self.images.shape[0])]
         sections.append(Section("per step, on the crops", [
             Tile(line_plot(self.f_history, "f (objective)", labels=names), plot=True),

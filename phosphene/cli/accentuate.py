@@ -8,7 +8,7 @@ import click
 import torch
 
 from .. import objectives as obj
-from ..accentuation import AccentuationConfig, accentuate
+from ..accentuation import AccentuationConfig, accentuate, add_figure_columns
 from ..accentuation.balance import BALANCES, STYLES
 from ..accentuation.reg_layer import default_reg_layer, reg_layer_problem
 from ..errors import PhospheneError
@@ -82,6 +82,10 @@ def load_seeds(paths, size: int, model=None):
 @click.option("--mask", type=click.Choice(["none", "attribution"]), default="none", show_default=True,
               help="'attribution' confines changes to where the objective is attributed.")
 @click.option("--lr", type=POSITIVE_FLOAT, default=0.05, show_default=True)
+@click.option("--paper-columns", is_flag=True,
+              help="figure.png also shows the paper's Fig. 2 columns: the seed's attribution heat map "
+                   "(gradient x input of the objective) and the feature's visualization (rendered "
+                   "from noise, --steps steps, at the canvas side).")
 @click.option("--balance", "balance_by", type=click.Choice(BALANCES), default="params",
               show_default=True,
               help="beta from gradients w.r.t. the parameters (faccent's lambda) or the image.")
@@ -97,7 +101,8 @@ def load_seeds(paths, size: int, model=None):
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def accentuate_command(model_name, weights, device, images, image_opts, layer, channel, class_index,
                        reg_layer, lam, lam_sweep, steps, crops, size, input_size, param, mask, lr,
-                       balance_by, style, seed, no_fold, precision, use_compile, quiet, out) -> None:
+                       paper_columns, balance_by, style, seed, no_fold, precision, use_compile, quiet,
+                       out) -> None:
     """Accentuate a channel or class in images; writes PNGs, figure.png and accentuate.json."""
     paths = list(image_opts) + list(images)
     if not paths:
@@ -120,6 +125,8 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
         click.echo(f"reg layer: {reg_layer} (a block before {', '.join(sorted(objective.layers))} at about "
                    "half its depth; --reg-layer chooses another)")
     sweep = split_reg_layers(reg_layer)
+    if sweep and paper_columns:
+        raise PhospheneError("--paper-columns takes one --reg-layer (a sweep writes sweep.png instead)")
     for layer_name in sweep or [reg_layer]:
         check_layers(model, [layer_name])
         problem = reg_layer_problem(model, layer_name, objective.layers)
@@ -143,6 +150,10 @@ def accentuate_command(model_name, weights, device, images, image_opts, layer, c
     if sweep:
         return reg_layer_sweep(model, objective, batch, names, config, sweep, out, False if quiet else None)
     result = accentuate(model, objective, batch, config, progress=False if quiet else None)
+    if paper_columns:
+        add_figure_columns(model, objective, result, steps=steps, seed=seed,
+                           progress=False if quiet else None)
+        result.settings["paper_columns"] = True
     result.settings["skipped"] = [str(p) for p, _ in skipped]
     result.save(out, names=names)
     click.echo(f"accentuated {len(names)} images x {len(lams)} lambdas in {result.seconds:.1f}s "

@@ -27,6 +27,7 @@ from .render_extras import (
     regularizer_options,
     render_extras,
     render_strip,
+    transparent,
     with_blur,
 )
 from .render_facets import facet_options, facet_options_of, render_facets_cli
@@ -83,6 +84,8 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
                           fold=not no_fold, compile=use_compile, channels_last=channels_last)
     extras = render_extras()
     config = with_blur(config, extras)
+    if extras.alpha is not None and (extras.interpolate or facet_options_of().facets):
+        raise PhospheneError("--alpha renders units, classes or directions, not --interpolate or facets")
     if extras.interpolate:
         return render_strip(model, extras, config, transforms, quiet, out,
                             bool(channels or classes or diversity or batch))
@@ -92,8 +95,8 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
     custom = custom_objective(model, layer, bool(channels or classes), per_unit, seed, extras)
     if layer and channels and kind != "deepdream" and not classes and (
             chunk is not None or ray.address or channels.strip().lower() == "all"):
-        if extras.penalized or extras.negative:
-            raise PhospheneError("--tv/--l1/--l2/--negative render one batch: drop --chunk/--ray/"
+        if extras.penalized or extras.negative or extras.alpha is not None:
+            raise PhospheneError("--tv/--l1/--l2/--negative/--alpha render one batch: drop --chunk/--ray/"
                                  "--channels all")
         return render_layer_in_batches(model, layer, channels, kind, chunk, per_unit, diversity, quiet,
                                        out, ray, config, param=param, transforms=transforms,
@@ -122,6 +125,8 @@ def render_command(model_name, weights, device, layer, channels, kind, classes, 
         if not layer:
             raise PhospheneError("--diversity needs --layer (the layer whose style is compared)")
         objective = objective + diversity * obj.diversity(layer)
+    objective, param = transparent(objective, extras, len(units) * per_unit, size or model.input_size,
+                                   seed, param)
     result = render(model, objective, config, batch=len(units) * per_unit, param=param,
                     transforms=transforms, param_options=param_options, progress=False if quiet else None)
     result.save(out, columns=per_unit if per_unit > 1 else None)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
+import torch
 
 from .. import objectives as obj
 from .. import regularizers as reg
@@ -21,6 +22,7 @@ from ..errors import PhospheneError
 from ..interaction import neighbour_distance, random_directions, render_interpolation
 from ..io.images import atomic_write_bytes
 from ..layers.names import check_layers
+from ..param import AlphaImage, alpha_penalty
 from ..render import RenderConfig
 from ..units import unit
 from .options import NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE
@@ -46,6 +48,7 @@ class RenderExtras:
     aligned: bool = True
     alignment_layer: str | None = None
     alignment_weight: float = 0.1
+    alpha: float | None = None  # weight of the alpha penalty of a transparent render (--alpha)
 
     @property
     def penalized(self) -> bool:
@@ -73,7 +76,12 @@ def _option(*names: str, field: str, **kwargs):
 
 
 def regularizer_options(func):
-    """``--tv W``, ``--l1 W``, ``--l2 W``, ``--blur-every N``, ``--blur-sigma S``."""
+    """``--tv W``, ``--l1 W``, ``--l2 W``, ``--blur-every N``, ``--blur-sigma S``, ``--alpha W``."""
+    func = _option("--alpha", field="alpha", type=NON_NEGATIVE_FLOAT, default=None, metavar="WEIGHT",
+                   help="Transparent visualization (lucid's): an RGBA Fourier image over a new random "
+                        "background every step, minus WEIGHT x its RMS opacity (at most 1: weigh it "
+                        "against the unit, e.g. 60 for a neuron near 40); writes *_rgba.png beside "
+                        "each image over grey.")(func)
     func = _option("--blur-sigma", field="blur_sigma", type=NON_NEGATIVE_FLOAT, default=None,
                    help="Std in pixels of the --blur-every blur [default: 0.5].")(func)
     func = _option("--blur-every", field="blur_every", type=NON_NEGATIVE, default=None,
@@ -85,6 +93,19 @@ def regularizer_options(func):
     return _option("--tv", field="tv", type=NON_NEGATIVE_FLOAT, default=None,
                    help="Weight of the image's total variation (subtracted; frequency "
                         "penalization).")(func)
+
+
+def transparent(objective: obj.Objective, extras: RenderExtras, batch: int, size: int, seed: int,
+                param: str) -> tuple[obj.Objective, str | AlphaImage]:
+    """(objective, param) for ``--alpha``: an `AlphaImage` and the objective minus its weighted
+    `alpha_penalty`; without ``--alpha`` both unchanged."""
+    if extras.alpha is None:
+        return objective, param
+    if param != "fourier":
+        raise PhospheneError("--alpha makes its own RGBA Fourier image: drop --param "
+                             f"{param}")
+    image = AlphaImage(batch, size, generator=torch.Generator().manual_seed(seed), seed=seed)
+    return objective - extras.alpha * alpha_penalty(image), image
 
 
 def penalize(objective: obj.Objective, extras: RenderExtras) -> obj.Objective:

@@ -60,7 +60,8 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) tensor in [0, 1] to an (H, W, 3) uint8 array; (1, H, W) (grayscale) to (H, W)."""
+    """(3, H, W) tensor in [0, 1] to an (H, W, 3) uint8 array; (1, H, W) (grayscale) to (H, W);
+    (4, H, W) (RGBA) to (H, W, 4)."""
     array = (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(
         np.uint8)
     return array[..., 0] if array.shape[-1] == 1 else array
@@ -133,7 +134,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
 
 def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike) -> None:
     """Save a (3, H, W) tensor in [0, 1] (or a PIL image) as PNG, atomically; a (1, H, W) tensor
-    (a grayscale model's image) as a grayscale PNG."""
+    (a grayscale model's image) as a grayscale PNG, a (4, H, W) one (colour and opacity) as RGBA."""
     pil = image if isinstance(image, Image.Image) else Image.fromarray(to_uint8(image))
     buffer = io.BytesIO()
     pil.save(buffer, format="PNG")

@@ -1,9 +1,11 @@
 """Every figure script of scripts/figures/, one after the other, into OUT/<figure>/, with its time.
 
-    python scripts/figures/run_all.py --out out/figures [--size 32 --steps 2]
+    python scripts/figures/run_all.py --out out/figures [--size 32 --steps 2] [--only accent_crops,...]
 
 ``--size`` and ``--steps`` (when given) are passed to every script; without them each uses its defaults
-(the sizes of docs/figures.md). Stops at the first script that fails, with its exit status.
+(the sizes of docs/figures.md). The accentuation figures read the sample images
+($PHOSPHENE_SHARED/data/imagenet-samples, else ../shared/data/imagenet-samples). Stops at the first
+script that fails, with its exit status.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-FIGURES = ("objectives", "regularization", "interpolation")
+FIGURES = ("objectives", "regularization", "parameterization", "diversity", "interpolation", "directions",
+           "accent_classes", "accent_sweeps", "accent_crops", "accent_inhibited", "inhibition_layers",
+           "inhibition_tension", "inhibition_inversion", "psychophysics", "alpha")
 
 
 def main() -> int:
@@ -22,11 +26,17 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--size", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--only", default=None, help="comma-separated figure names (default: all)")
     args = parser.parse_args()
     here = Path(__file__).resolve().parent
     sizes = [*(["--size", str(args.size)] if args.size else []),
              *(["--steps", str(args.steps)] if args.steps else [])]
-    for name in FIGURES:
+    names = args.only.split(",") if args.only else FIGURES
+    unknown = sorted(set(names) - set(FIGURES))
+    if unknown:
+        print(f"unknown figure {', '.join(unknown)}; choose from {', '.join(FIGURES)}", file=sys.stderr)
+        return 2
+    for name in names:
         started = time.perf_counter()
         done = subprocess.run([sys.executable, str(here / f"{name}.py"), *sizes, "--out",
                                str(Path(args.out) / name)])
