@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..attribution import AttributionResult, Attributor, completeness_scale, concat, sum_zero_warning
+from ..dictionary.atoms import Dictionary, load_dictionary
 from ..errors import PhospheneError
 from ..io.display import Rich, Section, Tile, View, tiles
 from ..io.images import atomic_write_bytes
@@ -53,6 +54,7 @@ from .categories import (
     map_overlap,
 )
 from .norm_check import completeness_warnings
+from .superposition import THRESHOLD, Superposition, diagnose, superposition_summary
 
 SELECTIONS = ("mei", "mii", "mti")
 QUANTITIES = ("e_plus", "e_minus", "e_plus_l2", "e_minus_l2", "total")
@@ -242,8 +244,10 @@ def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | 
     return table
 
 
-def save_table(table: TensionTable, out: Path, selections: dict[str, np.ndarray]) -> None:
-    """tension.parquet (one row per image) and tension.json (summary, selections, rows)."""
+def save_table(table: TensionTable, out: Path, selections: dict[str, np.ndarray],
+               superposition: Superposition | None = None) -> None:
+    """tension.parquet (one row per image) and tension.json (summary, selections, rows; with
+    ``superposition``, the diagnostic of the MTIs)."""
     write_parquet(out / "tension.parquet", table.to_arrow())
     summary = {
         "target": str(table.target), "position": table.target.position,
@@ -254,6 +258,9 @@ def save_table(table: TensionTable, out: Path, selections: dict[str, np.ndarray]
         "completeness": table.completeness(),
         "warnings": table.warnings,
         **({"categories": _category_summary(table)} if table.overlap else {}),
+        **({"superposition": superposition_summary(superposition,
+                                                   [table.paths[i] for i in selections["mti"]])}
+           if superposition is not None else {}),
         "selections": {kind: [{"index": int(table.index[i]), "path": table.paths[i], "f": float(table.f[i]),
                                "tension": float(table.tension()[i])} for i in rows]
                        for kind, rows in selections.items()},
@@ -288,10 +295,12 @@ class TensionReport(Rich):
     selections: dict[str, np.ndarray]
     out: Path
     files: list[str]
+    superposition: Superposition | None = None
 
     def _view(self) -> View:
         plots_ = {"scatter.png": ("E⁺ vs E⁻ per image", 560), "completeness.png": ("completeness", 480),
-                  "categories.png": ("tension categories", 480)}
+                  "categories.png": ("tension categories", 480),
+                  "superposition.png": ("superposition diagnostic of the MTIs", 700)}
         grids = {**{f"{kind}.png": (CAPTIONS[kind], 900) for kind in SELECTIONS},
                  "categories_examples.png": ("examples per tension category", 900)}
         sections = [Section(title, [Tile(self.out / name, plot=name in plots_, side=side)])
@@ -308,22 +317,32 @@ CAPTIONS = {"mei": "MEIs: largest f", "mii": "MIIs: smallest f",
 def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | Objective | str,
                    layers: Sequence[str], out: str | os.PathLike, n: int = 8, batch_size: int = 16,
                    num_workers: int = 2, size: int | None = None, progress: bool | None = None,
-                   thresholds: CategoryThresholds | None = None) -> TensionReport:
+                   thresholds: CategoryThresholds | None = None, dictionary: Dictionary | str | None = None,
+                   superposition_threshold: float = THRESHOLD) -> TensionReport:
     """Run `compute_tension` and write scatter.png, completeness.csv/.png, mei.png, mii.png, mti.png,
     categories.png, categories_examples.png, tension.parquet and tension.json into ``out``. φ maps
-    and categories (with ``thresholds``) are those of the first attribution layer."""
+    and categories (with ``thresholds``) are those of the first attribution layer. With a
+    ``dictionary`` learned at one of the attribution layers, also the superposition diagnostic of
+    the MTIs (`phosphene.inhibition.superposition`): superposition.png and tension.json's
+    ``superposition``."""
     from . import tension_plots as plots  # matplotlib, imported when pictures are drawn
 
     if n < 1:
         raise PhospheneError("--n must be at least 1")
     model, target = as_image_model(model), as_unit(target)
+    if dictionary is not None:
+        dictionary = _check_dictionary(model, dictionary, layers)
     table = compute_tension(model, source, target, layers, batch_size, num_workers, size, progress,
                             thresholds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n = min(n, len(table.f))
     selections = {kind: table.select(kind, n) for kind in SELECTIONS}
-    save_table(table, out, selections)
+    superposition = None
+    if dictionary is not None:
+        superposition = _superposition(model, table, dictionary, selections["mti"], superposition_threshold,
+                                       out)
+    save_table(table, out, selections, superposition)
     rows = table.completeness()
     save_completeness(rows, out / "completeness.csv")
     title = f"{table.target} ({table.target.position}), {len(table.f)} images"
@@ -346,7 +365,33 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
         _category_pictures(table, attributor, min(n, 4), title, out)
     files = ["scatter.png", "completeness.csv", "completeness.png", "mei.png", "mii.png", "mti.png",
              "categories.png", "categories_examples.png", "tension.parquet", "tension.json"]
-    return TensionReport(table, selections, out, files)
+    if superposition is not None:
+        files.append("superposition.png")
+    return TensionReport(table, selections, out, files, superposition)
+
+
+def _check_dictionary(model: nn.Module, dictionary: Dictionary | str, layers: Sequence[str]) -> Dictionary:
+    """The dictionary (loaded), checked against the model and the attribution layers."""
+    dictionary = dictionary if isinstance(dictionary, Dictionary) else load_dictionary(dictionary)
+    dictionary.check_model(as_image_model(model).name)
+    if dictionary.layer not in layers:
+        raise PhospheneError(f"the dictionary {dictionary.name} was learned at {dictionary.layer}, which is "
+                             f"not an attribution layer here; add --attr-layer {dictionary.layer}")
+    return dictionary
+
+
+def _superposition(model: nn.Module, table: TensionTable, dictionary: Dictionary, rows: np.ndarray,
+                   threshold: float, out: Path) -> Superposition:
+    """The diagnostic of the MTIs ``rows`` and its figure, superposition.png."""
+    from .superposition_plots import superposition_plot
+
+    images = load_selected([table.root / table.paths[i] for i in rows], table.preprocessing)
+    labels = [f"{Path(table.paths[i]).name[:22]}\nT {table.tension()[i]:.2f}" for i in rows]
+    result = diagnose(model, images, table.target, dictionary, threshold, labels)
+    superposition_plot(result, images, f"superposition diagnostic of the MTIs of {table.target} "
+                       f"({len(rows)} largest T at {table.primary}); atom attribution through "
+                       f"{dictionary.layer}", out / "superposition.png")
+    return result
 
 
 def _category_pictures(table: TensionTable, attributor: Attributor, n: int, title: str, out: Path) -> None:
