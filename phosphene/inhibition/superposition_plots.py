@@ -30,7 +30,8 @@ def superposition_plot(result: Superposition, images: torch.Tensor, title: str,
     """One row per image (3, S, S): the image, then mirrored bars of atom shares of E⁺ and E⁻."""
     atoms = shown_atoms(result)
     n = len(result.interference)
-    fig = new_figure((2.2 + 0.5 * (len(atoms) + 1) + 1.6, 1.55 * n + 0.9))
+    height = 1.55 * n + 0.9
+    fig = new_figure((2.2 + 0.5 * (len(atoms) + 1) + 1.6, height))
     axes = fig.subplots(n, 2, squeeze=False, gridspec_kw={"width_ratios": [1, 0.32 * (len(atoms) + 1) + 1.2],
                                                            "wspace": 0.08, "hspace": 0.55})
     plus, minus = result.share_plus, result.share_minus
@@ -61,7 +62,8 @@ def superposition_plot(result: Superposition, images: torch.Tensor, title: str,
         if i == 0:
             bars.legend(fontsize=6, loc="upper right", frameon=False, ncols=2)
     axes[-1, 1].set_xlabel(f"atom of {result.dictionary} at {result.layer}", fontsize=7)
-    fig.suptitle(title, fontsize=8)
+    fig.subplots_adjust(top=1 - 0.55 / height, bottom=0.45 / height)
+    fig.suptitle(title, fontsize=8, y=1 - 0.15 / height)
     if path is not None:
         _save(fig, path)
     return fig
