@@ -96,3 +96,16 @@ def test_score_cli_adds_polysemanticity_and_its_correlation(lite0_stimuli, tmp_p
     assert correlation["n"] == 9 and (constant or -1 <= correlation["spearman"] <= 1)
     assert constant == math.isnan(correlation["spearman"])
     assert "Spearman ρ" in result.output and "bootstrap" in result.output
+
+
+def test_report_layer_page_has_a_sortable_polysemanticity_column(report_site):
+    site, _, result = report_site
+    layer = json.loads((site / "_blocks.8" / "layer.json").read_text())
+    scores = [u["polysemanticity"] for u in layer["units"]]
+    assert len(scores) == 3 and all(1 <= s <= 3 for s in scores)  # 4 exemplars: at most 3 facets
+    record = json.loads((site / "_blocks.8" / "units" / "0000" / "polysemanticity.json").read_text())
+    assert record["exemplars"] == 4 and record["score"] == scores[0]
+    page = (site / "_blocks.8" / "index.html").read_text()
+    assert ">polysemanticity</th>" in page and 'data-polysemanticity="' in page
+    assert 'value="polysemanticity"' in (site / "index.html").read_text()
+    assert result.seconds["polysemanticity"] > 0

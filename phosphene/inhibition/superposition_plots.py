@@ -62,7 +62,7 @@ def superposition_plot(result: Superposition, images: torch.Tensor, title: str,
         if i == 0:
             bars.legend(fontsize=6, loc="upper right", frameon=False, ncols=2)
     axes[-1, 1].set_xlabel(f"atom of {result.dictionary} at {result.layer}", fontsize=7)
-    fig.subplots_adjust(top=1 - 0.55 / height, bottom=0.45 / height)
+    fig.subplots_adjust(top=1 - 0.75 / height, bottom=0.45 / height)
     fig.suptitle(title, fontsize=8, y=1 - 0.15 / height)
     if path is not None:
         _save(fig, path)
