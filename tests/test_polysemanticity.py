@@ -89,7 +89,8 @@ def test_score_cli_adds_polysemanticity_and_its_correlation(lite0_stimuli, tmp_p
     assert all(1 <= r["polysemanticity"] <= 5 and r["facets"] >= 1 for r in rows)
     record = json.loads((tmp_path / "polysemanticity.json").read_text())
     assert len(record["units"]) == 9 and "entropy" in record["definition"]
-    correlation = record["correlation_with_unit_score"]["visualization"]
+    correlation = record["correlation_with_unit_score"]["score"]["visualization"]
+    assert record["correlation_with_unit_score"]["dispersion"]["exemplar"]["n"] == 9
     poly = [p["score"] for p in record["units"].values()]
     accuracy = [r["score"] for r in rows if r["query"] == "visualization"]
     constant = min(poly) == max(poly) or min(accuracy) == max(accuracy)  # then ρ is NaN

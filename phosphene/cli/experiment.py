@@ -315,13 +315,15 @@ def _echo_polysemanticity(path: Path) -> None:
     record = json.loads(path.read_text())
     click.echo("\npolysemanticity (effective facets of the natural exemplars) per unit:")
     click.echo("  " + "  ".join(f"{unit} {p['score']:.2f}" for unit, p in record["units"].items()))
-    for query, c in record["correlation_with_unit_score"].items():
-        if c is None:
-            click.echo(f"  vs {query} score: fewer than 4 units")
-            continue
-        click.echo(f"  vs {query} score: Spearman ρ {c['spearman']:+.2f} (n {c['n']}; 95 % bootstrap "
-                   f"[{c['bootstrap_95'][0]:+.2f}, {c['bootstrap_95'][1]:+.2f}], Fisher "
-                   f"[{c['fisher_95'][0]:+.2f}, {c['fisher_95'][1]:+.2f}])")
+    for measure, per_query in record["correlation_with_unit_score"].items():
+        name = "polysemanticity" if measure == "score" else measure
+        for query, c in per_query.items():
+            if c is None:
+                click.echo(f"  {name} vs {query} score: fewer than 4 units")
+                continue
+            click.echo(f"  {name} vs {query} score: Spearman ρ {c['spearman']:+.2f} (n {c['n']}; 95 % "
+                       f"bootstrap [{c['bootstrap_95'][0]:+.2f}, {c['bootstrap_95'][1]:+.2f}], Fisher "
+                       f"[{c['fisher_95'][0]:+.2f}, {c['fisher_95'][1]:+.2f}])")
 
 
 __all__ = ["admin_token_from", "experiment"]

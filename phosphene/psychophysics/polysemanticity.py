@@ -1,6 +1,7 @@
 """Does polysemanticity predict where visualizations fail? The polysemanticity score
 (`phosphene.polysemanticity`) of every unit of a stimulus set, from its natural exemplars through
-the studied model, and its rank correlation with the machine observer's per-unit score.
+the studied model, and its rank correlation with the machine observer's per-unit score (and that
+of the clustering-free dispersion, which does not tie when most units have one facet).
 
 The correlation is Spearman's ρ over units, with two 95 % intervals: a percentile bootstrap over
 units (``resamples`` draws with replacement, seeded; draws where either variable is constant are
@@ -83,21 +84,28 @@ def spearman_interval(x: Sequence[float], y: Sequence[float], resamples: int = 2
     return Correlation(rho, len(x), bootstrap, fisher, len(draws))
 
 
-def correlate_scores(scores: Sequence, polysemanticity: dict[str, Polysemanticity], resamples: int = 2000,
-                     seed: int = 0) -> dict[str, Correlation | None]:
-    """Per query kind: Spearman ρ over units of the polysemanticity with the unit score (`UnitScore`
-    rows); None where fewer than 4 units have both."""
+MEASURES = ("score", "dispersion")  # the polysemanticity, and the clustering-free dispersion
+
+
+def correlate_scores(scores: Sequence, polysemanticity: dict[str, Polysemanticity], measure: str = "score",
+                     resamples: int = 2000, seed: int = 0) -> dict[str, Correlation | None]:
+    """Per query kind: Spearman ρ over units of ``measure`` (a `Polysemanticity` field of `MEASURES`)
+    with the unit score (`UnitScore` rows); None where fewer than 4 units have both."""
     out: dict[str, Correlation | None] = {}
     for query in dict.fromkeys(s.query for s in scores):
-        pairs = [(polysemanticity[f"{s.layer}:{s.unit}"].score, s.score) for s in scores
+        pairs = [(getattr(polysemanticity[f"{s.layer}:{s.unit}"], measure), s.score) for s in scores
                  if s.query == query and f"{s.layer}:{s.unit}" in polysemanticity]
         out[query] = spearman_interval(*zip(*pairs), resamples, seed) if len(pairs) >= 4 else None
     return out
 
 
-def polysemanticity_record(polysemanticity: dict[str, Polysemanticity],
-                           correlation: dict[str, Correlation | None]) -> dict:
-    """What OUT/polysemanticity.json holds: the definition, the score per unit, the correlations."""
-    return {"definition": DEFINITION,
-            "correlation_with_unit_score": {q: c.to_dict() if c else None for q, c in correlation.items()},
+def polysemanticity_record(polysemanticity: dict[str, Polysemanticity], scores: Sequence, seed: int = 0
+                           ) -> dict:
+    """What OUT/polysemanticity.json holds: the definition, the score per unit, and per measure
+    ("score": the polysemanticity, "dispersion") and query kind its correlation with the unit score."""
+    correlation = {}
+    for measure in MEASURES:
+        found = correlate_scores(scores, polysemanticity, measure, seed=seed)
+        correlation[measure] = {q: c.to_dict() if c else None for q, c in found.items()}
+    return {"definition": DEFINITION, "correlation_with_unit_score": correlation,
             "units": {unit: p.to_dict() for unit, p in polysemanticity.items()}}
