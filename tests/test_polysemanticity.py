@@ -63,6 +63,8 @@ def test_spearman_interval_of_a_monotone_and_of_an_unrelated_pair():
     noise = spearman_interval(x, np.random.default_rng(0).standard_normal(12))
     assert noise.bootstrap[0] < noise.rho < noise.bootstrap[1]
     assert noise.fisher[0] < noise.rho < noise.fisher[1] and noise.fisher[1] - noise.fisher[0] > 0.5
+    tied = spearman_interval([1.0] * 11 + [2.0], x)  # draws without the odd unit are dropped
+    assert 1000 < tied.resamples < 2000
     with pytest.raises(PhospheneError, match="at least 4"):
         spearman_interval([1, 2, 3], [1, 2, 3])
 

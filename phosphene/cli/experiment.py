@@ -24,6 +24,7 @@ from ..psychophysics.pipeline import (
     skipped_note,
     trusted_proxies,
 )
+from ..psychophysics.polysemanticity import RESAMPLES
 from ..psychophysics.score import layer_summary, summary_text
 from ..psychophysics.stimuli import StimulusSet, StimulusSettings
 from ..psychophysics.storage import ExperimentDB
@@ -324,6 +325,9 @@ def _echo_polysemanticity(path: Path) -> None:
             click.echo(f"  {name} vs {query} score: Spearman ρ {c['spearman']:+.2f} (n {c['n']}; 95 % "
                        f"bootstrap [{c['bootstrap_95'][0]:+.2f}, {c['bootstrap_95'][1]:+.2f}], Fisher "
                        f"[{c['fisher_95'][0]:+.2f}, {c['fisher_95'][1]:+.2f}])")
+            if c["resamples"] < 0.95 * RESAMPLES:
+                click.echo(f"    (bootstrap from {c['resamples']} of {RESAMPLES} resamples, the others had a "
+                           "constant variable: it is conditioned on them, prefer Fisher's interval)")
 
 
 __all__ = ["admin_token_from", "experiment"]

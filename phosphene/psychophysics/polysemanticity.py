@@ -6,7 +6,10 @@ of the clustering-free dispersion, which does not tie when most units have one f
 The correlation is Spearman's ρ over units, with two 95 % intervals: a percentile bootstrap over
 units (``resamples`` draws with replacement, seeded; draws where either variable is constant are
 dropped) and Fisher's z interval with the Spearman variance 1.06 / (n - 3) (Fieller, Hartley &
-Pearson 1957). With few units both are wide: report them, not ρ alone.
+Pearson 1957). With few units both are wide: report them, not ρ alone. When many draws are dropped
+(most units tie, one differs: draws without it have a constant variable) the bootstrap is
+conditioned on the draws that contain the odd units and leans away from 0; ``resamples`` in the
+result says how many were kept, and Fisher's interval is then the one to read.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..io.images import load_image
 from ..polysemanticity import Polysemanticity, score_unit
 from .stimuli import StimulusSet
 
+RESAMPLES = 2000
 DEFINITION = ("phosphene.polysemanticity: effective number of facets, exp(entropy of the facet sizes) of "
               "the k-means split (cosine, 2..max facets) of the unit's natural exemplars' activation "
               "vectors (pooled where the unit fires) whose silhouette most exceeds that of the same "
@@ -58,7 +62,7 @@ class Correlation:
                 "fisher_95": list(self.fisher), "resamples": self.resamples}
 
 
-def spearman_interval(x: Sequence[float], y: Sequence[float], resamples: int = 2000, seed: int = 0
+def spearman_interval(x: Sequence[float], y: Sequence[float], resamples: int = RESAMPLES, seed: int = 0
                       ) -> Correlation:
     """Spearman's ρ of ``x`` and ``y`` with its intervals (module docstring)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
@@ -88,7 +92,7 @@ MEASURES = ("score", "dispersion")  # the polysemanticity, and the clustering-fr
 
 
 def correlate_scores(scores: Sequence, polysemanticity: dict[str, Polysemanticity], measure: str = "score",
-                     resamples: int = 2000, seed: int = 0) -> dict[str, Correlation | None]:
+                     resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Correlation | None]:
     """Per query kind: Spearman ρ over units of ``measure`` (a `Polysemanticity` field of `MEASURES`)
     with the unit score (`UnitScore` rows); None where fewer than 4 units have both."""
     out: dict[str, Correlation | None] = {}
