@@ -3,7 +3,7 @@
 For a unit and its top exemplars (a mining run's top-k, or a stimulus set's natural exemplars):
 
 1. each exemplar's activation vector at the unit's layer, pooled over positions with the unit's own
-   positive activation map as the weight (`facets.pooled_vectors`: what is where the unit fires),
+   positive activation map as the weight (`layers.pooling.pooled_vectors`: what is where the unit fires),
    scaled to unit length (cosine geometry, as `phosphene.facets`);
 2. k-means (scikit-learn, fixed seed) for every number of facets n = 2 .. ``max_facets`` (at most
    exemplars - 1), each scored by its silhouette (Rousseeuw 1987: how much closer an exemplar is to
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .errors import PhospheneError, install_hint
-from .facets import pooled_vectors
+from .layers.pooling import pooled_vectors
 
 MAX_FACETS = 5
 MIN_EXCESS = 0.05

@@ -15,7 +15,7 @@ from toy_superposition import toy_dictionary, toy_images, toy_model
 from phosphene.cli import main
 from phosphene.dictionary import Dictionary
 from phosphene.errors import PhospheneError
-from phosphene.inhibition.superposition import atom_attribution, diagnose, measure
+from phosphene.inhibition.superposition import SuperpositionCheck, atom_attribution, diagnose, measure
 from phosphene.inhibition.tension import tension_report
 
 
@@ -86,7 +86,7 @@ def test_tension_report_writes_the_diagnostic_of_the_mtis(toy_folder, tmp_path):
     model = toy_model(superposed=True)
     dictionary = toy_dictionary(model, toy_images(32, noise=0.0))
     report = tension_report(model, toy_folder, "unit:0", ["mix"], tmp_path, n=3, num_workers=0,
-                            progress=False, dictionary=dictionary)
+                            progress=False, superposition=SuperpositionCheck(dictionary))
     assert (tmp_path / "superposition.png").is_file() and "superposition.png" in report.files
     summary = json.loads((tmp_path / "tension.json").read_text())["superposition"]
     assert summary["flagged"] == 3 and len(summary["images"]) == 3
@@ -94,7 +94,8 @@ def test_tension_report_writes_the_diagnostic_of_the_mtis(toy_folder, tmp_path):
     assert first["atoms_e_plus"][0]["atom"] != first["atoms_e_minus"][0]["atom"]
     assert first["interference"] >= 0.9 and first["path"].endswith(".png")
     with pytest.raises(PhospheneError, match="add --attr-layer mix"):
-        tension_report(model, toy_folder, "unit:0", ["features"], tmp_path, dictionary=dictionary)
+        tension_report(model, toy_folder, "unit:0", ["features"], tmp_path,
+                       superposition=SuperpositionCheck(dictionary))
 
 
 def test_cli_rejects_a_missing_dictionary_in_one_line(toy_folder, tmp_path):

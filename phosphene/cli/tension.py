@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from ..dictionary import load_dictionary
 from ..errors import PhospheneError
 from ..inhibition.categories import CategoryThresholds, category_counts
+from ..inhibition.superposition import SuperpositionCheck
 from ..inhibition.tension import tension_report
 from ..units import parse_unit
 from .app import main
@@ -52,11 +54,13 @@ def tension_command(run, model_name, weights, device, images, target, attr_layer
     if bool(run) == bool(images):
         raise PhospheneError("give either a mining RUN folder or --images DIR (not both)")
     model = open_model(model_name, weights, device)
+    superposition = (SuperpositionCheck(load_dictionary(dictionary_file), superposition_threshold)
+                     if dictionary_file else None)
     report = tension_report(model, run or images, parse_unit(target, position, not post_activation),
                             list(attr_layers), out, n=count, batch_size=batch_size, num_workers=workers,
                             size=size, progress=False if quiet else None,
                             thresholds=CategoryThresholds(category_low, category_tense, category_overlap),
-                            dictionary=dictionary_file, superposition_threshold=superposition_threshold)
+                            superposition=superposition)
     table = report.table
     click.echo(f"{table.target}: {len(table.f)} images, attribution through {', '.join(table.layers)} "
                f"-> {out}")

@@ -36,18 +36,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..attribution import Attributor
-from ..dictionary.atoms import Dictionary
 from ..errors import PhospheneError
 from ..models.wrapper import as_image_model
 from ..units import Unit
 
 THRESHOLD = 0.5
+
+
+class Dictionary(Protocol):
+    """What the diagnostic needs of a dictionary (`phosphene.dictionary.Dictionary` has it)."""
+
+    components: torch.Tensor  # (K, C)
+    name: str
+    layer: str
+
+    @property
+    def channels(self) -> int: ...
+
+    def encode(self, acts: torch.Tensor) -> torch.Tensor: ...
+
+    def check_model(self, model_name: str, channels: int | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class SuperpositionCheck:
+    """Ask `tension_report` for the diagnostic: a ``dictionary`` learned at one of its attribution
+    layers (`phosphene.dictionary.load_dictionary`) and the flag ``threshold``."""
+
+    dictionary: Dictionary
+    threshold: float = THRESHOLD
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.threshold <= 1:
+            raise PhospheneError(f"the superposition threshold is in [0, 1], got {self.threshold}")
 
 
 def atom_attribution(activation: torch.Tensor, gradient: torch.Tensor, dictionary: Dictionary

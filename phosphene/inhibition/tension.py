@@ -33,7 +33,6 @@ import torch
 from torch import nn
 
 from ..attribution import AttributionResult, Attributor, completeness_scale, concat, sum_zero_warning
-from ..dictionary.atoms import Dictionary, load_dictionary
 from ..errors import PhospheneError
 from ..io.display import Rich, Section, Tile, View, tiles
 from ..io.images import atomic_write_bytes
@@ -54,7 +53,7 @@ from .categories import (
     map_overlap,
 )
 from .norm_check import completeness_warnings
-from .superposition import THRESHOLD, Superposition, diagnose, superposition_summary
+from .superposition import Dictionary, Superposition, SuperpositionCheck, diagnose, superposition_summary
 
 SELECTIONS = ("mei", "mii", "mti")
 QUANTITIES = ("e_plus", "e_minus", "e_plus_l2", "e_minus_l2", "total")
@@ -317,8 +316,8 @@ CAPTIONS = {"mei": "MEIs: largest f", "mii": "MIIs: smallest f",
 def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | Objective | str,
                    layers: Sequence[str], out: str | os.PathLike, n: int = 8, batch_size: int = 16,
                    num_workers: int = 2, size: int | None = None, progress: bool | None = None,
-                   thresholds: CategoryThresholds | None = None, dictionary: Dictionary | str | None = None,
-                   superposition_threshold: float = THRESHOLD) -> TensionReport:
+                   thresholds: CategoryThresholds | None = None,
+                   superposition: SuperpositionCheck | None = None) -> TensionReport:
     """Run `compute_tension` and write scatter.png, completeness.csv/.png, mei.png, mii.png, mti.png,
     categories.png, categories_examples.png, tension.parquet and tension.json into ``out``. φ maps
     and categories (with ``thresholds``) are those of the first attribution layer. With a
@@ -330,19 +329,18 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
     if n < 1:
         raise PhospheneError("--n must be at least 1")
     model, target = as_image_model(model), as_unit(target)
-    if dictionary is not None:
-        dictionary = _check_dictionary(model, dictionary, layers)
+    if superposition is not None:
+        _check_dictionary(model, superposition.dictionary, layers)
     table = compute_tension(model, source, target, layers, batch_size, num_workers, size, progress,
                             thresholds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n = min(n, len(table.f))
     selections = {kind: table.select(kind, n) for kind in SELECTIONS}
-    superposition = None
-    if dictionary is not None:
-        superposition = _superposition(model, table, dictionary, selections["mti"], superposition_threshold,
-                                       out)
-    save_table(table, out, selections, superposition)
+    diagnostic = None
+    if superposition is not None:
+        diagnostic = _superposition(model, table, superposition, selections["mti"], out)
+    save_table(table, out, selections, diagnostic)
     rows = table.completeness()
     save_completeness(rows, out / "completeness.csv")
     title = f"{table.target} ({table.target.position}), {len(table.f)} images"
@@ -365,29 +363,28 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
         _category_pictures(table, attributor, min(n, 4), title, out)
     files = ["scatter.png", "completeness.csv", "completeness.png", "mei.png", "mii.png", "mti.png",
              "categories.png", "categories_examples.png", "tension.parquet", "tension.json"]
-    if superposition is not None:
+    if diagnostic is not None:
         files.append("superposition.png")
-    return TensionReport(table, selections, out, files, superposition)
+    return TensionReport(table, selections, out, files, diagnostic)
 
 
-def _check_dictionary(model: nn.Module, dictionary: Dictionary | str, layers: Sequence[str]) -> Dictionary:
-    """The dictionary (loaded), checked against the model and the attribution layers."""
-    dictionary = dictionary if isinstance(dictionary, Dictionary) else load_dictionary(dictionary)
+def _check_dictionary(model: nn.Module, dictionary: Dictionary, layers: Sequence[str]) -> None:
+    """`PhospheneError` unless ``dictionary`` fits the model and one of the attribution layers."""
     dictionary.check_model(as_image_model(model).name)
     if dictionary.layer not in layers:
         raise PhospheneError(f"the dictionary {dictionary.name} was learned at {dictionary.layer}, which is "
                              f"not an attribution layer here; add --attr-layer {dictionary.layer}")
-    return dictionary
 
 
-def _superposition(model: nn.Module, table: TensionTable, dictionary: Dictionary, rows: np.ndarray,
-                   threshold: float, out: Path) -> Superposition:
+def _superposition(model: nn.Module, table: TensionTable, check: SuperpositionCheck, rows: np.ndarray,
+                   out: Path) -> Superposition:
     """The diagnostic of the MTIs ``rows`` and its figure, superposition.png."""
     from .superposition_plots import superposition_plot
 
     images = load_selected([table.root / table.paths[i] for i in rows], table.preprocessing)
     labels = [f"{Path(table.paths[i]).name[:22]}\nT {table.tension()[i]:.2f}" for i in rows]
-    result = diagnose(model, images, table.target, dictionary, threshold, labels)
+    dictionary = check.dictionary
+    result = diagnose(model, images, table.target, dictionary, check.threshold, labels)
     superposition_plot(result, images, f"superposition diagnostic of the MTIs of {table.target} "
                        f"({len(rows)} largest T at {table.primary}); atom attribution through "
                        f"{dictionary.layer}", out / "superposition.png")

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from ..errors import PhospheneError
-from ..inhibition.tension import correlations
 from ..io.images import load_image
 from ..polysemanticity import Polysemanticity, score_unit
 from .stimuli import StimulusSet
@@ -62,6 +61,22 @@ class Correlation:
                 "fisher_95": list(self.fisher), "resamples": self.resamples}
 
 
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean of their positions)."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values), dtype=np.float64)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.bincount(inverse, weights=ranks) / counts)[inverse]
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's ρ of two (n,) arrays; NaN when either is constant."""
+    if x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
+
+
 def spearman_interval(x: Sequence[float], y: Sequence[float], resamples: int = RESAMPLES, seed: int = 0
                       ) -> Correlation:
     """Spearman's ρ of ``x`` and ``y`` with its intervals (module docstring)."""
@@ -70,12 +85,12 @@ def spearman_interval(x: Sequence[float], y: Sequence[float], resamples: int = R
         raise PhospheneError(f"a correlation needs pairs, got {len(x)} and {len(y)} values")
     if len(x) < 4:
         raise PhospheneError(f"a correlation with an interval needs at least 4 units, got {len(x)}")
-    rho = correlations(x, y)[1]
+    rho = spearman(x, y)
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(resamples):
         rows = rng.integers(0, len(x), len(x))
-        value = correlations(x[rows], y[rows])[1]
+        value = spearman(x[rows], y[rows])
         if value == value:
             draws.append(value)
     nan = float("nan")
