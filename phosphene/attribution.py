@@ -51,6 +51,7 @@ class LayerAttribution:
     vector: torch.Tensor | None = None  # (N, C) A summed over positions, with keep=True
     attribution: torch.Tensor | None = None  # (N, C, H, W) A itself, with keep=True
     activation: torch.Tensor | None = None  # (N, C, H, W) a, with keep=True
+    gradient: torch.Tensor | None = None  # (N, C, H, W) g = ∂f/∂a, with keep=True
 
 
 @dataclass
@@ -100,6 +101,7 @@ def layer_sums(a: torch.Tensor, g: torch.Tensor, maps: bool = False, keep: bool 
     if keep:
         result.attribution = attribution
         result.activation = a
+        result.gradient = g
         result.vector = attribution.sum(dim=(2, 3))
     if maps:
         result.phi_plus = (a * g.clamp(min=0)).sum(dim=1)
@@ -204,7 +206,7 @@ def concat(results: Sequence[AttributionResult]) -> AttributionResult:
         parts = [r.layers[name] for r in results]
         fields = {}
         for key in ("e_plus", "e_minus", "e_plus_l2", "e_minus_l2", "total", "phi_plus", "phi_minus",
-                    "vector", "attribution", "activation"):
+                    "vector", "attribution", "activation", "gradient"):
             values = [getattr(p, key) for p in parts]
             fields[key] = None if values[0] is None else torch.cat(values)
         out.layers[name] = LayerAttribution(**fields)
@@ -216,7 +218,7 @@ def attribute(model: nn.Module, images: torch.Tensor, target: Unit | Objective |
     """E⁺/E⁻ attribution of ``target`` through ``layers`` for ``images`` (N, 3, H, W) in [0, 1].
 
     Returns f (N,) and per layer E⁺, E⁻, their L2 variants and ΣA (each (N,)); with ``maps`` also
-    φ⁺, φ⁻ (N, H_ℓ, W_ℓ); with ``keep`` also A and a (N, C, H_ℓ, W_ℓ) and A summed over positions.
+    φ⁺, φ⁻ (N, H_ℓ, W_ℓ); with ``keep`` also A, a and g (N, C, H_ℓ, W_ℓ) and A summed over positions.
     """
     model = as_image_model(model)
     with Attributor(model, target, layers) as attributor:

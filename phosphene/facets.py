@@ -30,6 +30,7 @@ from torch import nn
 from . import objectives as obj
 from .errors import PhospheneError, install_hint
 from .io.images import image_grid, load_image
+from .layers.pooling import pooled_vectors
 from .layers.tap import LayerTap
 from .mining import open as open_run
 from .mining.reader import Example, MiningRun
@@ -73,23 +74,6 @@ class FacetResult:
     render: RenderResult
     unit_values: torch.Tensor
     settings: dict = field(default_factory=dict)
-
-
-def pooled_vectors(model: nn.Module, images: torch.Tensor, layer: str, unit: int, facet_layer: str
-                   ) -> torch.Tensor:
-    """(N, C) activation vectors at ``facet_layer``, averaged over positions weighted by the unit's
-    positive activation map (resized to the facet layer's grid; uniform where the unit is silent)."""
-    with torch.no_grad(), LayerTap(model, [layer, facet_layer]) as tap:
-        acts = tap(images.to(as_image_model(model).device))
-    weight = acts[layer][:, unit:unit + 1].float().clamp_min(0)
-    features = acts[facet_layer].float()
-    if features.dim() != 4:
-        raise PhospheneError(f"facets need a (N, C, H, W) map at {facet_layer}; got {tuple(features.shape)}")
-    weight = F.interpolate(weight, size=features.shape[-2:], mode="bilinear", align_corners=False)
-    total = weight.sum((-2, -1), keepdim=True)
-    weight = torch.where(total > 0, weight / total.clamp_min(1e-12),
-                         torch.full_like(weight, 1.0 / weight[0, 0].numel()))
-    return (features * weight).sum((-2, -1)).cpu()
 
 
 def find_facets(model: nn.Module, run: MiningRun | str | os.PathLike, layer: str, unit: int, n: int = 4,

@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
     "units": 5, "regularizers": 5,
     "render": 6, "attribution": 6,
     "accentuation": 7, "distributed": 7, "interaction": 7,
-    "mining": 8,
+    "mining": 8, "polysemanticity": 8,
     "inhibition": 9, "psychophysics": 9, "facets": 9, "dictionary": 9,
     "report": 10,
     "cli": 11, "notebook": 11,  # notebook: the Jupyter widget (ipywidgets), beside the CLI
@@ -62,6 +62,7 @@ LAZY_MODULES = {
     "phosphene.inhibition.tension_plots": "matplotlib",
     "phosphene.inhibition.category_plots": "matplotlib (imports tension_plots)",
     "phosphene.inhibition.colour_key": "imports tension_plots",
+    "phosphene.inhibition.superposition_plots": "imports tension_plots",
 }
 
 

@@ -24,6 +24,7 @@ from ..psychophysics.pipeline import (
     skipped_note,
     trusted_proxies,
 )
+from ..psychophysics.polysemanticity import RESAMPLES
 from ..psychophysics.score import layer_summary, summary_text
 from ..psychophysics.stimuli import StimulusSet, StimulusSettings
 from ..psychophysics.storage import ExperimentDB
@@ -276,30 +277,60 @@ def simulate_command(stimuli, observer, feature_layer, size, participants, trial
 @click.option("--viz-size", type=SIDE, default=128, show_default=True, help="Mining run only.")
 @click.option("--image-size", type=SIDE, default=128, show_default=True, help="Mining run only.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--polysemanticity/--no-polysemanticity", default=True, show_default=True,
+              help="Also each unit's polysemanticity (from its natural exemplars through the studied "
+                   "model) and its correlation with the score (polysemanticity.json).")
 @model_options
 @click.option("--quiet", is_flag=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 def score_command(source, layers, trials, group_size, observer, feature_layer, units_per_layer,
-                  naturals, visualizations, steps, viz_size, image_size, seed, model_name, weights,
-                  device, quiet, out) -> None:
+                  naturals, visualizations, steps, viz_size, image_size, seed, polysemanticity, model_name,
+                  weights, device, quiet, out) -> None:
     """Per-unit machine interpretability score of SOURCE (a mining run or a stimulus set).
 
     Writes scores.parquet (one row per unit and query kind), scores.png and prints the per-layer
     distribution. From a mining run it first builds a stimulus set in OUT/stimuli.
     """
-    progress = False if quiet else None
+    progress, studied = False if quiet else None, None
     if is_stimulus_set(source):
         stimulus_set, chosen = StimulusSet.load(source), _parse_csv(layers)
+        if polysemanticity and stimulus_set.settings.get("demo"):
+            click.echo("note: a demo stimulus set has no model: no polysemanticity", err=True)
+            polysemanticity = False
+        if polysemanticity:
+            studied = open_model(stimulus_set.model, weights, device)
     else:
         settings = StimulusSettings(naturals, visualizations, steps, viz_size, image_size, seed=seed)
         choice = UnitChoice(_parse_csv(layers), None, units_per_layer, seed)
-        stimulus_set, _, _ = make_stimuli(open_model(model_name, weights, device), Path(out) / "stimuli",
-                                          settings, choice, run=source, progress=progress)
-        chosen = None
+        studied = open_model(model_name, weights, device)
+        stimulus_set, _, _ = make_stimuli(studied, Path(out) / "stimuli", settings, choice, run=source,
+                                          progress=progress)
+        chosen, studied = None, studied if polysemanticity else None
     machine = MachineObserver(observer, feature_layer, None, pick_device(device))
-    scores = score_source(stimulus_set, machine, out, chosen, trials, group_size, seed, progress)
+    scores = score_source(stimulus_set, machine, out, chosen, trials, group_size, seed, progress, studied)
     click.echo(summary_text(layer_summary(scores)))
-    click.echo(f"-> {Path(out)}/scores.parquet, scores.png")
+    if studied is not None:
+        _echo_polysemanticity(Path(out) / "polysemanticity.json")
+    click.echo(f"-> {Path(out)}/scores.parquet, scores.png" + (", polysemanticity.json" if studied else ""))
+
+
+def _echo_polysemanticity(path: Path) -> None:
+    """The per-unit polysemanticity and its correlation with the score, from polysemanticity.json."""
+    record = json.loads(path.read_text())
+    click.echo("\npolysemanticity (effective facets of the natural exemplars) per unit:")
+    click.echo("  " + "  ".join(f"{unit} {p['score']:.2f}" for unit, p in record["units"].items()))
+    for measure, per_query in record["correlation_with_unit_score"].items():
+        name = "polysemanticity" if measure == "score" else measure
+        for query, c in per_query.items():
+            if c is None:
+                click.echo(f"  {name} vs {query} score: fewer than 4 units")
+                continue
+            click.echo(f"  {name} vs {query} score: Spearman ρ {c['spearman']:+.2f} (n {c['n']}; 95 % "
+                       f"bootstrap [{c['bootstrap_95'][0]:+.2f}, {c['bootstrap_95'][1]:+.2f}], Fisher "
+                       f"[{c['fisher_95'][0]:+.2f}, {c['fisher_95'][1]:+.2f}])")
+            if c["resamples"] < 0.95 * RESAMPLES:
+                click.echo(f"    (bootstrap from {c['resamples']} of {RESAMPLES} resamples, the others had a "
+                           "constant variable: it is conditioned on them, prefer Fisher's interval)")
 
 
 __all__ = ["admin_token_from", "experiment"]

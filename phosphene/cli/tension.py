@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from ..dictionary import load_dictionary
 from ..errors import PhospheneError
 from ..inhibition.categories import CategoryThresholds, category_counts
+from ..inhibition.superposition import SuperpositionCheck
 from ..inhibition.tension import tension_report
 from ..units import parse_unit
 from .app import main
@@ -34,11 +36,17 @@ from .options import NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SIDE, WORKERS
               help="Tense categories from this T = min(E+/mean, E-/mean).")
 @click.option("--category-overlap", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Tense images whose phi+/phi- overlap is below this are 'spatial', else 'channel'.")
+@click.option("--dictionary-at-attribution", "dictionary_file", type=click.Path(dir_okay=False),
+              default=None,
+              help="Dictionary file (`phosphene dictionary`) learned at an --attr-layer: superposition "
+                   "diagnostic of the MTIs (superposition.png, tension.json).")
+@click.option("--superposition-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="An MTI is flagged when interference x channel overlap reaches this.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def tension_command(run, model_name, weights, device, images, target, attr_layers, position,
                     post_activation, count, batch_size, workers, size, category_low, category_tense,
-                    category_overlap, quiet, out) -> None:
+                    category_overlap, dictionary_file, superposition_threshold, quiet, out) -> None:
     """Scatter of E⁺ vs E⁻ coloured by f, completeness per layer, MEI/MII/MTI grids with φ maps.
 
     RUN is a `phosphene mine` run folder (its images and preprocessing are used); or give --images.
@@ -46,10 +54,13 @@ def tension_command(run, model_name, weights, device, images, target, attr_layer
     if bool(run) == bool(images):
         raise PhospheneError("give either a mining RUN folder or --images DIR (not both)")
     model = open_model(model_name, weights, device)
+    superposition = (SuperpositionCheck(load_dictionary(dictionary_file), superposition_threshold)
+                     if dictionary_file else None)
     report = tension_report(model, run or images, parse_unit(target, position, not post_activation),
                             list(attr_layers), out, n=count, batch_size=batch_size, num_workers=workers,
                             size=size, progress=False if quiet else None,
-                            thresholds=CategoryThresholds(category_low, category_tense, category_overlap))
+                            thresholds=CategoryThresholds(category_low, category_tense, category_overlap),
+                            superposition=superposition)
     table = report.table
     click.echo(f"{table.target}: {len(table.f)} images, attribution through {', '.join(table.layers)} "
                f"-> {out}")
@@ -63,3 +74,9 @@ def tension_command(run, model_name, weights, device, images, target, attr_layer
     click.echo("  categories (" + table.primary + "): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     top = report.selections["mti"][0]
     click.echo(f"  top MTI: {table.paths[top]} (T {table.tension()[top]:.3g}, f {table.f[top]:.3g})")
+    if report.superposition is not None:
+        s = report.superposition
+        click.echo(f"  superposition ({s.dictionary} at {s.layer}, {len(s.interference)} MTIs, means): "
+                   f"interference {s.interference.mean():.2f}, channel overlap "
+                   f"{s.channel_overlap.mean():.2f}, superposition {s.superposition.mean():.2f}; flagged "
+                   f"{int(s.flagged.sum())}; residual {s.residual.mean():.0%}")

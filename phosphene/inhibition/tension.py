@@ -53,6 +53,7 @@ from .categories import (
     map_overlap,
 )
 from .norm_check import completeness_warnings
+from .superposition import Dictionary, Superposition, SuperpositionCheck, diagnose, superposition_summary
 
 SELECTIONS = ("mei", "mii", "mti")
 QUANTITIES = ("e_plus", "e_minus", "e_plus_l2", "e_minus_l2", "total")
@@ -242,8 +243,10 @@ def compute_tension(model: nn.Module, source: str | os.PathLike, target: Unit | 
     return table
 
 
-def save_table(table: TensionTable, out: Path, selections: dict[str, np.ndarray]) -> None:
-    """tension.parquet (one row per image) and tension.json (summary, selections, rows)."""
+def save_table(table: TensionTable, out: Path, selections: dict[str, np.ndarray],
+               superposition: Superposition | None = None) -> None:
+    """tension.parquet (one row per image) and tension.json (summary, selections, rows; with
+    ``superposition``, the diagnostic of the MTIs)."""
     write_parquet(out / "tension.parquet", table.to_arrow())
     summary = {
         "target": str(table.target), "position": table.target.position,
@@ -254,6 +257,9 @@ def save_table(table: TensionTable, out: Path, selections: dict[str, np.ndarray]
         "completeness": table.completeness(),
         "warnings": table.warnings,
         **({"categories": _category_summary(table)} if table.overlap else {}),
+        **({"superposition": superposition_summary(superposition,
+                                                   [table.paths[i] for i in selections["mti"]])}
+           if superposition is not None else {}),
         "selections": {kind: [{"index": int(table.index[i]), "path": table.paths[i], "f": float(table.f[i]),
                                "tension": float(table.tension()[i])} for i in rows]
                        for kind, rows in selections.items()},
@@ -288,10 +294,12 @@ class TensionReport(Rich):
     selections: dict[str, np.ndarray]
     out: Path
     files: list[str]
+    superposition: Superposition | None = None
 
     def _view(self) -> View:
         plots_ = {"scatter.png": ("E⁺ vs E⁻ per image", 560), "completeness.png": ("completeness", 480),
-                  "categories.png": ("tension categories", 480)}
+                  "categories.png": ("tension categories", 480),
+                  "superposition.png": ("superposition diagnostic of the MTIs", 700)}
         grids = {**{f"{kind}.png": (CAPTIONS[kind], 900) for kind in SELECTIONS},
                  "categories_examples.png": ("examples per tension category", 900)}
         sections = [Section(title, [Tile(self.out / name, plot=name in plots_, side=side)])
@@ -308,22 +316,31 @@ CAPTIONS = {"mei": "MEIs: largest f", "mii": "MIIs: smallest f",
 def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | Objective | str,
                    layers: Sequence[str], out: str | os.PathLike, n: int = 8, batch_size: int = 16,
                    num_workers: int = 2, size: int | None = None, progress: bool | None = None,
-                   thresholds: CategoryThresholds | None = None) -> TensionReport:
+                   thresholds: CategoryThresholds | None = None,
+                   superposition: SuperpositionCheck | None = None) -> TensionReport:
     """Run `compute_tension` and write scatter.png, completeness.csv/.png, mei.png, mii.png, mti.png,
     categories.png, categories_examples.png, tension.parquet and tension.json into ``out``. φ maps
-    and categories (with ``thresholds``) are those of the first attribution layer."""
+    and categories (with ``thresholds``) are those of the first attribution layer. With a
+    ``dictionary`` learned at one of the attribution layers, also the superposition diagnostic of
+    the MTIs (`phosphene.inhibition.superposition`): superposition.png and tension.json's
+    ``superposition``."""
     from . import tension_plots as plots  # matplotlib, imported when pictures are drawn
 
     if n < 1:
         raise PhospheneError("--n must be at least 1")
     model, target = as_image_model(model), as_unit(target)
+    if superposition is not None:
+        _check_dictionary(model, superposition.dictionary, layers)
     table = compute_tension(model, source, target, layers, batch_size, num_workers, size, progress,
                             thresholds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n = min(n, len(table.f))
     selections = {kind: table.select(kind, n) for kind in SELECTIONS}
-    save_table(table, out, selections)
+    diagnostic = None
+    if superposition is not None:
+        diagnostic = _superposition(model, table, superposition, selections["mti"], out)
+    save_table(table, out, selections, diagnostic)
     rows = table.completeness()
     save_completeness(rows, out / "completeness.csv")
     title = f"{table.target} ({table.target.position}), {len(table.f)} images"
@@ -346,7 +363,32 @@ def tension_report(model: nn.Module, source: str | os.PathLike, target: Unit | O
         _category_pictures(table, attributor, min(n, 4), title, out)
     files = ["scatter.png", "completeness.csv", "completeness.png", "mei.png", "mii.png", "mti.png",
              "categories.png", "categories_examples.png", "tension.parquet", "tension.json"]
-    return TensionReport(table, selections, out, files)
+    if diagnostic is not None:
+        files.append("superposition.png")
+    return TensionReport(table, selections, out, files, diagnostic)
+
+
+def _check_dictionary(model: nn.Module, dictionary: Dictionary, layers: Sequence[str]) -> None:
+    """`PhospheneError` unless ``dictionary`` fits the model and one of the attribution layers."""
+    dictionary.check_model(as_image_model(model).name)
+    if dictionary.layer not in layers:
+        raise PhospheneError(f"the dictionary {dictionary.name} was learned at {dictionary.layer}, which is "
+                             f"not an attribution layer here; add --attr-layer {dictionary.layer}")
+
+
+def _superposition(model: nn.Module, table: TensionTable, check: SuperpositionCheck, rows: np.ndarray,
+                   out: Path) -> Superposition:
+    """The diagnostic of the MTIs ``rows`` and its figure, superposition.png."""
+    from .superposition_plots import superposition_plot
+
+    images = load_selected([table.root / table.paths[i] for i in rows], table.preprocessing)
+    labels = [f"{Path(table.paths[i]).name[:22]}\nT {table.tension()[i]:.2f}" for i in rows]
+    dictionary = check.dictionary
+    result = diagnose(model, images, table.target, dictionary, check.threshold, labels)
+    superposition_plot(result, images, f"superposition diagnostic of the MTIs of {table.target} "
+                       f"({len(rows)} largest T at {table.primary}); atom attribution through "
+                       f"{dictionary.layer}", out / "superposition.png")
+    return result
 
 
 def _category_pictures(table: TensionTable, attributor: Attributor, n: int, title: str, out: Path) -> None:

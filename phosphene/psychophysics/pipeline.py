@@ -18,12 +18,14 @@ import os
 import secrets
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torch import nn
 
 from ..errors import PhospheneError
+from ..io.images import atomic_write_bytes
+from . import polysemanticity as poly
 from . import score as sc
 from . import stimuli as st
 from .analysis import Condition, plot, summarize, write_responses, write_summary
@@ -142,17 +144,33 @@ def is_stimulus_set(path: str | os.PathLike) -> bool:
 
 def score_source(stimulus_set: StimulusSet, machine: MachineObserver, out: str | os.PathLike,
                  layers: Sequence[str] | None = None, trials: int = 200, group_size: int = 3,
-                 seed: int = 0, progress: bool | None = None) -> list[sc.UnitScore]:
+                 seed: int = 0, progress: bool | None = None, studied: nn.Module | None = None
+                 ) -> list[sc.UnitScore]:
     """Per-unit 2-AFC scores of ``stimulus_set`` (its ``layers``, default all) by ``machine``;
-    writes OUT/scores.parquet and scores.png."""
+    writes OUT/scores.parquet and scores.png. With the ``studied`` model, each unit's
+    polysemanticity too (a column of scores.parquet) and its correlation with the score per query
+    kind (OUT/polysemanticity.json, `psychophysics.polysemanticity`)."""
     if trials < 1 or group_size < 1:
         raise PhospheneError("--trials and --group must be at least 1")
     units = sc.stimulus_features(stimulus_set, machine, layers, progress)
     scores = sc.score_units(units, trials, group_size, seed=seed)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if studied is not None:
+        scores = _with_polysemanticity(stimulus_set, studied, layers, scores, out_dir, seed)
     sc.write_scores(scores, out_dir / "scores.parquet", model=stimulus_set.model, observer=machine.name)
     sc.plot_scores(scores, out_dir / "scores.png", f"{machine.name} on {stimulus_set.model} units")
+    return scores
+
+
+def _with_polysemanticity(stimulus_set: StimulusSet, studied: nn.Module, layers: Sequence[str] | None,
+                          scores: list[sc.UnitScore], out_dir: Path, seed: int) -> list[sc.UnitScore]:
+    """The scores with each unit's polysemanticity; writes OUT/polysemanticity.json."""
+    measured = poly.stimulus_polysemanticity(stimulus_set, studied, layers)
+    scores = [replace(s, polysemanticity=measured[f"{s.layer}:{s.unit}"].score,
+                      facets=measured[f"{s.layer}:{s.unit}"].facets) for s in scores]
+    record = poly.polysemanticity_record(measured, scores, seed)
+    atomic_write_bytes(out_dir / "polysemanticity.json", (json.dumps(record, indent=1) + "\n").encode())
     return scores
 
 

@@ -55,6 +55,8 @@ class UnitScore:
     trials: int
     correct: float
     score: float
+    polysemanticity: float | None = None  # `phosphene.polysemanticity`, when computed
+    facets: int | None = None
 
 
 def split_naturals(naturals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,10 +27,11 @@ from .exemplars import exemplars
 from .inhibition import inhibition
 from .layout import LayerFiles, write_json
 from .neighbours import neighbours
+from .polysemanticity import polysemanticity
 from .site import copy_static, environment, unit_data, write_index, write_layer, write_unit
 from .units import visualize
 
-STAGES = ("visualize", "exemplars", "inhibition", "accentuate", "atlas", "pages")
+STAGES = ("visualize", "exemplars", "inhibition", "accentuate", "polysemanticity", "atlas", "pages")
 
 
 @dataclass
@@ -86,7 +87,8 @@ def _layer_stages(net: nn.Module, run: mining.MiningRun, layer: str, units: list
                   seconds: dict[str, float]) -> None:
     """Run every stage of one layer, adding each stage's wall time to ``seconds``."""
     stages = (("visualize", visualize, (net, layer)), ("exemplars", exemplars, (run, layer)),
-              ("inhibition", inhibition, (net, run, layer)), ("accentuate", accentuations, (net, run, layer)))
+              ("inhibition", inhibition, (net, run, layer)), ("accentuate", accentuations, (net, run, layer)),
+              ("polysemanticity", polysemanticity, (net, run, layer)))
     for stage, work, head in stages:
         started = time.perf_counter()
         work(*head, units, settings, files, show)

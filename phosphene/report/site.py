@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from ._api import atomic_write_bytes, scale_legend
 from .config import ReportSettings
 from .layout import LayerFiles, unit_name, write_json, write_picture
+from .polysemanticity import unit_score
 
 PACKAGE = resources.files("phosphene.report")
 STATIC = ("report.css", "report.js")
@@ -125,7 +126,8 @@ def card(files: LayerFiles, unit: int, prefix: str) -> dict[str, Any]:
     return {"unit": unit, "href": f"{prefix}units/{unit_name(unit)}.html",
             "thumb": f"{prefix}units/{unit_name(unit)}/thumb.jpg", "tension": inh["tension"],
             "selectivity": inh["selectivity"], "pearson": inh["pearson"], "spearman": inh["spearman"],
-            "probe": inh["probe"], "attr_layer": inh["attr_layer"], "norm_warning": inh.get("norm_warning")}
+            "probe": inh["probe"], "attr_layer": inh["attr_layer"], "norm_warning": inh.get("norm_warning"),
+            "polysemanticity": unit_score(files, unit)}
 
 
 def write_layer(env: Environment, files: LayerFiles, units: list[int], context: dict[str, Any]) -> dict:
