@@ -19,8 +19,9 @@ import torch
 from .errors import PhospheneError
 from .layers.names import INPUT
 from .objectives import IMAGE, Acts, Objective
+from .param.alpha import AlphaImage
 
-__all__ = ["high_frequency_share", "l1", "l2", "total_variation", "tv_value"]
+__all__ = ["alpha_penalty", "high_frequency_share", "l1", "l2", "total_variation", "tv_value"]
 
 
 def tv_value(images: torch.Tensor) -> torch.Tensor:
@@ -77,3 +78,18 @@ def high_frequency_share(images: torch.Tensor, cutoff: float = 0.5) -> torch.Ten
     high = (fx * fx + fy * fy).sqrt() > cutoff * 0.5
     total = power.flatten(1).sum(1).clamp_min(1e-30)
     return (power * high).flatten(1).sum(1) / total
+
+
+def alpha_penalty(image: AlphaImage) -> Objective:
+    """sqrt(mean alpha^2) per image of ``image`` (lucid's ``mean_alpha``); subtract it, weighted, to
+    make the visualization as transparent as the objective allows."""
+
+    def fn(acts: Acts) -> torch.Tensor:
+        alpha = image.last_alpha
+        if alpha is None:
+            raise RuntimeError("alpha_penalty reads the AlphaImage of the render loop; call it first")
+        values = alpha.float().pow(2).flatten(1).mean(1).sqrt()
+        copies = getattr(acts, "copies", 1)
+        return values.repeat_interleave(copies) if copies > 1 else values
+
+    return Objective(fn, [INPUT], "alpha")

@@ -10,7 +10,8 @@ import phosphene
 from phosphene import objectives as obj
 from phosphene.cli.app import main
 from phosphene.objectives import Acts
-from phosphene.param import AlphaImage, alpha_penalty
+from phosphene.param import AlphaImage
+from phosphene.regularizers import alpha_penalty
 
 
 def test_alpha_image_composites_over_random_backgrounds_while_optimizing_and_grey_after():

@@ -22,7 +22,8 @@ from ..errors import PhospheneError
 from ..interaction import neighbour_distance, random_directions, render_interpolation
 from ..io.images import atomic_write_bytes
 from ..layers.names import check_layers
-from ..param import AlphaImage, alpha_penalty
+from ..param import AlphaImage
+from ..regularizers import alpha_penalty
 from ..render import RenderConfig
 from ..units import unit
 from .options import NON_NEGATIVE, NON_NEGATIVE_FLOAT, POSITIVE

@@ -42,6 +42,7 @@ from types import ModuleType
 
 import numpy as np
 import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from ..errors import PhospheneError
 from .registry import FitOptions, Fitted, register
@@ -78,8 +79,6 @@ def batches(x: torch.Tensor, size: int) -> torch.utils.data.DataLoader:
     """Shuffled batches of ``size`` rows of ``x`` (the last partial one dropped), each drawn with one
     indexing op (a `BatchSampler`) rather than stacked row by row: the default `DataLoader` spends
     more time collating 1024 rows than the SAE's step takes."""
-    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
-
     sampler = BatchSampler(RandomSampler(range(len(x))), size, drop_last=True)
     return DataLoader(TensorDataset(x), batch_size=None, sampler=sampler)
 

@@ -6,7 +6,7 @@ the transparent (RGBA) image and its penalty, and `registry` the name -> factory
 (`PARAMETERIZATIONS`, `SEEDED_PARAMETERIZATIONS`).
 """
 
-from .alpha import AlphaImage, alpha_penalty
+from .alpha import AlphaImage
 from .blur import blur_param_, blurrable, gaussian_transfer
 from .combine import ConcatImages, ConfinedImage
 from .core import (
@@ -30,7 +30,7 @@ from .seeded import SEEDED_PARAMETERIZATIONS, SeededPhaseImage, seed_logits, see
 __all__ = [
     "AlphaImage", "COLOR_CORRELATION", "COLOUR_GAIN", "PARAMETERIZATIONS", "SEEDED_PARAMETERIZATIONS",
     "ConcatImages", "ConfinedImage", "FourierImage", "MacoImage", "PixelImage", "SeededPhaseImage",
-    "_logit", "alpha_penalty", "blur_param_", "blurrable", "colour_matrix", "decorrelate",
+    "_logit", "blur_param_", "blurrable", "colour_matrix", "decorrelate",
     "gaussian_transfer", "make_param", "natural_spectrum", "recorrelate", "rfft2_freqs", "seed_logits",
     "seeded_param", "spectrum_std",
 ]

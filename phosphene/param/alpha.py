@@ -1,7 +1,8 @@
 """Transparent images (lucid's transparent neuron visualizations): an RGBA image whose colour and
 opacity are two Fourier images, composited over a new random background every step, so that only
-the opaque parts can drive the objective; `alpha_penalty` asks for as little opacity as possible.
+the opaque parts can drive the objective; `regularizers.alpha_penalty` asks for as little opacity as possible.
 
+    from phosphene.regularizers import alpha_penalty
     image = AlphaImage(batch=1, size=128)
     objective = obj.channel("_blocks.8", 3) - 0.5 * alpha_penalty(image)
     result = render(model, objective, param=image)        # result.alpha: (N, 1, H, W)
@@ -18,8 +19,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..layers.names import INPUT
-from ..objectives import Acts, Objective
 from .core import COLOUR_GAIN, FourierImage
 
 
@@ -64,18 +63,3 @@ class AlphaImage(nn.Module):
         else:
             background = torch.full_like(rgb, self.final_background)
         return rgb * alpha + background * (1 - alpha)
-
-
-def alpha_penalty(image: AlphaImage) -> Objective:
-    """sqrt(mean alpha^2) per image of ``image`` (lucid's ``mean_alpha``); subtract it, weighted, to
-    make the visualization as transparent as the objective allows."""
-
-    def fn(acts: Acts) -> torch.Tensor:
-        alpha = image.last_alpha
-        if alpha is None:
-            raise RuntimeError("alpha_penalty reads the AlphaImage of the render loop; call it first")
-        values = alpha.float().pow(2).flatten(1).mean(1).sqrt()
-        copies = getattr(acts, "copies", 1)
-        return values.repeat_interleave(copies) if copies > 1 else values
-
-    return Objective(fn, [INPUT], "alpha")

@@ -22,7 +22,8 @@ import torch
 import phosphene
 from phosphene import objectives as obj
 from phosphene.io.images import image_grid, save_image
-from phosphene.param import AlphaImage, alpha_penalty
+from phosphene.param import AlphaImage
+from phosphene.regularizers import alpha_penalty
 
 
 def checkerboard(size: int, cell: int = 8) -> torch.Tensor:
