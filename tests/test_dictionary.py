@@ -292,8 +292,9 @@ def test_a_model_with_atoms_survives_deepcopy_and_pickling(tmp_path):
     import pickle
 
     model = tiny_model()
-    dictionary, path = learn_dictionary(model, "0", _images(tmp_path / "images"), tmp_path,
-                                        DictionarySettings(atoms=3, per_image=8, num_workers=0), progress=False)
+    settings = DictionarySettings(atoms=3, per_image=8, num_workers=0)
+    folder = _images(tmp_path / "images")
+    dictionary, path = learn_dictionary(model, "0", folder, tmp_path, settings, progress=False)
     x = torch.rand(2, 3, 32, 32)
 
     def atoms_of(net):
@@ -316,8 +317,9 @@ def test_a_model_with_atoms_survives_deepcopy_and_pickling(tmp_path):
 def _basis_dictionary(channels: int, layer: str, model: str) -> phosphene.dictionary.Dictionary:
     """A PCA-kind dictionary whose atoms are the channels themselves: unit u is atom u exactly."""
     eye = torch.eye(channels)
-    return phosphene.dictionary.Dictionary(eye, eye, torch.zeros(channels), torch.full((channels,), 1 / channels),
-                                           "pca", layer, model, "basis")
+    energy = torch.full((channels,), 1 / channels)
+    return phosphene.dictionary.Dictionary(eye, eye, torch.zeros(channels), energy, "pca", layer, model,
+                                           "basis")
 
 
 def test_each_unit_is_carried_by_its_own_atom_in_a_basis_dictionary(tmp_path):
@@ -357,9 +359,9 @@ def test_unit_atom_terms_add_up_to_the_reconstructed_activation(tmp_path):
 def test_cli_prints_the_atoms_behind_a_units_top_activations(cli_dictionary):
     root, path, _ = cli_dictionary
     run = root / "mine8"
-    mined = CliRunner().invoke(main, ["mine", "--layers", "_blocks.8", "--images", str(root / "images"), "--k",
-                                      "2", "--size", "32", "--workers", "0", "--out", str(run), "--device",
-                                      "cpu", "--quiet", "--sheet-k", "0"])
+    mined = CliRunner().invoke(main, ["mine", "--layers", "_blocks.8", "--images", str(root / "images"),
+                                      "--k", "2", "--size", "32", "--workers", "0", "--out", str(run),
+                                      "--device", "cpu", "--quiet", "--sheet-k", "0"])
     assert mined.exit_code == 0, mined.output
     result = CliRunner().invoke(main, ["atoms", str(path), str(run), "--unit-atoms", "3,96", "--k", "2",
                                        "--device", "cpu"])

@@ -23,7 +23,8 @@ def test_an_atom_page_shows_its_energy_and_links_its_heaviest_units(atom_site):
     atom = data["atom"]
     assert atom["rank"] == 1 and abs(atom["energy"] - float(dictionary.energy[largest])) < 1e-6
     assert [t["unit"] for t in atom["top_units"][:2]] == units
-    assert [t["href"] for t in atom["top_units"][:2]] == [f"../../_blocks.8/units/{u:04d}.html" for u in units]
+    assert [t["href"] for t in atom["top_units"][:2]] == [f"../../_blocks.8/units/{u:04d}.html"
+                                                           for u in units]
     assert all(t["href"] is None for t in atom["top_units"][2:])  # no page for those units
     page = (site / slug / "units" / f"{largest:04d}.html").read_text()
     for section in ("atom", "visualizations", "exemplars", "tension", "accentuation"):
@@ -51,7 +52,8 @@ def test_a_unit_page_shows_the_atoms_behind_its_top_activations(atom_site):
     assert terms["dictionary"] == dictionary.name and terms["k"] == 4
     shares = [a["share"] for a in terms["atoms"]]
     assert len(shares) == 4 and abs(sum(shares) - 1) < 1e-6 and shares == sorted(shares, reverse=True)
-    assert all(a["href"] == f"../../{dictionary.unit_layer}/units/{a['atom']:04d}.html" for a in terms["atoms"])
+    links = [f"../../{dictionary.unit_layer}/units/{a['atom']:04d}.html" for a in terms["atoms"]]
+    assert [a["href"] for a in terms["atoms"]] == links
     page = (site / "_blocks.8" / "units" / f"{units[0]:04d}.html").read_text()
     assert 'id="atoms"' in page and "Atoms behind its top activations" in page
 
