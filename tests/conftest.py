@@ -48,6 +48,8 @@ SLOW = (
     "tests/test_accentuate.py::test_attribution_mask_confines_an_unrelated_feature",  # 30 CPU s in CI
     "tests/test_bench_gpu.py::",  # bench_gpu.py --quick end to end: its own model, render, accentuation
     "tests/test_figures.py::",  # the figure scripts, a model load each
+    "tests/test_report_atoms.py::",  # learns a dictionary, mines, builds a report twice: 5 min at load 9
+    "tests/test_report_browser.py::test_atom_page_in_chromium",  # Chromium and the atom report above
 )
 
 

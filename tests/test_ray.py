@@ -173,8 +173,8 @@ def test_atoms_mined_on_ray_equal_a_single_process_run(ray_local, model, images,
 
     seeded = torch.Generator().manual_seed(0)
     atoms = torch.nn.functional.normalize(torch.randn(3, 40, generator=seeded), dim=1)
-    dictionary = Dictionary(atoms, atoms.clone(), torch.zeros(40), torch.full((3,), 1 / 3), "kmeans", "_blocks.3",
-                            model.name, "random3")
+    dictionary = Dictionary(atoms, atoms.clone(), torch.zeros(40), torch.full((3,), 1 / 3), "kmeans",
+                            "_blocks.3", model.name, "random3")
     dictionary.save(tmp_path / "random3.safetensors")
     layers = ["_blocks.3", "_blocks.3.random3"]
     with attached(model, [dictionary]):
