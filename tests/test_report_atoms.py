@@ -16,7 +16,7 @@ pytest.importorskip("sklearn")
 
 
 def test_an_atom_page_shows_its_energy_and_links_its_heaviest_units(atom_site):
-    site, dictionary, _, _, units, _ = atom_site
+    site, dictionary, path, _, units, _ = atom_site
     largest = dictionary.by_energy()[0]
     slug = dictionary.unit_layer
     data = json.loads((site / slug / "units" / f"{largest:04d}.json").read_text())
@@ -31,7 +31,7 @@ def test_an_atom_page_shows_its_energy_and_links_its_heaviest_units(atom_site):
         assert f'id="{section}"' in page
     assert f'href="../../_blocks.8/units/{units[0]:04d}.html"' in page
     assert data["inhibition"]["attr_layer"] == "_blocks.7"  # attributed where _blocks.8 is
-    assert f"--dictionary {dictionary.path}" in data["command"] or "--dictionary" in data["command"]
+    assert f"--dictionary {path}" in data["command"]
 
 
 def test_the_atom_layer_page_lists_every_atom_by_energy_share(atom_site):
@@ -83,10 +83,18 @@ def test_a_changed_dictionary_file_is_refused_in_one_line(atom_site, tmp_path):
     assert "changed since the site used it" in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_an_atom_layer_without_its_dictionary_is_one_line(report_run, tmp_path):
-    result = CliRunner().invoke(main, ["report", str(report_run), "--layers", "_blocks.8.kmeans4", "--out",
+def test_an_atom_layer_whose_dictionary_file_is_gone_is_one_line(atom_site, tmp_path):
+    _, dictionary, _, run, _, _ = atom_site
+    moved = tmp_path / "run"
+    shutil.copytree(run, moved)
+    manifest = json.loads((moved / "manifest.json").read_text())
+    manifest["config"]["dictionaries"][dictionary.unit_layer]["path"] = str(tmp_path / "gone.safetensors")
+    (moved / "manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(main, ["report", str(moved), "--layers", dictionary.unit_layer, "--out",
                                        str(tmp_path / "site"), "--device", "cpu", "--quiet"])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "whose file is gone" in result.output and "--dictionary FILE" in result.output
+    assert not (tmp_path / "site").exists()  # nothing written
 
 
 def test_attribution_layer_of_an_atom_layer_is_its_source_layers(model, atom_site):
