@@ -103,3 +103,15 @@ def test_attribution_layer_of_an_atom_layer_is_its_source_layers(model, atom_sit
     _, dictionary, path, _, _, _ = atom_site
     with attached(model, [path]):
         assert attribution_layer(model, dictionary.unit_layer) == attribution_layer(model, "_blocks.8")
+
+
+def test_the_notebook_unit_page_shows_the_atom_numbers(atom_site):
+    from phosphene.report.unit_view import UnitPage
+
+    site, dictionary, _, _, units, _ = atom_site
+    largest = dictionary.by_energy()[0]
+    numbers = UnitPage(site, dictionary.unit_layer, largest).numbers()
+    assert abs(numbers["energy share"] - float(dictionary.energy[largest])) < 1e-6
+    assert numbers["heaviest units"].startswith(f"{units[0]} (")
+    unit = UnitPage(site, "_blocks.8", units[0]).numbers()
+    assert unit[f"atoms of {dictionary.name} behind its top images"].count("%") == 3
