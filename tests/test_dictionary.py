@@ -208,13 +208,20 @@ def test_cli_renders_atoms(cli_dictionary):
     assert "_blocks.8.kmeans4:1" in rendered.output and (root / "render" / "grid.png").is_file()
 
 
-def test_cli_mines_atoms(cli_dictionary):
+@pytest.fixture(scope="module")
+def cli_atom_run(cli_dictionary):
+    """A run mined through the CLI with the dictionary attached: _blocks.8 and its atom layer."""
     root, path, _ = cli_dictionary
-    mined = CliRunner().invoke(main, ["mine", "--dictionary", str(path), "--layers", "_blocks.8.kmeans4",
-                                 "--images", str(root / "images"), "--k", "2", "--size", "32", "--workers",
-                                 "0", "--out", str(root / "mine"), "--device", "cpu", "--quiet"])
+    args = ["mine", "--dictionary", str(path), "--layers", "_blocks.8,_blocks.8.kmeans4", "--images",
+            str(root / "images"), "--k", "2", "--size", "32", "--workers", "0", "--sheet-k", "0", "--out",
+            str(root / "mine"), "--device", "cpu", "--quiet"]
+    mined = CliRunner().invoke(main, args)
     assert mined.exit_code == 0, mined.output
-    run = mining.open(root / "mine")
+    return root / "mine"
+
+
+def test_cli_mines_atoms(cli_atom_run):
+    run = mining.open(cli_atom_run)
     assert [len(run.top("_blocks.8.kmeans4", a)) for a in range(4)] == [2, 2, 2, 2]
     assert len(run.bottom("_blocks.8.kmeans4", 3)) == 2
 
@@ -356,18 +363,13 @@ def test_unit_atom_terms_add_up_to_the_reconstructed_activation(tmp_path):
         unit_atoms_from_activations(model, _basis_dictionary(8, "2", "tiny"), run, [0])
 
 
-def test_cli_prints_the_atoms_behind_a_units_top_activations(cli_dictionary):
-    root, path, _ = cli_dictionary
-    run = root / "mine8"
-    mined = CliRunner().invoke(main, ["mine", "--layers", "_blocks.8", "--images", str(root / "images"),
-                                      "--k", "2", "--size", "32", "--workers", "0", "--out", str(run),
-                                      "--device", "cpu", "--quiet", "--sheet-k", "0"])
-    assert mined.exit_code == 0, mined.output
-    result = CliRunner().invoke(main, ["atoms", str(path), str(run), "--unit-atoms", "3,96", "--k", "2",
-                                       "--device", "cpu"])
+def test_cli_prints_the_atoms_behind_a_units_top_activations(cli_dictionary, cli_atom_run):
+    _, path, _ = cli_dictionary
+    result = CliRunner().invoke(main, ["atoms", str(path), str(cli_atom_run), "--unit-atoms", "3,96", "--k",
+                                       "2", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert lines[0].startswith("unit 3 of _blocks.8 (top 2 images, activation ")
     assert lines[1].startswith("unit 96 of _blocks.8") and lines[1].count("atom ") == 3
-    no_out = CliRunner().invoke(main, ["atoms", str(path), str(run), "--device", "cpu"])
+    no_out = CliRunner().invoke(main, ["atoms", str(path), str(cli_atom_run), "--device", "cpu"])
     assert no_out.exit_code == 2 and "give --out FILE.png" in no_out.output
