@@ -50,6 +50,8 @@ SLOW = (
     "tests/test_figures.py::",  # the figure scripts, a model load each
     "tests/test_unit_browser.py::test_browser_shows_a_built_unit_and_computes_a_new_one",  # 11 s in CI
     "tests/test_accentuate.py::test_figure_columns_are_the_seeds",  # an accentuation and a render, 11 s idle
+    "tests/test_report_atoms.py::",  # learns a dictionary, mines, builds a report twice: 5 min at load 9
+    "tests/test_report_browser.py::test_atom_page_in_chromium",  # Chromium and the atom report above
 )
 
 
@@ -203,6 +205,35 @@ def report_site(report_run, model, tmp_path_factory):
     result = build_report(report_run, ["_blocks.4", "_blocks.8"], site, [0, 1, 2], model=model,
                           settings=settings, progress=False)
     return site, settings, result
+
+
+@pytest.fixture(scope="session")
+def atom_site(report_run, model, tmp_path_factory):
+    """A report of atoms: a k-means dictionary of `_blocks.8` (4 atoms) learned on the report run, a
+    run that mined `_blocks.8` and its atom layer, a site of atoms 0-3 (given --dictionary), then
+    extended, without the dictionary (re-attached from the records), by the two heaviest units of the
+    largest atom."""
+    pytest.importorskip("sklearn")
+    from phosphene import mining
+    from phosphene.dictionary import DictionarySettings, attached, learn_dictionary
+    from phosphene.report import ReportSettings, build_report
+
+    root = tmp_path_factory.mktemp("atom_report")
+    dictionary, path = learn_dictionary(model, "_blocks.8", report_run, root, DictionarySettings(
+        atoms=4, per_image=16, num_workers=0), progress=False)
+    images = mining.open(report_run).image_root
+    with attached(model, [path]):
+        run = mining.run_mining(model, ["_blocks.8", dictionary.unit_layer], images, root / "run", k=4,
+                                batch_size=16, num_workers=0, size=64, progress=False).root
+    settings = ReportSettings(steps=4, size=48, diverse=2, batch=4, k=4, probe=16, mtis=2, accent_steps=2,
+                              accent_crops=1, accent_top=1, accent_unrelated=1, neighbours=3)
+    site = root / "site"
+    build_report(run, [dictionary.unit_layer], site, [0, 1, 2, 3], model=model, settings=settings,
+                 progress=False, dictionaries=[path])
+    largest = dictionary.by_energy()[0]
+    units = [c for c, _ in dictionary.top_units(largest, 2)]
+    result = build_report(run, ["_blocks.8"], site, units, model=model, settings=settings, progress=False)
+    return site, dictionary, path, run, units, result
 
 
 @pytest.fixture

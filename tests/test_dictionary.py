@@ -208,13 +208,20 @@ def test_cli_renders_atoms(cli_dictionary):
     assert "_blocks.8.kmeans4:1" in rendered.output and (root / "render" / "grid.png").is_file()
 
 
-def test_cli_mines_atoms(cli_dictionary):
+@pytest.fixture(scope="module")
+def cli_atom_run(cli_dictionary):
+    """A run mined through the CLI with the dictionary attached: _blocks.8 and its atom layer."""
     root, path, _ = cli_dictionary
-    mined = CliRunner().invoke(main, ["mine", "--dictionary", str(path), "--layers", "_blocks.8.kmeans4",
-                                 "--images", str(root / "images"), "--k", "2", "--size", "32", "--workers",
-                                 "0", "--out", str(root / "mine"), "--device", "cpu", "--quiet"])
+    args = ["mine", "--dictionary", str(path), "--layers", "_blocks.8,_blocks.8.kmeans4", "--images",
+            str(root / "images"), "--k", "2", "--size", "32", "--workers", "0", "--sheet-k", "0", "--out",
+            str(root / "mine"), "--device", "cpu", "--quiet"]
+    mined = CliRunner().invoke(main, args)
     assert mined.exit_code == 0, mined.output
-    run = mining.open(root / "mine")
+    return root / "mine"
+
+
+def test_cli_mines_atoms(cli_atom_run):
+    run = mining.open(cli_atom_run)
     assert [len(run.top("_blocks.8.kmeans4", a)) for a in range(4)] == [2, 2, 2, 2]
     assert len(run.bottom("_blocks.8.kmeans4", 3)) == 2
 
@@ -287,7 +294,82 @@ def test_learning_from_a_mining_run_writes_into_the_run_folder(tmp_path):
     assert dictionary.metrics["r2_held_out"] > 0.999  # all 8 components of an 8-channel layer
 
 
-def test_report_refuses_a_dictionary_in_one_line(tmp_path):
-    result = CliRunner().invoke(main, ["report", str(tmp_path), "--layers", "x", "--out", str(tmp_path / "s"),
-                                       "--dictionary", str(tmp_path / "d.safetensors")])
-    assert result.exit_code == 2 and "report does not take --dictionary yet" in result.output
+def test_a_model_with_atoms_survives_deepcopy_and_pickling(tmp_path):
+    import copy
+    import pickle
+
+    model = tiny_model()
+    settings = DictionarySettings(atoms=3, per_image=8, num_workers=0)
+    folder = _images(tmp_path / "images")
+    dictionary, path = learn_dictionary(model, "0", folder, tmp_path, settings, progress=False)
+    x = torch.rand(2, 3, 32, 32)
+
+    def atoms_of(net):
+        with phosphene.LayerTap(net, ["0.kmeans3"]) as tap, torch.no_grad():
+            return tap(x)["0.kmeans3"]
+
+    with attached(model, [path]):
+        expected = atoms_of(model)
+        for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):  # Ray workers get either
+            assert torch.allclose(atoms_of(twin), expected)
+        from phosphene.dictionary import attached_dictionaries
+
+        assert attached_dictionaries(model)["0.kmeans3"].sha256 == dictionary.sha256 != None  # noqa: E711
+        from phosphene.layers.attachments import attachments
+
+        record = attachments(model)["0.kmeans3"]
+        assert record["path"] == str(path.resolve()) and record["atoms"] == 3
+
+
+def _basis_dictionary(channels: int, layer: str, model: str) -> phosphene.dictionary.Dictionary:
+    """A PCA-kind dictionary whose atoms are the channels themselves: unit u is atom u exactly."""
+    eye = torch.eye(channels)
+    energy = torch.full((channels,), 1 / channels)
+    return phosphene.dictionary.Dictionary(eye, eye, torch.zeros(channels), energy, "pca", layer, model,
+                                           "basis")
+
+
+def test_each_unit_is_carried_by_its_own_atom_in_a_basis_dictionary(tmp_path):
+    from phosphene.dictionary import atom_share_vectors, unit_atoms_from_activations
+
+    model = tiny_model()
+    folder = _images(tmp_path / "images")
+    run = mining.run_mining(model, ["0"], folder, tmp_path / "run", k=3, num_workers=0, progress=False)
+    shares = atom_share_vectors(model, _basis_dictionary(8, "0", "tiny"), run, units=[2, 5])
+    assert np.allclose(shares[2], np.eye(8)[2]) and np.allclose(shares[5], np.eye(8)[5])
+    found = unit_atoms_from_activations(model, _basis_dictionary(8, "0", "tiny"), run.root, [2])[2]
+    assert found.images == [e.index for e in run.top("0", 2, 3)]
+    assert abs(found.reconstruction - found.activation) < 1e-4  # the basis reconstructs exactly
+    assert abs(found.activation - np.mean([e.value for e in run.top("0", 2, 3)])) < 1e-3
+
+
+def test_unit_atom_terms_add_up_to_the_reconstructed_activation(tmp_path):
+    from phosphene.dictionary import unit_atoms_from_activations
+
+    model = tiny_model()
+    folder = _images(tmp_path / "images")
+    run = mining.run_mining(model, ["0"], folder, tmp_path / "run", k=3, num_workers=0, progress=False)
+    for method, atoms in (("pca", 8), ("kmeans", 3)):
+        dictionary, _ = learn_dictionary(model, "0", run.root, tmp_path / method, DictionarySettings(
+            method=method, atoms=atoms, per_image=50, num_workers=0, held_out=0.0), progress=False)
+        for unit, item in unit_atoms_from_activations(model, dictionary, run, k=2).items():
+            assert item.shares.shape == (atoms,) and (item.shares >= 0).all()
+            assert abs(item.shares.sum() - 1) < 1e-6 and len(item.images) == 2
+            offset = float(dictionary.mean[unit]) if method == "pca" else 0.0
+            assert abs(item.terms.sum() + offset - item.reconstruction) < 1e-5
+            if method == "pca":  # all 8 components: exact
+                assert abs(item.reconstruction - item.activation) < 1e-3
+    with pytest.raises(phosphene.PhospheneError, match="has no top images of 2"):
+        unit_atoms_from_activations(model, _basis_dictionary(8, "2", "tiny"), run, [0])
+
+
+def test_cli_prints_the_atoms_behind_a_units_top_activations(cli_dictionary, cli_atom_run):
+    _, path, _ = cli_dictionary
+    result = CliRunner().invoke(main, ["atoms", str(path), str(cli_atom_run), "--unit-atoms", "3,96", "--k",
+                                       "2", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("unit 3 of _blocks.8 (top 2 images, activation ")
+    assert lines[1].startswith("unit 96 of _blocks.8") and lines[1].count("atom ") == 3
+    no_out = CliRunner().invoke(main, ["atoms", str(path), str(cli_atom_run), "--device", "cpu"])
+    assert no_out.exit_code == 2 and "give --out FILE.png" in no_out.output

@@ -164,3 +164,28 @@ def test_render_on_ray_equals_a_local_render(ray_local, model, tmp_path):
                                     for side in ("local", "ray"))
         local_record.pop("seconds"), ray_record.pop("seconds")
         assert ray_record == local_record
+
+
+def test_atoms_mined_on_ray_equal_a_single_process_run(ray_local, model, images, tmp_path):
+    """The atom layer travels with the model (its forward wrapper survives pickling and the worker's
+    deepcopy for BatchNorm folding): `mine --ray --dictionary F` gives the single-process tables."""
+    from phosphene.dictionary import Dictionary, attached
+
+    seeded = torch.Generator().manual_seed(0)
+    atoms = torch.nn.functional.normalize(torch.randn(3, 40, generator=seeded), dim=1)
+    dictionary = Dictionary(atoms, atoms.clone(), torch.zeros(40), torch.full((3,), 1 / 3), "kmeans",
+                            "_blocks.3", model.name, "random3")
+    dictionary.save(tmp_path / "random3.safetensors")
+    layers = ["_blocks.3", "_blocks.3.random3"]
+    with attached(model, [dictionary]):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            single = mining.run_mining(model, layers, images, tmp_path / "single", **MINE)
+        finally:
+            torch.set_num_threads(before)
+        with RayExecutor("local:2", workers=2, shard_batches=2) as executor:
+            on_ray = mining.run_mining(model, layers, images, tmp_path / "ray", executor=executor, **MINE)
+    assert (on_ray.root / store.TOPK).read_bytes() == (single.root / store.TOPK).read_bytes()
+    assert on_ray.config["dictionaries"]["_blocks.3.random3"]["sha256"] == dictionary.sha256
+    assert len(on_ray.top("_blocks.3.random3", 2)) == 4

@@ -89,3 +89,38 @@ def test_report_in_chromium(report_site, tmp_path):
             browser.close()
     assert errors == []
     assert (shots / "report-unit.png").stat().st_size > 10_000
+
+
+def test_atom_page_in_chromium(atom_site, tmp_path):
+    """An atom layer's page lists its atoms; an atom page shows its atom section (energy, heaviest units
+    linked to their unit pages) and the unit sections; a linked unit page shows the atoms behind it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    site, dictionary, _, _, units, _ = atom_site
+    largest = dictionary.by_energy()[0]
+    shots = Path(os.environ.get("PHOSPHENE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((site / dictionary.unit_layer / "index.html").as_uri())
+            expect(page.locator("section#atoms tbody tr")).to_have_count(len(dictionary))
+            page.locator(f'section#atoms a[href="units/{largest:04d}.html"]').click()
+            page.wait_for_url(f"**/{dictionary.unit_layer}/units/{largest:04d}.html")
+            _load_all_images(page)
+            for section in ("atom", *SECTIONS):
+                expect(page.locator(f"section#{section}")).to_be_visible()
+            expect(page.locator("section#atom")).to_contain_text("of the layer's activation energy")
+            assert page.evaluate(BROKEN) == []
+            page.screenshot(path=str(shots / "report-atom.png"), full_page=False)
+            page.locator(f'section#atom a[href$="_blocks.8/units/{units[0]:04d}.html"]').click()
+            page.wait_for_url(f"**/_blocks.8/units/{units[0]:04d}.html")
+            expect(page.locator("section#atoms tbody tr")).to_have_count(len(dictionary))
+        finally:
+            browser.close()
+    assert errors == []
+    assert (shots / "report-atom.png").stat().st_size > 10_000

@@ -42,6 +42,7 @@ def report_group() -> None:
 
     \b
     phosphene report RUN --layers _blocks.4,_blocks.8 [--units 0-31] --out SITE
+    phosphene report RUN --dictionary FILE --layers _blocks.8.kmeans16 --out SITE   (atoms)
     phosphene report serve SITE --port 8000
     """
 
@@ -82,15 +83,13 @@ def build_command(run, layers, units, out, model_name, weights, device, quiet, *
     except ImportError as exc:
         raise PhospheneError(f"phosphene report needs {exc.name}: {install_hint('report')}") from None
 
-    if dictionaries_requested():
-        raise PhospheneError("report does not take --dictionary yet (it opens the run's model itself); "
-                             "look at atoms with `phosphene atoms`, render and mine them with --dictionary")
     names = [name.strip() for name in layers.split(",") if name.strip()]
     chosen = parse_units(units) if units else None
     model = None if model_name == DEFAULT_MODEL and not weights else model_name
     with odd_weights_allowed(odd_weights_requested()):
         result = build_report(run, names, out, chosen, model=model, settings=ReportSettings(**settings),
-                              weights=weights, device=device, progress=False if quiet else None)
+                              weights=weights, device=device, progress=False if quiet else None,
+                              dictionaries=dictionaries_requested())
     total = sum(len(u) for u in result.units.values())
     spent = sum(result.seconds.values())
     shares = ", ".join(f"{k} {v / spent:.0%}" for k, v in result.seconds.items()

@@ -12,18 +12,21 @@
 Modules: `sampling` (a bounded, streamed sample of activation vectors), `methods` (k-means, PCA,
 NMF from scikit-learn; codes, reconstructions, metrics), `learn` (`learn_dictionary`), `atoms`
 (`Dictionary` and its safetensors file), `attach` (the atom layer), `figure` (the atom sheet:
-visualization and top exemplars per atom). docs/dictionary.md.
+visualization and top exemplars per atom), `explain` (the atoms behind a unit's top activations).
+docs/dictionary.md.
 """
 
 from __future__ import annotations
 
 from .atoms import Dictionary, load_dictionary
-from .attach import attach, attached, detach
+from .attach import attach, attached, attached_dictionaries, detach
+from .explain import UnitAtoms, atom_share_vectors, unit_atoms_from_activations
 from .figure import AtomSheet, atom_sheet, top_exemplars
 from .learn import DictionarySettings, fit_dictionary, learn_dictionary
 from .methods import METHODS
 from .sampling import ActivationSample, sample_activations
 
-__all__ = ["METHODS", "ActivationSample", "AtomSheet", "Dictionary", "DictionarySettings", "atom_sheet",
-           "attach", "attached", "detach", "fit_dictionary", "learn_dictionary", "load_dictionary",
-           "sample_activations", "top_exemplars"]
+__all__ = ["METHODS", "ActivationSample", "AtomSheet", "Dictionary", "DictionarySettings", "UnitAtoms",
+           "atom_share_vectors", "atom_sheet", "attach", "attached", "attached_dictionaries", "detach",
+           "fit_dictionary", "learn_dictionary", "load_dictionary", "sample_activations", "top_exemplars",
+           "unit_atoms_from_activations"]

@@ -10,6 +10,7 @@ is damaged, is a one-line `PhospheneError`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -51,6 +52,8 @@ class Dictionary:
     metrics: dict = field(default_factory=dict)
     images: dict = field(default_factory=dict)
     state: dict[str, torch.Tensor] = field(default_factory=dict)
+    path: Path | None = None  # the file it was loaded from or saved to (not stored in the file)
+    sha256: str | None = None  # that file's SHA-256
 
     def __len__(self) -> int:
         return self.atoms.shape[0]
@@ -158,7 +161,9 @@ class Dictionary:
                 "name": self.name, "settings": json.dumps(self.settings),
                 "metrics": json.dumps(self.metrics), "images": json.dumps(self.images)}
         path = Path(path)
-        atomic_write_bytes(path, save({k: v.contiguous().float() for k, v in tensors.items()}, meta))
+        data = save({k: v.contiguous().float() for k, v in tensors.items()}, meta)
+        atomic_write_bytes(path, data)
+        self.path, self.sha256 = path, hashlib.sha256(data).hexdigest()
         return path
 
 
@@ -181,7 +186,8 @@ def load_dictionary(path: str | os.PathLike) -> Dictionary:
             tensors["atoms"], tensors["components"], tensors["mean"], tensors["energy"], meta["method"],
             meta["layer"], meta["model"], meta["name"], json.loads(meta["settings"]),
             json.loads(meta["metrics"]), json.loads(meta["images"]),
-            {key[6:]: value for key, value in tensors.items() if key.startswith("state.")})
+            {key[6:]: value for key, value in tensors.items() if key.startswith("state.")},
+            path, hashlib.sha256(data).hexdigest())
         _check_consistent(dictionary)
     except (SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise PhospheneError(f"{path} is not a readable phosphene dictionary "

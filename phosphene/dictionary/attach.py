@@ -7,18 +7,25 @@ it. Its channel k at a position is ``<a, atoms[k]>``: atom k as a unit. Every to
 and a channel then takes an atom: ``"_blocks.8.kmeans16:3"`` renders, mines, accentuates and
 attributes atom 3 (its layout is detected like any layer's). L also gets an empty forward hook, which
 keeps `fold_batchnorm` from folding it (folding would change L's output under the atoms).
-`detach` (or leaving `attached`) restores the model exactly.
+`detach` (or leaving `attached`) restores the model exactly. The wrapped forward is an object
+(`AtomForward`), so a model with atom layers survives `copy.deepcopy` and pickling: Ray workers get
+the atoms with the model. `attached_dictionaries` lists what a model carries.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from ..errors import PhospheneError
+from ..layers.attachments import registry
 from ..layers.batch_check import first_tensor
 from ..layers.names import resolve_layer
 from ..layers.recording import forget_records
@@ -28,7 +35,6 @@ from .atoms import Dictionary, load_dictionary
 from .sampling import check_layer
 
 PROBE_SIDE = 64  # the side of the pass that learns the layer's layout
-_ATTACHED = "_phosphene_atoms"  # on the layer module: {name: (hook handle, its own forward or None)}
 
 
 class AtomConv(nn.Conv2d):
@@ -86,6 +92,38 @@ def _projection(model: nn.Module, layer: str, atoms: torch.Tensor) -> nn.Module:
     return module.to(device, dtype).eval()
 
 
+class AtomForward:
+    """The forward of a layer with an atom layer: the layer's own forward (or the one it had before),
+    then the atom child ``name`` on its output. An object, not a closure, so that `copy.deepcopy` (the
+    BatchNorm folding of a Ray worker) and pickling carry it over to the copy's own modules."""
+
+    def __init__(self, module: nn.Module, name: str, previous=None):
+        self.module, self.name, self.previous = module, name, previous
+
+    def __call__(self, *args, **kwargs):
+        call = self.previous if self.previous is not None else type(self.module).forward.__get__(self.module)
+        output = call(*args, **kwargs)
+        raw, _ = first_tensor(output)
+        if raw is not None:
+            self.module._modules[self.name](raw)
+        return output
+
+
+@dataclass
+class Attached:
+    """What `attach` changed on the layer's module: the hook, the forward it replaced, the dictionary."""
+
+    handle: RemovableHandle
+    previous: object
+    dictionary: Dictionary
+
+    def describe(self) -> dict[str, Any]:
+        """What a mining run records: the atom layer, the dictionary's name, layer, file and SHA-256."""
+        d = self.dictionary
+        return {"unit_layer": d.unit_layer, "name": d.name, "layer": d.layer, "atoms": len(d),
+                "path": None if d.path is None else str(Path(d.path).resolve()), "sha256": d.sha256}
+
+
 def attach(model: nn.Module, dictionary: Dictionary | str) -> str:
     """Make the atoms of ``dictionary`` (or a dictionary file) the layer ``LAYER.NAME`` of ``model``;
     returns that name. The dictionary must have been learned on this model and layer."""
@@ -99,20 +137,11 @@ def attach(model: nn.Module, dictionary: Dictionary | str) -> str:
         raise PhospheneError(f"{dictionary.layer} already has a part called {dictionary.name}; give the "
                              "dictionary another name (phosphene dictionary --name)")
     child = _projection(image_model, dictionary.layer, dictionary.atoms)
-    original = source.__dict__.get("forward")
-    call = source.forward
-
-    def forward(*args, **kwargs):
-        output = call(*args, **kwargs)
-        raw, _ = first_tensor(output)
-        if raw is not None:
-            child(raw)
-        return output
-
+    previous = source.__dict__.get("forward")
     source.add_module(dictionary.name, child)
-    source.forward = forward
+    source.forward = AtomForward(source, dictionary.name, previous)
     handle = source.register_forward_hook(_no_op)
-    source.__dict__.setdefault(_ATTACHED, {})[dictionary.name] = (handle, original)
+    registry(source, create=True)[dictionary.name] = Attached(handle, previous, dictionary)
     forget_records(image_model)
     return dictionary.unit_layer
 
@@ -125,17 +154,26 @@ def detach(model: nn.Module, dictionary: Dictionary) -> None:
     """Undo `attach`: remove the atom layer, the hook and the forward wrapper (dictionaries attached
     to one layer are detached in the reverse order)."""
     source = resolve_layer(as_image_model(model), dictionary.layer)
-    attached = source.__dict__.get(_ATTACHED, {})
+    attached = registry(source)
     if dictionary.name not in attached:
         return
-    handle, original = attached.pop(dictionary.name)
-    handle.remove()
+    record = attached.pop(dictionary.name)
+    record.handle.remove()
     del source._modules[dictionary.name]
-    if original is None:
+    if record.previous is None:
         source.__dict__.pop("forward", None)
     else:
-        source.forward = original
+        source.forward = record.previous
     forget_records(as_image_model(model))
+
+
+def attached_dictionaries(model: nn.Module) -> dict[str, Dictionary]:
+    """The dictionaries attached to ``model``, by their atom layer (``{"_blocks.8.kmeans16": d}``)."""
+    found = {}
+    for module in as_image_model(model).modules():
+        for record in registry(module).values():
+            found[record.dictionary.unit_layer] = record.dictionary
+    return found
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..errors import OutputError, PhospheneError
 from ..io.decoding import IMAGE_SUFFIXES, display_path, scan_images
+from ..layers.attachments import attachments
 from ..layers.names import check_layers
 from ..layers.tap import LayerTap
 from ..models import load_model
@@ -112,6 +113,9 @@ def prepare(model: nn.Module | str, layers: Sequence[str], images: str | os.Path
         "image_root": str(root.resolve()), "n_images": len(paths),
         "image_list_sha256": list_hash(root, paths),
     }
+    mined_atoms = {name: d for name, d in attachments(model).items() if name in layers}
+    if mined_atoms:  # only then: runs without atom layers keep the config they always had
+        config["dictionaries"] = mined_atoms
     relative = [p.relative_to(root).as_posix() for p in paths]
     return MiningJob(model, device, layers, paths, relative, prep, out, config, shapes, unlisted, plan)
 

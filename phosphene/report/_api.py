@@ -8,6 +8,14 @@ from .. import objectives as obj
 from ..accentuation.accentuate import AccentuationResult, accentuate
 from ..accentuation.masks import transparency_mask
 from ..attribution import Target, uses_preactivation
+from ..dictionary import (
+    Dictionary,
+    attach,
+    attached_dictionaries,
+    detach,
+    load_dictionary,
+    unit_atoms_from_activations,
+)
 from ..errors import LayerNotFoundError, PhospheneError, UnitOutOfRangeError
 from ..inhibition.atlas import build_atlas
 from ..inhibition.tension import correlations, tension_score
@@ -24,10 +32,11 @@ from ..models.wrapper import as_image_model
 from ..render import render
 
 __all__ = [
-    "AccentuationResult", "LayerNotFoundError", "LayerTap", "PhospheneError", "Preprocessing", "Rich",
-    "Section", "Target", "Tile", "UnitOutOfRangeError", "View", "accentuate", "as_image_model",
-    "atomic_write_bytes", "build_atlas", "correlations", "decode_image", "frozen", "layer_names",
-    "load_source", "mining", "obj", "overlay", "progress_bar", "render", "resolve_layer",
-    "scale_legend", "smooth_maps", "stage_line", "tension_score", "to_uint8", "transparency_mask",
+    "AccentuationResult", "Dictionary", "LayerNotFoundError", "LayerTap", "PhospheneError",
+    "Preprocessing", "Rich", "Section", "Target", "Tile", "UnitOutOfRangeError", "View", "accentuate",
+    "as_image_model", "atomic_write_bytes", "attach", "attached_dictionaries", "build_atlas",
+    "correlations", "decode_image", "detach", "frozen", "layer_names", "load_dictionary", "load_source",
+    "mining", "obj", "overlay", "progress_bar", "render", "resolve_layer", "scale_legend", "smooth_maps",
+    "stage_line", "tension_score", "to_uint8", "transparency_mask", "unit_atoms_from_activations",
     "uses_preactivation",
 ]

@@ -2,7 +2,8 @@
 
 Stages per layer (each a progress bar, or plain lines on stderr without a terminal; each skips the
 units it already did): visualize (batched `render`), exemplars (from the run), inhibition (probe
-set, one backward per unit), accentuate (batched `accentuate`), the optional atlas, then pages. All
+set, one backward per unit), accentuate (batched `accentuate`), the optional atlas, the atoms behind
+each unit's top images (for a layer with a dictionary attached, `report.atoms`), then pages. All
 input is checked before anything is written; every file is written atomically, so a killed
 build restarts where it stopped.
 """
@@ -14,14 +15,16 @@ import gc
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
 
 from ..models import load_model
-from ._api import PhospheneError, build_atlas, frozen, load_source, mining, stage_line
+from ._api import Dictionary, PhospheneError, build_atlas, frozen, load_source, mining, stage_line
 from .accentuations import accentuations
+from .atoms import atom_facts, atom_list, attached_for, site_records, unit_atom_terms, unit_atoms
 from .config import SITE_FILE, ReportSettings, check_site, fingerprint_of, resolve_units, run_identity
 from .exemplars import exemplars
 from .inhibition import inhibition
@@ -31,7 +34,7 @@ from .polysemanticity import polysemanticity
 from .site import copy_static, environment, unit_data, write_index, write_layer, write_unit
 from .units import visualize
 
-STAGES = ("visualize", "exemplars", "inhibition", "accentuate", "polysemanticity", "atlas", "pages")
+STAGES = ("visualize", "exemplars", "inhibition", "accentuate", "polysemanticity", "atlas", "atoms", "pages")
 
 
 @dataclass
@@ -108,31 +111,54 @@ def relative_to(path: str | os.PathLike, folder: str | os.PathLike) -> str:
         return str(path)
 
 
+def _site_record(out: Path) -> dict:
+    """The existing site's record, {} when there is none or it is unreadable (`check_site` says so)."""
+    try:
+        return json.loads((out / SITE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def build_report(run: str | os.PathLike, layers: list[str], out: str | os.PathLike,
                  units: list[int] | None = None, model: nn.Module | str | None = None,
                  settings: ReportSettings | None = None, weights: str | None = None,
-                 device: str | None = None, progress: bool | None = None) -> ReportResult:
+                 device: str | None = None, progress: bool | None = None,
+                 dictionaries: Sequence[Dictionary | str | os.PathLike] = ()) -> ReportResult:
     """Build (or extend) the report site ``out`` for ``units`` (default: all) of ``layers`` of the
-    mining run ``run``. ``model``: a module, a model name, or None for the run's model."""
+    mining run ``run``. ``model``: a module, a model name, or None for the run's model.
+    ``dictionaries`` (files or `Dictionary` objects) are attached to the model for the build, so that
+    their atom layers (``_blocks.8.kmeans16``) can be reported; without them the dictionaries the run
+    or the site recorded are attached again (`report.atoms`)."""
     settings = settings or ReportSettings()
     settings.check()
     opened = mining.open(run)
     chosen = resolve_units(opened, list(layers), units)
     out = Path(out)
     net = _open_model(model, opened, weights, device)
+    previous = _site_record(out)
+    every_layer = list(dict.fromkeys([*chosen, *previous.get("layers", {})]))
+    with attached_for(net, opened, every_layer, dictionaries, previous) as atoms:
+        return _build(opened, str(run), chosen, out, net, settings, weights, atoms, progress)
+
+
+def _build(opened: mining.MiningRun, run: str, chosen: dict[str, list[int]], out: Path, net: nn.Module,
+           settings: ReportSettings, weights: str | None, atoms: dict[str, Dictionary],
+           progress: bool | None) -> ReportResult:
     model_name = getattr(net, "name", None) or type(net).__name__
     identity = run_identity(opened, model_name, weights)
     fingerprint = fingerprint_of(settings, identity)
     record = check_site(out, fingerprint, settings) or {}
     built = {layer: sorted(set(record.get("layers", {}).get(layer, [])) | set(us))
              for layer, us in {**record.get("layers", {}), **chosen}.items()}
-    context = {"model": model_name, "run": str(run), "out": str(out), "settings": settings,
-               "fingerprint": fingerprint,
+    context = {"model": model_name, "run": run, "out": str(out), "settings": settings,
+               "fingerprint": fingerprint, "dictionaries": atoms, "built": built,
                "dataset": {"images": opened.manifest.get("summary", {}).get("n_images"),
                            "root": relative_to(opened.image_root, opened.root), "k": opened.k}}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SITE_FILE, {"fingerprint": fingerprint, "settings": settings.to_dict(),
-                                 "identity": identity, "run": str(run), "layers": record.get("layers", {}),
+                                 "identity": identity, "run": run, "layers": record.get("layers", {}),
+                                 "dictionaries": {**record.get("dictionaries", {}),
+                                                  **site_records(atoms, list(built))},
                                  "format": 1})
     copy_static(out)
     show = progress
@@ -143,15 +169,23 @@ def build_report(run: str | os.PathLike, layers: list[str], out: str | os.PathLi
             files = LayerFiles(out, layer)
             result.computed += len(files.pending(wanted, "accentuation"))
             _layer_stages(net, opened, layer, wanted, settings, files, show, result.seconds)
+            started = time.perf_counter()
+            unit_atoms(net, opened, layer, wanted, min(settings.k, opened.k), atoms, files, show)
+            result.seconds["atoms"] += time.perf_counter() - started
     started = time.perf_counter()
     stage_line(f"report: writing pages for {sum(len(u) for u in built.values())} units", progress)
     layer_entries = []
     for layer, all_units in built.items():
         files = LayerFiles(out, layer)
         near = neighbours(opened, layer, all_units, min(settings.k, opened.k), settings.neighbours)
+        atom_layer = atoms.get(layer)
         for unit in all_units:
-            write_unit(env, files, unit_data(files, unit, context, set(all_units), near[unit]))
-        layer_entries.append(write_layer(env, files, all_units, context))
+            data = unit_data(files, unit, context, set(all_units), near[unit])
+            data["atom"] = atom_facts(atom_layer, unit, built) if atom_layer is not None else None
+            data["atom_terms"] = unit_atom_terms(files, unit, atoms, built)
+            write_unit(env, files, data)
+        layer_entries.append(write_layer(env, files, all_units, context,
+                                         atom_list(atom_layer, all_units) if atom_layer is not None else []))
     write_index(env, out, layer_entries, context)
     result.seconds["pages"] = time.perf_counter() - started
     site_record = json.loads((out / SITE_FILE).read_text())

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..inhibition.norm_check import completeness_warnings
+from ..layers.attachments import attachments
 from ._api import (
     LayerTap,
     Target,
@@ -45,7 +46,11 @@ CHUNK = 16
 
 def attribution_layer(model: nn.Module, layer: str) -> str:
     """The module that runs just before ``layer``: its preceding sibling, else its parent's, ...;
-    ``input`` when there is none (``_blocks.8`` -> ``_blocks.7``)."""
+    ``input`` when there is none (``_blocks.8`` -> ``_blocks.7``). An atom layer (a linear map of its
+    dictionary's layer) is attributed where that layer is (``_blocks.8.kmeans16`` -> ``_blocks.7``)."""
+    source = attachments(model).get(layer)
+    if source is not None:
+        layer = source["layer"]
     names = [n for n in layer_names(model) if n]
     name = layer
     while name:

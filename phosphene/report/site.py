@@ -1,13 +1,15 @@
 """Writing the pages: jinja2 templates, every page and its JSON written atomically, relative links only.
 
 Pages: ``index.html`` (every layer's unit grid), ``<layer>/index.html`` (atlas, completeness table,
-tension distribution), ``<layer>/units/NNNN.html`` (one unit). Each page has its data beside it as
+tension distribution; an atom layer's atoms by energy share), ``<layer>/units/NNNN.html`` (one unit
+or atom). Each page has its data beside it as
 JSON (``index.json``, ``<layer>/layer.json``, ``<layer>/units/NNNN.json``).
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -54,10 +56,12 @@ def copy_static(site: Path) -> None:
 
 
 def regenerate_command(run: str, layer: str, unit: int, out: str, settings: ReportSettings,
-                       model: str) -> str:
-    """The command that (re)builds this unit's page with the same settings."""
+                       model: str, dictionaries: Sequence[str] = ()) -> str:
+    """The command that (re)builds this unit's page with the same settings (and dictionary files)."""
     words = ["phosphene", "report", run, "--layers", layer, "--units", str(unit), "--out", out,
              "--model", model]
+    for path in dictionaries:
+        words += ["--dictionary", path]
     defaults = ReportSettings().to_dict()
     for key, value in settings.to_dict().items():
         if key in ("steps", "size") or value != defaults[key]:
@@ -86,9 +90,17 @@ def unit_data(files: LayerFiles, unit: int, context: dict[str, Any], built: set[
                        for n in neighbours],
         "permalink": f"{files.slug}/units/{unit_name(unit)}.html",
         "command": regenerate_command(context["run"], files.layer, unit, context["out"],
-                                      context["settings"], context["model"]),
+                                      context["settings"], context["model"],
+                                      _dictionary_files(context.get("dictionaries", {}), files.layer)),
+        "atom": None, "atom_terms": [],
         "settings": context["settings"].to_dict(), "fingerprint": context["fingerprint"],
     }
+
+
+def _dictionary_files(dictionaries: dict[str, Any], layer: str) -> list[str]:
+    """The files of the dictionaries a page of ``layer`` needs: its own atoms, or atoms of it."""
+    return [str(d.path) for name, d in dictionaries.items()
+            if d.path is not None and layer in (name, d.layer)]
 
 
 def write_unit(env: Environment, files: LayerFiles, data: dict[str, Any]) -> None:
@@ -130,8 +142,10 @@ def card(files: LayerFiles, unit: int, prefix: str) -> dict[str, Any]:
             "polysemanticity": unit_score(files, unit)}
 
 
-def write_layer(env: Environment, files: LayerFiles, units: list[int], context: dict[str, Any]) -> dict:
-    """The layer page and layer.json; returns the layer's entry for the index."""
+def write_layer(env: Environment, files: LayerFiles, units: list[int], context: dict[str, Any],
+                atoms: list[dict] | None = None) -> dict:
+    """The layer page and layer.json (``atoms``: an atom layer's list, `report.atoms.atom_list`);
+    returns the layer's entry for the index."""
     cards = [card(files, u, "") for u in units]
     tension_histogram([c["tension"] for c in cards if _finite(c["tension"])],
                       [c["selectivity"] for c in cards if _finite(c["selectivity"])],
@@ -141,7 +155,7 @@ def write_layer(env: Environment, files: LayerFiles, units: list[int], context: 
     record = {"layer": files.layer, "model": context["model"], "units": cards, "atlas": atlas,
               "attr_layer": cards[0]["attr_layer"] if cards else None,
               "norm_warning": cards[0]["norm_warning"] if cards else None,
-              "median_pearson": float(np.median(pearson)) if pearson else None}
+              "median_pearson": float(np.median(pearson)) if pearson else None, "atoms": atoms or []}
     write_json(files.root / "layer.json", record)
     write_page(env, "layer.html.j2", files.root / "index.html",
                {"L": record, "root": "../", "data_file": "layer.json", "title": files.layer})

@@ -1,5 +1,6 @@
 """A unit page in a notebook: the data a site's unit page shows (``<layer>/units/NNNN.json``, written
-by `site.unit_data`) and its pictures, as a displayable `View`.
+by `site.unit_data`) and its pictures, as a displayable `View` (an atom page's energy share and
+heaviest units, and a unit's leading atoms, among its numbers).
 
     page = UnitPage("out/site", "_blocks.8", 3)   # a built unit; in Jupyter it shows itself
     page.data["inhibition"]["tension"]            # the same numbers as the page
@@ -35,10 +36,19 @@ class UnitPage(Rich):
         """The page's key numbers: objective of the main visualization and of the best natural image,
         tension, selectivity, completeness."""
         inh, objective = self.data["inhibition"], self.data["objective"]
-        return {"visualization": objective["visualization"], "best natural": objective["natural"],
-                "ratio": objective["ratio"], "tension": inh["tension"], "selectivity": inh["selectivity"],
-                "r(ΣA, f)": inh["pearson"], "attribution layer": inh["attr_layer"],
-                "probe images": inh["probe"]}
+        numbers = {"visualization": objective["visualization"], "best natural": objective["natural"],
+                   "ratio": objective["ratio"], "tension": inh["tension"], "selectivity": inh["selectivity"],
+                   "r(ΣA, f)": inh["pearson"], "attribution layer": inh["attr_layer"],
+                   "probe images": inh["probe"]}
+        atom = self.data.get("atom")  # an atom page (sites built before atoms have no such key)
+        if atom:
+            numbers["energy share"] = atom["energy"]
+            numbers["heaviest units"] = ", ".join(f"{t['unit']} ({t['weight']:+.2f})"
+                                                  for t in atom["top_units"])
+        for terms in self.data.get("atom_terms", []):
+            numbers[f"atoms of {terms['dictionary']} behind its top images"] = ", ".join(
+                f"{a['atom']} ({100 * a['share']:.0f}%)" for a in terms["atoms"][:3])
+        return numbers
 
     def _visualizations(self) -> Section:
         vis = self.data["visualize"]
