@@ -16,7 +16,8 @@ rate whatever its gradient, so at 1/f every octave changes the image about equal
 coefficients fill every icon with the same kind of phase-random colour fringes. Those fringes carry
 most of the pixel variance and differ between two seeds of one direction as much as between two
 directions (measured: RMS 0.175 vs 0.192), so icons that differ in the attribution layer still look
-alike. At 1.5 the coarse coefficients, colour fields and shapes, lead.
+alike. At 1.5 the coarse coefficients lead: colour fields and shapes at twice the contrast, which
+differ at a glance (the seed still sets where they sit; docs/inhibition.md, "Attribution atlas").
 
 The frame of an icon is coloured by the mean f of the dataset images in its cell (every icon excites
 f, so f on the icon says little); the caption under it gives that mean and the image count ("+1.2 n5").
