@@ -2,20 +2,26 @@
 
 Builds the README's attribution atlas layout once (``--target`` through ``--attr-layer`` on an image
 folder, the `build_atlas` defaults: selection, UMAP, grid, cells), then renders the icons of every
-kept cell once per icon direction in ``--methods`` (`atlas_icons.ICON_DIRECTIONS`; "mean" is the
-previous recipe) with the same seed and settings, and prints per method:
+kept cell once per entry of ``--methods``, ``direction@decay`` (`atlas_icons.ICON_DIRECTIONS` and the
+Fourier 1/f^decay of the icons; "mean@1" is the first recipe, "whitened@1" the second, "whitened@1.5"
+today's default) with the same seed and settings, and prints per entry:
 
   pixels       mean pairwise RMS distance between icons (per pixel and colour, 0..1)
   activation   mean pairwise Euclidean distance between the icons' spatially averaged activations
                in the attribution layer
   cosine       mean pairwise 1 - cosine similarity of those activations
+  objective    mean icon objective (a . v) * cos(a, v)^p in the attribution layer on the final icons
+               (v the icon's direction; how far each icon drives its cell's direction)
   f            mean target value on the icons
 
-and the ratio of each to the first method's. Atlas pictures go to ``--out`` (``atlas_<method>.png``).
+and the ratio of each to the first entry's. ``--seed-floor`` renders the last entry again with
+seed 1 and prints the RMS pixel distance between the two renders of each direction: what phase alone
+gives, the floor under the pixel distance between icons. Atlas pictures go to ``--out``
+(``atlas_<entry>.png``).
 ``--limit N`` uses the first N images (a subset, for a slow machine); ``--cache FILE.npz`` keeps the
 attribution vectors between runs::
 
-    python benchmarks/bench_atlas_icons.py --out /tmp/icons --cache /tmp/icons/vectors.npz
+    python benchmarks/bench_atlas_icons.py --out /tmp/icons --cache /tmp/icons/vectors.npz --seed-floor
 """
 
 from __future__ import annotations
@@ -47,7 +53,9 @@ from phosphene.inhibition.atlas_icons import (  # noqa: E402
     compose_atlas,
     icon_diversity,
 )
+from phosphene.layers.tap import LayerTap  # noqa: E402
 from phosphene.mining.source import load_source  # noqa: E402
+from phosphene.objectives import alignment  # noqa: E402
 from phosphene.units import parse_unit  # noqa: E402
 
 
@@ -72,7 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--images", default="../shared/data/imagenet-samples")
     ap.add_argument("--target", default="_blocks.8._relu1:337")
     ap.add_argument("--attr-layer", default="_blocks.7")
-    ap.add_argument("--methods", default="mean,centred,whitened")
+    ap.add_argument("--methods", default="mean@1,whitened@1,whitened@1.5", help="direction@decay, ...")
+    ap.add_argument("--seed-floor", action="store_true", help="pixel distance of the last entry's two seeds")
     ap.add_argument("--limit", type=int, default=None, help="use the first N images only")
     ap.add_argument("--icon-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=128)
@@ -91,29 +100,49 @@ def main(argv: list[str] | None = None) -> dict:
     members = [c.members for c in cells]
     print(f"{len(f_all)} images, {len(keep)} laid out, {grid}x{grid} grid: {len(cells)} icons, "
           f"{args.steps} steps at {args.icon_size} px")
-    rows = {}
-    for method in args.methods.split(","):
+    rows, icons = {}, None
+    for entry in args.methods.split(","):
+        method, _, decay = entry.partition("@")
         directions = cell_directions(vectors, members, method)
         started = time.perf_counter()
-        icons = render_icons(model, args.attr_layer, directions, args.icon_size, args.steps,
-                             cossim_pow=args.cossim_pow, progress=False)
+        icons = render(model, args, directions, float(decay or 1), seed=0)
         seconds = time.perf_counter() - started
         diversity = icon_diversity(model, icons, args.attr_layer)
         icon_f = phosphene.attribution.attribute(model, icons, parse_unit(args.target), ["input"]).f
-        rows[method] = {**diversity, "f": float(icon_f.mean()), "seconds": round(seconds, 1),
-                        "load": " ".join(f"{v:.1f}" for v in os.getloadavg())}
+        rows[entry] = {**diversity, "objective": icon_objective(model, args, icons, directions),
+                       "f": float(icon_f.mean()), "seconds": round(seconds, 1),
+                       "load": " ".join(f"{v:.1f}" for v in os.getloadavg())}
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
-            compose_atlas(icons, cells, grid, cell_f(f, members)).save(args.out / f"atlas_{method}.png")
+            compose_atlas(icons, cells, grid, cell_f(f, members)).save(args.out / f"atlas_{entry}.png")
     first = next(iter(rows.values()))
-    print(f"{'method':10}{'pixels':>10}{'activation':>12}{'cosine':>10}{'f':>9}   ratios (pixels, act., cos)"
-          "   seconds, load")
-    for method, r in rows.items():
+    print(f"{'entry':14}{'pixels':>8}{'activation':>12}{'cosine':>8}{'objective':>11}{'f':>8}"
+          "   ratios (pixels, act., cos, obj.)   seconds, load")
+    for entry, r in rows.items():
         ratios = ", ".join(f"{r[k] / max(first[k], 1e-12):.2f}" for k in ("pixels", "activation",
-                                                                          "activation_cosine"))
-        print(f"{method:10}{r['pixels']:10.4f}{r['activation']:12.3f}{r['activation_cosine']:10.4f}"
-              f"{r['f']:9.3f}   {ratios}   {r['seconds']} s, load {r['load']}")
+                                                                          "activation_cosine", "objective"))
+        print(f"{entry:14}{r['pixels']:8.4f}{r['activation']:12.3f}{r['activation_cosine']:8.4f}"
+              f"{r['objective']:11.1f}{r['f']:8.3f}   {ratios}   {r['seconds']} s, load {r['load']}")
+    if args.seed_floor and icons is not None:
+        again = render(model, args, directions, float(decay or 1), seed=1)
+        floor = float(((icons - again).flatten(1).double().pow(2).mean(1).sqrt()).mean())
+        rows["seed_floor"] = {"entry": entry, "pixels": floor}
+        print(f"{entry}, seed 0 vs seed 1 of each direction: pixels {floor:.4f} "
+              f"(between directions {rows[entry]['pixels']:.4f})")
     return rows
+
+
+def render(model, args, directions: np.ndarray, decay: float, seed: int) -> torch.Tensor:
+    """The icons of ``directions`` at the benchmark's settings."""
+    return render_icons(model, args.attr_layer, directions, args.icon_size, args.steps,
+                        cossim_pow=args.cossim_pow, seed=seed, progress=False, decay_power=decay)
+
+
+def icon_objective(model, args, icons: torch.Tensor, directions: np.ndarray) -> float:
+    """Mean icon objective (a . v) * cos(a, v)^p on the final icons (no transforms)."""
+    objective = alignment(args.attr_layer, torch.as_tensor(directions), args.cossim_pow)
+    with torch.no_grad(), LayerTap(model, [args.attr_layer]) as tap:
+        return float(objective(tap(icons)).mean())
 
 
 if __name__ == "__main__":

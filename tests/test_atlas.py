@@ -14,6 +14,7 @@ from phosphene.attribution import Target, attribute
 from phosphene.cli.app import main
 from phosphene.errors import PhospheneError
 from phosphene.inhibition.atlas import (
+    ICON_DECAY_POWER,
     attribution_vectors,
     bin_layout,
     build_atlas,
@@ -21,6 +22,7 @@ from phosphene.inhibition.atlas import (
     compose_atlas,
     icon_diversity,
     normalize_layout,
+    render_icons,
     select_images,
     whitening,
 )
@@ -195,3 +197,30 @@ def test_atlas_cli_from_an_image_folder_and_its_errors(samples_dir, tmp_path):
     both = runner.invoke(main, ["atlas", str(folder), "--images", str(folder), "--attr-layer", LAYER,
                                 "--out", str(out)])
     assert both.exit_code == 2
+
+
+
+def _icon_distances(model, decay: float) -> tuple[float, float]:
+    """(between directions, within a direction): mean RMS pixel distances of the icons of 4 channels
+    of _blocks.4 rendered with seeds 0 and 1 (32 px, 24 steps)."""
+    directions = np.eye(40, dtype=np.float32)[[0, 7, 13, 21]]  # _blocks.4 has 40 channels
+    first, second = (render_icons(model, "_blocks.4", directions, 32, 24, cossim_pow=1.0, seed=seed,
+                                  progress=False, decay_power=decay) for seed in (0, 1))
+    rms = lambda a, b: float((a - b).pow(2).mean().sqrt())  # noqa: E731
+    within = np.mean([rms(first[k], second[k]) for k in range(4)])
+    between = np.mean([rms(icons[i], icons[j]) for icons in (first, second)
+                       for i in range(4) for j in range(i)])
+    return between, within
+
+
+def test_icons_of_different_directions_differ_in_pixels_more_than_two_seeds_of_one(model, one_thread):
+    between, within = _icon_distances(model, ICON_DECAY_POWER)
+    assert between > 1.1 * within, (between, within)  # measured 0.366 vs 0.305
+    lucid_between, _ = _icon_distances(model, 1.0)
+    assert between > 1.8 * lucid_between, (between, lucid_between)  # measured 0.152 at 1/f
+
+
+def test_icon_decay_out_of_range_is_one_clear_error(model, small_images):
+    images, paths = small_images
+    with pytest.raises(PhospheneError, match="icon_decay"):
+        build_atlas(model, images, paths, LAYER, TARGET, icon_decay=0.0)

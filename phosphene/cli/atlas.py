@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import PhospheneError
-from ..inhibition.atlas import ICON_DIRECTIONS, MODES, AtlasConfig, build_atlas
+from ..inhibition.atlas import ICON_DECAY_POWER, ICON_DIRECTIONS, MODES, AtlasConfig, build_atlas
 from ..mining.source import load_source
 from ..units import parse_unit
 from .app import main
@@ -43,13 +43,16 @@ from .options import (
 @click.option("--icon-direction", type=click.Choice(ICON_DIRECTIONS), default="whitened", show_default=True,
               help="What attribution icons show: the cell's specific part, whitened or centred, or its plain "
                    "mean (icons then look alike).")
+@click.option("--icon-decay", type=click.FloatRange(0, 4, min_open=True), default=ICON_DECAY_POWER,
+              show_default=True, help="Icons' Fourier 1/f^decay spectrum scale: above 1 favours colour "
+                                      "fields and shapes over fine fringes (1 is lucid's).")
 @click.option("--size", type=SIDE, default=None, help="Image side (default: the run's or the model's).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 def atlas_command(run, model_name, weights, device, images_dir, target, layer, position, post_activation,
-                  mode, grid, per_group, min_points, icon_size, steps, batch, icon_direction, size, seed,
-                  quiet, out) -> None:
+                  mode, grid, per_group, min_points, icon_size, steps, batch, icon_direction, icon_decay,
+                  size, seed, quiet, out) -> None:
     """Attribution atlas (or --mode activation) of a mining RUN or an image folder."""
     if bool(run) == bool(images_dir):
         raise PhospheneError("give either a mining RUN folder or --images DIR (not both)")
@@ -58,7 +61,7 @@ def atlas_command(run, model_name, weights, device, images_dir, target, layer, p
     parsed = parse_unit(target, position, not post_activation) if target else None
     config = AtlasConfig(mode=mode, grid=grid, per_group=per_group, min_points=min_points,
                          icon_size=icon_size, steps=steps, batch=batch, icon_direction=icon_direction,
-                         seed=seed)
+                         icon_decay=icon_decay, seed=seed)
     result = build_atlas(model, source.images, source.paths, layer, parsed, config,
                          progress=False if quiet else None)
     result.save(out)

@@ -51,7 +51,14 @@ from ..settings import with_overrides
 from ..transforms import Compose, Jitter, Noise, Pad, Rotate, Scale
 from ..units import Unit, as_unit
 from .atlas_defaults import auto_grid, auto_min_points, sparse_hint
-from .atlas_icons import ICON_DIRECTIONS, cell_directions, cell_f, compose_atlas, icon_diversity  # noqa: F401
+from .atlas_icons import (  # noqa: F401
+    ICON_DECAY_POWER,
+    ICON_DIRECTIONS,
+    cell_directions,
+    cell_f,
+    compose_atlas,
+    icon_diversity,
+)
 from .atlas_page import write_page
 from .norm_check import completeness_warnings
 
@@ -168,15 +175,21 @@ def icon_transforms() -> Compose:
 
 def render_icons(model: nn.Module, layer: str, directions: np.ndarray, size: int = 64, steps: int = 128,
                  batch: int = 64, cossim_pow: float = 2.0, lr: float = 0.05, seed: int = 0,
-                 param: str = "fourier", progress: bool | None = None) -> torch.Tensor:
-    """One icon per direction (K, C), rendered ``batch`` at a time: (K, 3, size, size)."""
+                 param: str = "fourier", progress: bool | None = None,
+                 decay_power: float = ICON_DECAY_POWER) -> torch.Tensor:
+    """One icon per direction (K, C), rendered ``batch`` at a time: (K, 3, size, size).
+
+    ``decay_power`` is the Fourier spectrum's 1/f^decay scale (`atlas_icons.ICON_DECAY_POWER`: 1.5,
+    low frequencies favoured; 1 is lucid's); it applies to ``param="fourier"`` only."""
     icons = []
     chunks = range(0, len(directions), batch)
     for start in progress_bar(chunks, desc="icons", unit="batch", leave=False, progress=progress):
         part = torch.as_tensor(directions[start:start + batch], dtype=torch.float32)
         objective = obj.alignment(layer, part, cossim_pow)
         config = RenderConfig(steps=steps, lr=lr, size=size, batch=len(part), seed=seed + start)
-        result = Renderer(model, objective, param, icon_transforms(), config).run(progress=False)
+        options = {"decay_power": decay_power} if param == "fourier" else None
+        result = Renderer(model, objective, param, icon_transforms(), config,
+                          param_options=options).run(progress=False)
         icons.append(result.images)
     return torch.cat(icons)
 
@@ -302,7 +315,9 @@ class AtlasConfig:
     ``per_group`` images per selection group (attribution atlas); ``icon_size``, ``steps``,
     ``batch``: the icon renders; ``cossim_pow`` (None: 1 for attribution, 2 for activation atlases);
     ``icon_direction`` what an attribution atlas' icons are rendered towards (`ICON_DIRECTIONS`:
-    "whitened", "centred" or "mean", see `atlas_icons`); ``seed`` of UMAP, the activation sampling
+    "whitened", "centred" or "mean", see `atlas_icons`); ``icon_decay`` the icons' Fourier 1/f^decay
+    (`atlas_icons.ICON_DECAY_POWER`, 1.5; at lucid's 1 icons differ little in pixels); ``seed`` of UMAP,
+    the activation sampling
     and the icons."""
 
     mode: str = "attribution"
@@ -314,6 +329,7 @@ class AtlasConfig:
     batch: int = 64
     cossim_pow: float | None = None
     icon_direction: str = "whitened"
+    icon_decay: float = ICON_DECAY_POWER
     seed: int = 0
 
 
@@ -334,6 +350,8 @@ def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], l
                                                  config.cossim_pow, config.seed)
     if mode not in MODES:
         raise PhospheneError(f"unknown atlas mode {mode!r}; choose from {', '.join(MODES)}")
+    if not 0 < config.icon_decay <= 4:
+        raise PhospheneError(f"icon_decay must be in (0, 4], got {config.icon_decay}")
     if config.icon_direction not in ICON_DIRECTIONS:
         raise PhospheneError(f"unknown icon direction {config.icon_direction!r}; "
                              f"choose from {', '.join(ICON_DIRECTIONS)}")
@@ -366,10 +384,12 @@ def build_atlas(model: nn.Module, images: torch.Tensor, paths: Sequence[Path], l
     directions = (cell_directions(vectors, [c.members for c in cells], config.icon_direction)
                   if directions_of is None else np.stack([directions_of(c.members) for c in cells]))
     icons = render_icons(model, layer, directions, icon_size, steps, batch,
-                         cossim_pow if cossim_pow is not None else power, seed=seed, progress=progress)
+                         cossim_pow if cossim_pow is not None else power, seed=seed, progress=progress,
+                         decay_power=config.icon_decay)
     settings = {"per_group": per_group, "min_points": min_points, "icon_size": icon_size, "steps": steps,
                 "batch": batch, "cossim_pow": cossim_pow if cossim_pow is not None else power,
                 "icon_direction": config.icon_direction if mode == "attribution" else "whitened mean",
+                "icon_decay": config.icon_decay,
                 "n_neighbors": n_neighbors, "min_dist": min_dist, "seed": seed, "images": len(images),
                 "selected": len(keep), "hint": hint,
                 "warning": (completeness_warnings(model, target.layer, [layer]).get(layer)

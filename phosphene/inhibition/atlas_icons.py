@@ -10,6 +10,15 @@ Icon directions (``ICON_DIRECTIONS``), one per kept cell from the vectors of the
   ``eps`` times the mean eigenvalue), the activation atlas' whitening (Carter et al. 2019) applied to
   the specific part; directions the dataset varies little in count more.
 
+Icons are rendered with the Fourier parameterization at a spectrum scale 1/f^``ICON_DECAY_POWER``
+(1.5; lucid's 1 is the renders' default). Adam moves every Fourier coefficient by about the learning
+rate whatever its gradient, so at 1/f every octave changes the image about equally, and the many fine
+coefficients fill every icon with the same kind of phase-random colour fringes. Those fringes carry
+most of the pixel variance and differ between two seeds of one direction as much as between two
+directions (measured: RMS 0.175 vs 0.192), so icons that differ in the attribution layer still look
+alike. At 1.5 the coarse coefficients lead: colour fields and shapes at twice the contrast, which
+differ at a glance (the seed still sets where they sit; docs/inhibition.md, "Attribution atlas").
+
 The frame of an icon is coloured by the mean f of the dataset images in its cell (every icon excites
 f, so f on the icon says little); the caption under it gives that mean and the image count ("+1.2 n5").
 `icon_diversity` measures how different the icons are: the mean pairwise distance between icons in
@@ -31,6 +40,7 @@ from ..layers.tap import LayerTap
 from ..models.wrapper import as_image_model
 
 ICON_DIRECTIONS = ("whitened", "centred", "mean")
+ICON_DECAY_POWER = 1.5
 
 
 def cell_directions(vectors: np.ndarray, members: Sequence[np.ndarray], method: str = "whitened",
