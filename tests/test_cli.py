@@ -103,3 +103,14 @@ def test_models_lists_the_families_and_how_to_name_them(runner):
     assert f"{count} classifiers in torchvision" in line
     listed = runner.invoke(main, ["models", "torchvision", "resnet*"])
     assert listed.exit_code == 0 and "torchvision:resnet50" in listed.output.splitlines()
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    """``python -m phosphene`` is the ``phosphene`` script (for a checkout without the entry point)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "phosphene", "presets"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "draft" in done.stdout
