@@ -168,7 +168,8 @@ def _with_polysemanticity(stimulus_set: StimulusSet, studied: nn.Module, layers:
     """The scores with each unit's polysemanticity; writes OUT/polysemanticity.json."""
     measured = poly.stimulus_polysemanticity(stimulus_set, studied, layers)
     scores = [replace(s, polysemanticity=measured[f"{s.layer}:{s.unit}"].score,
-                      facets=measured[f"{s.layer}:{s.unit}"].facets) for s in scores]
+                      facets=measured[f"{s.layer}:{s.unit}"].facets)
+              if f"{s.layer}:{s.unit}" in measured else s for s in scores]
     record = poly.polysemanticity_record(measured, scores, seed)
     atomic_write_bytes(out_dir / "polysemanticity.json", (json.dumps(record, indent=1) + "\n").encode())
     return scores

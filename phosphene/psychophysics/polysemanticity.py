@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import PhospheneError
 from ..io.images import load_image
-from ..polysemanticity import Polysemanticity, score_unit
+from ..polysemanticity import MIN_EXEMPLARS, Polysemanticity, score_unit
 from .stimuli import StimulusSet
 
 RESAMPLES = 2000
@@ -36,10 +36,11 @@ DEFINITION = ("phosphene.polysemanticity: effective number of facets, exp(entrop
 
 def stimulus_polysemanticity(stimuli: StimulusSet, model: nn.Module, layers: Sequence[str] | None = None
                              ) -> dict[str, Polysemanticity]:
-    """unit id -> its score, from its natural exemplars in ``stimuli`` through ``model``."""
+    """unit id -> its score, from its natural exemplars in ``stimuli`` through ``model``; units with
+    fewer than `MIN_EXEMPLARS` exemplars get none (too few to cluster)."""
     scores = {}
     for unit in stimuli.units:
-        if layers and unit.layer not in layers:
+        if (layers and unit.layer not in layers) or len(unit.natural) < MIN_EXEMPLARS:
             continue
         images = torch.stack([load_image(stimuli.root / p) for p in unit.natural])
         scores[unit.id] = score_unit(model, images, unit.layer, unit.unit)
