@@ -33,15 +33,9 @@ import tiny_models as tm  # noqa: E402 - after the skips
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-class Zoo(dict):
-    def __missing__(self, key: str) -> phosphene.ImageModel:
-        self[key] = getattr(tm, key)()
-        return self[key]
-
-
 @pytest.fixture(scope="module")
-def zoo() -> Zoo:
-    return Zoo()
+def zoo() -> tm.Zoo:
+    return tm.Zoo()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,14 @@ from torch import nn
 import phosphene
 
 
+class Zoo(dict):
+    """Tiny models by builder name, each built once on first use (``zoo["swin"]``)."""
+
+    def __missing__(self, key: str) -> phosphene.ImageModel:
+        self[key] = globals()[key]()
+        return self[key]
+
+
 def swin() -> phosphene.ImageModel:
     """timm Swin: 32 px, 2x2 windows, a shifted block in stage 1 (fixed side 32)."""
     import timm
