@@ -62,7 +62,10 @@ def fit_kmeans(vectors: np.ndarray, k: int, options: FitOptions) -> Fitted:
     require_sklearn()
     from sklearn.cluster import MiniBatchKMeans
 
-    directions = unit_rows(vectors[np.linalg.norm(vectors, axis=1) > 0])
+    norms = np.linalg.norm(vectors, axis=1)  # once: the zero-row filter and the scaling share it
+    keep = norms > 0
+    # one new float32 array (vectors and norms are float32), no copy for the filter when none is zero
+    directions = vectors / norms[:, None] if keep.all() else vectors[keep] / norms[keep, None]
     if len(directions) < k:
         raise PhospheneError(f"{k} atoms need {k} non-zero activation vectors, the sample has "
                              f"{len(directions)}")

@@ -111,8 +111,10 @@ def fit_sae(kind: str, vectors: np.ndarray, k: int, options: FitOptions) -> Fitt
     """Train overcomplete's ``kind`` SAE on the standardized vectors (see the module docstring)."""
     sae_module = import_overcomplete("sae")
     mean = vectors.mean(0).astype(np.float32)
-    scale = np.float32(np.std(vectors - mean)) or np.float32(1)
-    x = torch.from_numpy(((vectors - mean) / scale).astype(np.float32))
+    centred = vectors - mean  # once: the scale and the inputs share it; scaled in place
+    scale = np.float32(np.std(centred)) or np.float32(1)
+    centred /= scale
+    x = torch.from_numpy(centred)
     batch = min(options.fit_batch, len(x))
     with seeded(options.seed):
         model = _build_sae(kind, k, vectors.shape[1], options)
@@ -142,9 +144,10 @@ def encode_sae(kind: str, fitted: Fitted, options: FitOptions, vectors: np.ndarr
     model.eval()
     if kind == "batchtopk":
         model.running_threshold = torch.tensor(float(fitted.state["running_threshold"][0]))
-    x = (np.asarray(vectors, dtype=np.float32) - fitted.mean) / fitted.state["input_scale"][0]
+    x = np.asarray(vectors, dtype=np.float32) - fitted.mean
+    x /= fitted.state["input_scale"][0]
     with torch.no_grad():
-        _, codes = model.encode(torch.from_numpy(x.astype(np.float32)))
+        _, codes = model.encode(torch.from_numpy(x))
     return codes.numpy()
 
 

@@ -88,7 +88,7 @@ def get(name: str) -> Method:
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (zero rows stay zero)."""
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms > 0, norms, 1)).astype(np.float32)
+    return (matrix / np.where(norms > 0, norms, 1)).astype(np.float32, copy=False)
 
 
 def reconstruct(fitted: Fitted, codes: np.ndarray) -> np.ndarray:
