@@ -18,7 +18,8 @@ from pathlib import Path
 
 FIGURES = ("objectives", "regularization", "parameterization", "diversity", "interpolation", "directions",
            "accent_classes", "accent_sweeps", "accent_crops", "accent_inhibited", "inhibition_layers",
-           "inhibition_tension", "inhibition_inversion", "inhibition_atlas", "psychophysics", "alpha")
+           "inhibition_tension", "inhibition_inversion", "inhibition_atlas", "psychophysics", "alpha",
+           "dictionary_atoms")
 
 
 def main() -> int:
