@@ -7,11 +7,19 @@ feature visualization (Nguyen et al. 2016; Goh et al.'s facets in Distill) separ
 2. describe each by its activation vector at ``facet_layer`` (default: the unit's own layer), pooled
    over positions with the unit's own activation map as the weight (so the vector describes what
    is where the unit fires);
-3. cluster the vectors with k-means (scikit-learn) on cosine geometry into ``n`` facets; a facet's
-   direction is its centroid minus the mean of all exemplars (what is *specific* to the facet);
-4. render ``n`` images at once, image i maximizing ``unit + weight · direction_i`` (the unit's
-   channel objective plus a pull of the facet layer toward facet i, `objectives.direction` with
-   cosine power 1).
+3. centre the vectors (subtract the mean of all the unit's exemplars), normalize each to unit length
+   and cluster them with k-means (scikit-learn) into ``n`` facets. Centring comes first: every
+   exemplar of a unit shares one dominant direction (the unit's own pattern), so on raw vectors
+   cosine k-means splits on noise around it; on centred ones it splits on what differs;
+4. a facet's direction is its centroid minus the mean of all exemplars (what is *specific* to the
+   facet), with the unit's own channel set to zero when ``facet_layer`` is the unit's layer (the
+   pull goes toward what is specific to the facet, not toward more of the unit, which the unit
+   term already asks for);
+5. render ``n`` images at once, image i maximizing ``unit + weight · <a, d_i>``: the unit's channel
+   mean plus the plain projection of the facet layer's activations (mean over positions) on the
+   unit-length direction d_i (`objectives.direction` with ``cossim_pow=0``; a cosine factor would
+   scale the pull down to a third of its size or less). With ``weight`` = 1 (the default) the two
+   terms are within a factor of two on `_blocks.8` (docs/figures.md, facets).
 
 ``render_facets(model, run, layer, unit, n=4)``; CLI ``phosphene render --facets N --run RUN``.
 """
@@ -90,11 +98,13 @@ def find_facets(model: nn.Module, run: MiningRun | str | os.PathLike, layer: str
                              f"{layer}:{unit} (mine with a larger --k)")
     facet_layer = facet_layer or layer
     vectors = pooled_vectors(model, run.load(examples), layer, unit, facet_layer).double()
-    normalized = F.normalize(vectors, dim=1).numpy()
-    labels = KMeans(n_clusters=n, n_init=10, random_state=seed).fit_predict(normalized)
     mean = vectors.mean(0)
+    normalized = F.normalize(vectors - mean, dim=1).numpy()  # centred first (module docstring)
+    labels = KMeans(n_clusters=n, n_init=10, random_state=seed).fit_predict(normalized)
     directions = torch.stack([vectors[torch.as_tensor(labels == i)].mean(0) - mean if n > 1
                               else vectors.mean(0) for i in range(n)]).float()
+    if facet_layer == layer:
+        directions[:, unit] = 0  # toward what is specific to the facet, not more of the unit
     order = np.argsort([-max(e.value for e, lab in zip(examples, labels) if lab == i) for i in range(n)],
                        kind="stable")  # facet 0 holds the strongest exemplar
     remap = np.empty(n, dtype=np.int64)
@@ -106,12 +116,13 @@ def find_facets(model: nn.Module, run: MiningRun | str | os.PathLike, layer: str
 def render_facets(model: nn.Module, run: MiningRun | str | os.PathLike, layer: str, unit: int, n: int = 4,
                   facet_layer: str | None = None, weight: float = 1.0, k: int | None = None, seed: int = 0,
                   progress: bool | None = None, **render_options) -> FacetResult:
-    """Find ``n`` facets of ``unit`` and render one image per facet in one batch (module docstring);
-    ``render_options`` go to `render` (steps, size, param, ...)."""
+    """Find ``n`` facets of ``unit`` and render one image per facet in one batch, maximizing
+    ``unit + weight · <a, d_i>`` (module docstring); ``render_options`` go to `render` (steps, size,
+    param, ...)."""
     facets = find_facets(model, run, layer, unit, n, facet_layer, k, seed)
     objective = obj.channel(layer, [unit] * facets.n)
     if weight:
-        objective = objective + weight * obj.direction(facets.facet_layer, facets.directions, cossim_pow=1.0)
+        objective = objective + weight * obj.direction(facets.facet_layer, facets.directions, cossim_pow=0)
     result = render(model, objective, seed=seed, progress=progress, **render_options)
     with torch.no_grad(), LayerTap(model, [layer]) as tap:
         acts = tap(result.images.to(as_image_model(model).device))[layer]

@@ -70,3 +70,48 @@ def test_cli_writes_the_sheet_and_json_and_rejects_bad_input(run, tmp_path):
                            (["--facets", "2", "--run", str(run.root), "--channels", "1,2"], "one unit")):
         bad = CliRunner().invoke(main, [*args, *extra, "--out", str(tmp_path / "x")])
         assert bad.exit_code == 2 and message in bad.output, bad.output
+
+
+def _two_sided(channels: int) -> torch.Tensor:
+    """8 exemplars sharing one dominant direction (the unit's own channel, 100) and split by the sign
+    of channel 1; one exemplar of each side deviates 30 times more than the others."""
+    generator = torch.Generator().manual_seed(0)
+    vectors = 0.01 * torch.randn(8, channels, generator=generator, dtype=torch.float64)
+    vectors[:, UNIT] += 100
+    vectors[:, 1] += torch.tensor([1, 1, 1, 30, -1, -1, -1, -30], dtype=torch.float64)
+    return vectors
+
+
+def test_facets_cluster_centred_vectors_and_leave_the_units_channel_out(model, run, monkeypatch):
+    # on raw vectors normalized to unit length, k-means puts one far exemplar alone; centred and
+    # then normalized, the two sides of channel 1 are the two facets
+    monkeypatch.setattr("phosphene.facets.pooled_vectors", lambda *args: _two_sided(40))
+    facets = find_facets(model, run, LAYER, UNIT, n=2)
+    sides = (_two_sided(40)[:, 1] > 0).numpy()
+    assert (facets.labels == facets.labels[0]).tolist() == sides.tolist()
+    assert torch.all(facets.directions[:, UNIT] == 0)  # not toward more of the unit
+    assert torch.all(facets.directions[:, 1].abs() > 5)
+    other = find_facets(model, run, LAYER, UNIT, n=2, facet_layer="_blocks.3")  # another layer keeps it
+    assert torch.all(facets.directions[:, 1] == other.directions[:, 1])
+
+
+def test_facet_directions_of_real_exemplars_have_no_unit_component(model, run):
+    facets = find_facets(model, run, LAYER, UNIT, n=3)
+    assert torch.all(facets.directions[:, UNIT] == 0) and torch.all(facets.directions.norm(dim=1) > 0)
+
+
+def test_facet_objective_is_the_unit_plus_the_plain_projection(model, run, monkeypatch):
+    from phosphene.render import render as real_render
+    captured = {}
+
+    def fake_render(model, objective, **options):
+        captured["objective"] = objective
+        return real_render(model, objective, **options)
+
+    monkeypatch.setattr("phosphene.facets.render", fake_render)
+    result = render_facets(model, run, LAYER, UNIT, n=2, weight=0.5, steps=1, size=48, progress=False)
+    acts = torch.randn(2, 40, 6, 6)
+    value = captured["objective"]({LAYER: acts})
+    d = torch.nn.functional.normalize(result.facets.directions, dim=1)
+    expected = acts[:, UNIT].mean((-2, -1)) + 0.5 * (acts * d[:, :, None, None]).sum(1).mean((-2, -1))
+    torch.testing.assert_close(value, expected)  # no cosine factor: <a, d> as it is

@@ -51,7 +51,7 @@ def facet_options(func):
         ("--facet-k", "facet_k", {"type": POSITIVE,
                                   "help": "Top exemplars clustered [default: all the run kept]."}),
         ("--facet-weight", "facet_weight", {"type": NON_NEGATIVE_FLOAT,
-                                            "help": "Weight of the pull toward each facet [default: 1]."}),
+                                            "help": "Weight of <a, d> toward each facet [default: 1]."}),
         ("--facet-layer", "facet_layer",
          {"help": "Layer whose activations define facets [default: --layer]."}),
         ("--run", "run", {"type": click.Path(file_okay=False),
