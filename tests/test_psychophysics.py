@@ -291,3 +291,27 @@ def test_cli_analyze_labels_two_files_of_one_observer_as_two_sources(tmp_path):
     assert sources == {"units", "atoms", "machine:x"}
     empty = CliRunner().invoke(main, ["experiment", "analyze", f"={units}", "--out", str(tmp_path / "e")])
     assert empty.exit_code == 2 and "empty label" in empty.output
+
+
+def test_plot_gives_each_of_four_sources_its_own_colour(tmp_path):
+    """units, kmeans, nmf, topk: a colour per source, solid exemplars, dashed visualizations; two
+    sources keep a colour per trial kind."""
+    looks = {(si, kind): analysis.line_look(si, kind, 4) for si in range(4)
+             for kind in ("exemplar", "visualization")}
+    assert len({look["color"] for look in looks.values()}) == 4
+    assert all(looks[si, "exemplar"]["color"] == looks[si, "visualization"]["color"] for si in range(4))
+    assert {looks[si, "exemplar"]["linestyle"] for si in range(4)} == {"-"}
+    assert {looks[si, "visualization"]["linestyle"] for si in range(4)} == {"--"}
+    two = [analysis.line_look(si, kind, 2) for si in range(2) for kind in ("exemplar", "visualization")]
+    assert two[0]["color"] == two[2]["color"] != two[1]["color"]
+    assert two[0]["linestyle"] != two[2]["linestyle"]
+    paths = []
+    for label in ("units", "kmeans", "nmf", "topk"):
+        paths.append(tmp_path / f"{label}.csv")
+        paths[-1].write_text(rows_to_csv(_rows("machine")))
+    result = CliRunner().invoke(main, ["experiment", "analyze", *[f"{p.stem}={p}" for p in paths],
+                                       "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    sources = {row["source"] for row in csv.DictReader((tmp_path / "o" / "summary.csv").open())}
+    assert sources == {"units", "kmeans", "nmf", "topk"}
+    assert (tmp_path / "o" / "accuracy.png").stat().st_size > 0

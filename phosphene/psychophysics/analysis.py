@@ -154,19 +154,38 @@ def gap_table(conditions: Sequence[Condition]) -> str:
     return "\n".join(lines)
 
 
+KIND_COLOURS = {"exemplar": "#1f77b4", "visualization": "#d62728"}
+SOURCE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+_STYLES, _MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "D")
+
+
+def line_look(source_index: int, kind: str, sources: int) -> dict[str, Any]:
+    """Matplotlib style of one line of `plot`: up to two sources, a colour per trial kind and a line
+    style per source; more sources, a colour (and marker) per source, solid for natural exemplars and
+    dashed with open markers for visualizations."""
+    marker = _MARKERS[source_index % len(_MARKERS)]
+    if sources > 2:
+        exemplar = kind == "exemplar"
+        return {"color": SOURCE_COLOURS[source_index % len(SOURCE_COLOURS)], "marker": marker,
+                "linestyle": "-" if exemplar else "--", "markerfacecolor": None if exemplar else "white"}
+    return {"color": KIND_COLOURS[kind], "linestyle": _STYLES[source_index % len(_STYLES)],
+            "marker": marker}
+
+
 def plot(conditions: Sequence[Condition], path: str | Path, title: str | None = None) -> None:
     """The poster's figure: accuracy vs layer depth, one panel per images-per-unit, natural exemplars
-    vs visualizations as colours, sources (human, machine...) as line styles; chance dashed."""
+    vs visualizations as colours, sources (human, machine...) as line styles; chance dashed. With
+    more than two sources (units and several dictionaries) the roles swap, so that each source stays
+    legible: a colour per source, solid for natural exemplars, dashed for visualizations."""
     main = [c for c in conditions if c.kind in KINDS]
     if not main:
         raise PhospheneError("no exemplar or visualization responses to plot")
     counts = sorted({c.images_per_unit for c in main})
     sources = sorted({c.source for c in main})
     depths = [d for d in DEPTHS if any(c.depth == d for c in main)]
-    colours = {"exemplar": "#1f77b4", "visualization": "#d62728"}
     names = {"exemplar": "natural exemplars", "visualization": "feature visualizations"}
-    styles = ["-", "--", ":", "-."]
-    markers = ["o", "s", "^", "D"]
+    many = len(sources) > 2
+    step = 0.09 if many else 0.06
     fig = new_figure((3.6 * len(counts), 3.6))
     axes = fig.subplots(1, len(counts), sharey=True, squeeze=False)
     for ax, n in zip(axes[0], counts):
@@ -174,15 +193,15 @@ def plot(conditions: Sequence[Condition], path: str | Path, title: str | None = 
             for kind in KINDS:
                 cells = {c.depth: c for c in main
                          if c.source == source and c.kind == kind and c.images_per_unit == n}
-                xs = [i + (si - (len(sources) - 1) / 2) * 0.06 for i, d in enumerate(depths) if d in cells]
+                xs = [i + (si - (len(sources) - 1) / 2) * step for i, d in enumerate(depths) if d in cells]
                 if not xs:
                     continue
                 ys = [cells[d].accuracy for d in depths if d in cells]
                 err = [[max(0.0, cells[d].accuracy - cells[d].low) for d in depths if d in cells],
                        [max(0.0, cells[d].high - cells[d].accuracy) for d in depths if d in cells]]
                 label = f"{names[kind]}" + (f" ({source})" if len(sources) > 1 else "")
-                ax.errorbar(xs, ys, yerr=err, color=colours[kind], linestyle=styles[si % 4],
-                            marker=markers[si % 4], capsize=3, label=label)
+                ax.errorbar(xs, ys, yerr=err, capsize=3, label=label,
+                            **line_look(si, kind, len(sources)))
         ax.axhline(CHANCE, color="grey", linestyle="--", linewidth=1, label="chance (1/3)")
         ax.set_xticks(range(len(depths)), depths)
         ax.set_ylim(0, 1.02)
@@ -191,8 +210,8 @@ def plot(conditions: Sequence[Condition], path: str | Path, title: str | None = 
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("proportion correct (95% Wilson)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False,
-               fontsize=8)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4 if many else 3),
+               frameon=False, fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.08 + 0.04 * (len(labels) > 3) + 0.04 * (len(labels) > 6), 1, 1))
@@ -233,5 +252,5 @@ def analyze(inputs: Sequence[str | Path], out: str | Path, title: str | None = N
     return conditions
 
 
-__all__ = ["CHANCE", "Condition", "RESPONSE_COLUMNS", "analyze", "gap_table", "load_responses", "plot",
-           "split_label", "summarize", "summary_table", "wilson", "write_responses", "write_summary"]
+__all__ = ["CHANCE", "Condition", "RESPONSE_COLUMNS", "analyze", "gap_table", "line_look", "load_responses",
+           "plot", "split_label", "summarize", "summary_table", "wilson", "write_responses", "write_summary"]
