@@ -27,7 +27,7 @@ from ._api import Dictionary, PhospheneError, build_atlas, frozen, load_source, 
 from .accentuations import accentuations
 from .atoms import atom_facts, atom_list, attached_for, site_records, unit_atom_terms, unit_atoms
 from .config import SITE_FILE, ReportSettings, check_site, fingerprint_of, resolve_units, run_identity
-from .exemplars import exemplars
+from .exemplars import drop_images, exemplars
 from .inhibition import inhibition
 from .layout import LayerFiles, write_json
 from .neighbours import neighbours
@@ -189,7 +189,7 @@ def _build(opened: mining.MiningRun, run: str, chosen: dict[str, list[int]], out
     show = progress
     result = ReportResult(out, built, dict.fromkeys(STAGES, 0.0), cpu_seconds=dict.fromkeys(STAGES, 0.0))
     env = environment()
-    with frozen(net):
+    with frozen(net), _images_dropped(opened):
         for layer, wanted in chosen.items():
             files = LayerFiles(out, layer)
             result.computed += len(files.pending(wanted, "accentuation"))
@@ -203,6 +203,14 @@ def _build(opened: mining.MiningRun, run: str, chosen: dict[str, list[int]], out
                                                  "computed": result.computed})
     write_json(out / SITE_FILE, site_record)
     return result
+
+
+@contextmanager
+def _images_dropped(run: mining.MiningRun) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        drop_images(run)
 
 
 def _pages(opened: mining.MiningRun, out: Path, built: dict[str, list[int]], context: dict,
