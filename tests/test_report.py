@@ -121,3 +121,18 @@ def test_atlas_option_puts_an_activation_atlas_on_the_layer_page(report_run, mod
     atlas = site / "_blocks.4" / "atlas"
     assert (atlas / "atlas.png").stat().st_size > 0 and (atlas / "index.html").is_file()
     assert 'href="atlas/index.html"' in (site / "_blocks.4" / "index.html").read_text()
+
+
+def test_stage_table_has_wall_and_cpu_per_stage(report_site):
+    site, _, result = report_site
+    assert set(result.cpu_seconds) == set(result.seconds) >= {"visualize", "accentuate", "pages"}
+    for stage in ("visualize", "exemplars", "inhibition", "accentuate", "pages"):
+        assert result.seconds[stage] > 0 and result.cpu_seconds[stage] > 0
+    record = json.loads((site / "report.json").read_text())["last_build"]
+    assert record["cpu_seconds"] == pytest.approx(result.cpu_seconds) and record["computed"] == 6
+    table = result.stage_table().splitlines()
+    assert table[0].split() == ["stage", "wall", "s", "cpu", "s", "cpu", "%"]
+    rows = {line.split()[0]: line.split()[1:] for line in table[1:]}
+    assert set(rows) == {*result.seconds, "total", "per"}
+    assert float(rows["accentuate"][1]) == pytest.approx(result.cpu_seconds["accentuate"], abs=0.06)
+    assert float(rows["total"][1]) == pytest.approx(sum(result.cpu_seconds.values()), abs=0.06)

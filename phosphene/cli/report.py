@@ -96,6 +96,8 @@ def build_command(run, layers, units, out, model_name, weights, device, quiet, *
                        if spent and v > 0.05 * spent)
     click.echo(f"report: {result.computed} units computed, {total} in the site, {spent:.1f}s ({shares}) "
                f"-> {result.index}")
+    if not quiet:
+        click.echo(result.stage_table())
 
 
 @report_group.command("serve")

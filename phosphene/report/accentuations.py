@@ -8,12 +8,14 @@ the latent regularization at the unit's attribution layer, λ = 1.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._api import AccentuationResult, accentuate, decode_image, mining, obj, progress_bar, to_uint8
+from ._api import AccentuationResult, accentuate, mining, obj, progress_bar, to_uint8
 from .config import ReportSettings
+from .exemplars import images_of
 from .layout import LayerFiles, write_picture
 
 STAGE = "accentuation"
@@ -32,7 +34,7 @@ def _seeds(run: mining.MiningRun, layer: str, unit: int, settings: ReportSetting
 
 def load_seed(path, run: mining.MiningRun, size: int) -> torch.Tensor:
     """A seed image (3, size, size) in [0, 1], preprocessed as in the run, then resized to ``size``."""
-    image = torch.from_numpy(decode_image(path, run.preprocessing)).float()[None] / 255
+    image = torch.from_numpy(np.ascontiguousarray(images_of(run).chw(path))).float()[None] / 255
     if image.shape[-1] != size:
         image = F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return image[0].clamp(0, 1)

@@ -15,7 +15,8 @@ import gc
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ._api import Dictionary, PhospheneError, build_atlas, frozen, load_source, 
 from .accentuations import accentuations
 from .atoms import atom_facts, atom_list, attached_for, site_records, unit_atom_terms, unit_atoms
 from .config import SITE_FILE, ReportSettings, check_site, fingerprint_of, resolve_units, run_identity
-from .exemplars import exemplars
+from .exemplars import drop_images, exemplars
 from .inhibition import inhibition
 from .layout import LayerFiles, write_json
 from .neighbours import neighbours
@@ -39,17 +40,43 @@ STAGES = ("visualize", "exemplars", "inhibition", "accentuate", "polysemanticity
 
 @dataclass
 class ReportResult:
-    """What `build_report` did: the site, the units per layer it holds, seconds per stage, and how
-    many units it computed (not skipped) in this call."""
+    """What `build_report` did: the site, the units per layer it holds, wall seconds and process CPU
+    seconds (all threads) per stage, and how many units it computed (not skipped) in this call."""
 
     site: Path
     units: dict[str, list[int]]
     seconds: dict[str, float] = field(default_factory=dict)
     computed: int = 0
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def index(self) -> Path:
         return self.site / "index.html"
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the wall and process CPU time of the ``with`` body to ``stage``."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - wall
+            self.cpu_seconds[stage] = self.cpu_seconds.get(stage, 0.0) + time.process_time() - cpu
+
+    def stage_table(self) -> str:
+        """The per-stage table: wall s, CPU s and CPU share per stage, then the total (per unit too)."""
+        cpu_total = sum(self.cpu_seconds.values())
+        wall_total = sum(self.seconds.values())
+        lines = [f"  {'stage':<16}{'wall s':>9}{'cpu s':>9}{'cpu %':>7}"]
+        for stage, wall in self.seconds.items():
+            cpu = self.cpu_seconds.get(stage, 0.0)
+            share = cpu / cpu_total if cpu_total else 0.0
+            lines.append(f"  {stage:<16}{wall:9.1f}{cpu:9.1f}{share:7.0%}")
+        lines.append(f"  {'total':<16}{wall_total:9.1f}{cpu_total:9.1f}{1 if cpu_total else 0:7.0%}")
+        if self.computed:
+            per = self.computed
+            lines.append(f"  {'per unit':<16}{wall_total / per:9.2f}{cpu_total / per:9.2f}")
+        return "\n".join(lines)
 
 
 def _open_model(model: nn.Module | str | None, run: mining.MiningRun, weights: str | None,
@@ -87,19 +114,17 @@ def _atlas(model: nn.Module, run: mining.MiningRun, layer: str, settings: Report
 
 def _layer_stages(net: nn.Module, run: mining.MiningRun, layer: str, units: list[int],
                   settings: ReportSettings, files: LayerFiles, show: bool | None,
-                  seconds: dict[str, float]) -> None:
-    """Run every stage of one layer, adding each stage's wall time to ``seconds``."""
+                  result: ReportResult) -> None:
+    """Run every stage of one layer, adding each stage's wall and CPU time to ``result``."""
     stages = (("visualize", visualize, (net, layer)), ("exemplars", exemplars, (run, layer)),
               ("inhibition", inhibition, (net, run, layer)), ("accentuate", accentuations, (net, run, layer)),
               ("polysemanticity", polysemanticity, (net, run, layer)))
     for stage, work, head in stages:
-        started = time.perf_counter()
-        work(*head, units, settings, files, show)
-        release_memory()
-        seconds[stage] += time.perf_counter() - started
-    started = time.perf_counter()
-    _atlas(net, run, layer, settings, files, show)
-    seconds["atlas"] += time.perf_counter() - started
+        with result.timed(stage):
+            work(*head, units, settings, files, show)
+            release_memory()
+    with result.timed("atlas"):
+        _atlas(net, run, layer, settings, files, show)
 
 
 def relative_to(path: str | os.PathLike, folder: str | os.PathLike) -> str:
@@ -162,17 +187,35 @@ def _build(opened: mining.MiningRun, run: str, chosen: dict[str, list[int]], out
                                  "format": 1})
     copy_static(out)
     show = progress
-    result = ReportResult(out, built, dict.fromkeys(STAGES, 0.0))
+    result = ReportResult(out, built, dict.fromkeys(STAGES, 0.0), cpu_seconds=dict.fromkeys(STAGES, 0.0))
     env = environment()
-    with frozen(net):
+    with frozen(net), _images_dropped(opened):
         for layer, wanted in chosen.items():
             files = LayerFiles(out, layer)
             result.computed += len(files.pending(wanted, "accentuation"))
-            _layer_stages(net, opened, layer, wanted, settings, files, show, result.seconds)
-            started = time.perf_counter()
-            unit_atoms(net, opened, layer, wanted, min(settings.k, opened.k), atoms, files, show)
-            result.seconds["atoms"] += time.perf_counter() - started
-    started = time.perf_counter()
+            _layer_stages(net, opened, layer, wanted, settings, files, show, result)
+            with result.timed("atoms"):
+                unit_atoms(net, opened, layer, wanted, min(settings.k, opened.k), atoms, files, show)
+    with result.timed("pages"):
+        _pages(opened, out, built, context, settings, atoms, env, progress)
+    site_record = json.loads((out / SITE_FILE).read_text())
+    site_record.update(layers=built, last_build={"seconds": result.seconds, "cpu_seconds": result.cpu_seconds,
+                                                 "computed": result.computed})
+    write_json(out / SITE_FILE, site_record)
+    return result
+
+
+@contextmanager
+def _images_dropped(run: mining.MiningRun) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        drop_images(run)
+
+
+def _pages(opened: mining.MiningRun, out: Path, built: dict[str, list[int]], context: dict,
+           settings: ReportSettings, atoms: dict[str, Dictionary], env, progress: bool | None) -> None:
+    """Every unit page, the layer pages and the index."""
     stage_line(f"report: writing pages for {sum(len(u) for u in built.values())} units", progress)
     layer_entries = []
     for layer, all_units in built.items():
@@ -187,8 +230,3 @@ def _build(opened: mining.MiningRun, run: str, chosen: dict[str, list[int]], out
         layer_entries.append(write_layer(env, files, all_units, context,
                                          atom_list(atom_layer, all_units) if atom_layer is not None else []))
     write_index(env, out, layer_entries, context)
-    result.seconds["pages"] = time.perf_counter() - started
-    site_record = json.loads((out / SITE_FILE).read_text())
-    site_record.update(layers=built, last_build={"seconds": result.seconds, "computed": result.computed})
-    write_json(out / SITE_FILE, site_record)
-    return result

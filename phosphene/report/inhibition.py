@@ -26,7 +26,6 @@ from ._api import (
     Target,
     as_image_model,
     correlations,
-    decode_image,
     layer_names,
     mining,
     overlay,
@@ -38,6 +37,7 @@ from ._api import (
     uses_preactivation,
 )
 from .config import ReportSettings
+from .exemplars import images_of
 from .layout import LayerFiles, write_picture
 
 STAGE = "inhibition"
@@ -111,7 +111,8 @@ def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, unit
     graph from the attribution layer on only (`_graph_starts_at`)."""
     indices = probe_indices(run, settings.probe, settings.seed)
     paths = run.image_paths()
-    images = torch.stack([torch.from_numpy(decode_image(paths[i], run.preprocessing)) for i in indices])
+    cache = images_of(run)
+    images = torch.stack([torch.from_numpy(np.ascontiguousarray(cache.chw(paths[i]))) for i in indices])
     images = images.float() / 255
     device = as_image_model(model).device
     parts: dict[int, list[dict[str, torch.Tensor]]] = {u: [] for u in units}
