@@ -223,7 +223,7 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 @torch.no_grad()
 def measure(model: nn.Module, objective: Objective, reg_layer: str, images: torch.Tensor,
             seeds: torch.Tensor, crops: int = 16, input_size: int | None = None,
-            side: tuple[float, float] = (0.05, 0.99), seed: int = 1234, chunk: int = 64,
+            side: tuple[float, float] = (0.05, 0.99), seed: int = 1234, chunk: int = 16,
             streams: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """f and R of ``images`` (M = N*g rows, g copies per seed) against ``seeds`` (N), measured the
     same way for any method: f on the whole image resized to ``input_size``; R over one fixed,

@@ -44,7 +44,7 @@ class ReportSettings:
     neighbours: int = 6
     atlas: bool = False  # an activation atlas on each layer page
     seed: int = 0
-    accent_batch: int = 16  # seed images per accentuation call (memory; the pictures do not depend on it)
+    accent_batch: int = 8  # seed images per accentuation call (memory; the pictures do not depend on it)
 
     def check(self) -> None:
         """Refuse settings that cannot make a report."""
