@@ -41,7 +41,7 @@ from .exemplars import images_of
 from .layout import LayerFiles, write_picture
 
 STAGE = "inhibition"
-CHUNK = 16
+CHUNK = 8
 
 
 def attribution_layer(model: nn.Module, layer: str) -> str:
