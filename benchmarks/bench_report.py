@@ -113,6 +113,8 @@ def main() -> None:
     parser.add_argument("--probe", type=int, default=128)
     parser.add_argument("--accent-steps", type=int, default=32)
     parser.add_argument("--accent-crops", type=int, default=4)
+    parser.add_argument("--accent-top", type=int, default=ReportSettings.accent_top)
+    parser.add_argument("--accent-unrelated", type=int, default=ReportSettings.accent_unrelated)
     parser.add_argument("--accent-batch", type=int, default=ReportSettings.accent_batch,
                         help="seed images per accentuation call")
     parser.add_argument("--compare", type=int, default=0, help="units for the batched vs serial check")
@@ -123,7 +125,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     settings = ReportSettings(steps=args.steps, size=args.size, diverse=args.diverse, batch=args.batch,
                               probe=args.probe, accent_steps=args.accent_steps,
-                              accent_crops=args.accent_crops, accent_batch=args.accent_batch)
+                              accent_crops=args.accent_crops, accent_batch=args.accent_batch,
+                              accent_top=args.accent_top, accent_unrelated=args.accent_unrelated)
     model = phosphene.load_model("efficientnet_lite0", device="cpu")
     run = phosphene.mining.open(args.run)
     channels = run.manifest["layer_shapes"][args.layer][0]
