@@ -117,7 +117,7 @@ def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, unit
     images = images.float() / 255
     device = as_image_model(model).device
     # results written in place into tensors made once (at the first chunk): a few small tensors kept
-    # per unit and chunk between the per-unit temporaries fragmented the heap, ~2 MB per unit and chunk
+    # per unit and chunk between the per-unit temporaries grew the heap by ~2 MB per unit and chunk
     kept: dict[str, torch.Tensor] = {}
     store, handle = _read_target(model, layer)
     leaf = _graph_starts_at(model, attr)  # registered before the tap's hooks, so the tap reads the leaf
