@@ -151,12 +151,6 @@ class SharedCrops(Compose):
         return draw
 
 
-def channels_last(tensor: torch.Tensor) -> bool:
-    """Whether ``tensor`` is a 4-D tensor in channels-last memory order (and not also plain NCHW)."""
-    return (tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last)
-            and not tensor.is_contiguous())
-
-
 def stream_seed(base: int, stream: int) -> int:
     """The seed of random stream ``stream`` under the caller's seed ``base`` (a 63-bit hash of both)."""
     digest = hashlib.blake2b(f"{base}:{stream}".encode(), digest_size=8).digest()
@@ -202,10 +196,7 @@ class LatentDistance:
     def __call__(self, acts: Acts) -> torch.Tensor:
         draw = self.crops.take()
         views = self.seeds if draw is None else self.crops.apply_draw(self.seeds, draw)
-        mine = acts[self.layer]
-        if channels_last(mine):  # the loop runs channels-last: so do the seeds (NCHW is ~2x slower there)
-            views = views.contiguous(memory_format=torch.channels_last)
-        return channel_distance(mine, self.seed_acts(views), self.seeds.shape[0])
+        return channel_distance(acts[self.layer], self.seed_acts(views), self.seeds.shape[0])
 
     def close(self) -> None:
         if self.tap is not None:
