@@ -33,6 +33,7 @@ from .io.images import atomic_write_bytes, image_grid, save_image
 from .io.progress import progress_bar
 from .layers.compiling import compiled
 from .layers.folding import fold_batchnorm
+from .layers.heap import heap_kept
 from .layers.model_state import frozen, memory_format, resolve_channels_last
 from .layers.names import INPUT
 from .layers.precision import Precision, check_precision, resolve_precision
@@ -214,6 +215,8 @@ class Renderer:
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self._stack = contextlib.ExitStack()
         try:
+            if self.device.type == "cpu":  # freed tensors reused, not page-faulted in again each step
+                self._stack.enter_context(heap_kept())
             self._stack.enter_context(memory_format(model, self.channels_last))
             self._stack.enter_context(frozen(model))
             self._stack.enter_context(fold_batchnorm(model, self.objective.layers, self.fixed or self.size,

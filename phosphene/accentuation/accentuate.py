@@ -234,7 +234,8 @@ def _seed_batch(model: ImageModel, objective: Objective, images: torch.Tensor, r
 
 def accentuate(model: nn.Module, objective: Objective | str, images: torch.Tensor,
                config: AccentuationConfig | str | None = None, *, device: str | torch.device | None = None,
-               progress: bool | None = None, **overrides: Any) -> AccentuationResult:
+               progress: bool | None = None, streams: Sequence[int] | None = None,
+               **overrides: Any) -> AccentuationResult:
     """Accentuate ``objective`` in the seed ``images``: maximize f(x) - lam * beta * R(x) from x = x0.
 
     Args:
@@ -245,6 +246,11 @@ def accentuate(model: nn.Module, objective: Objective | str, images: torch.Tenso
             canvas, input_size, param, mask, lr, seed, transparency_every, measure_crops, balance_by,
             fold, style, precision, compile: documented there), or a string: the ``reg_layer``.
         device: where to run (default: the model's device).
+        streams: one integer per seed image: each seed's random draws (crops and noise in the loop,
+            the balance and the measurement) come from its own generator, seeded by ``seed`` and
+            its stream, so that a seed's accentuation does not depend on which seeds share its batch
+            (a report accentuates many units' seeds per call, `phosphene.report`). Default: one
+            generator for the batch.
         **overrides: `AccentuationConfig` fields, e.g. ``reg_layer="_blocks.8", lam=[0, 1], steps=64``
             (an unknown one is a `PhospheneError` naming the close matches).
     Returns:
@@ -261,13 +267,15 @@ def accentuate(model: nn.Module, objective: Objective | str, images: torch.Tenso
     lams = config.lams
     seeds = _seed_batch(model, objective, images, reg_layer, config.canvas).to(device)
     n, group, canvas = seeds.shape[0], len(lams), seeds.shape[-1]
+    if streams is not None and len(streams) != n:
+        raise PhospheneError(f"{len(streams)} random streams for {n} seed images (give one per seed)")
     input_size = _crop_side(model, config.input_size)
     with frozen(model), fold_batchnorm(model, set(objective.layers) | {reg_layer}, canvas, device,
                                        config.fold):
         rendered, state, beta, confine, loop = _optimize(model, objective, seeds, reg_layer, config,
-                                                         input_size, progress)
+                                                         input_size, progress, streams)
     f_after, r_after = measure(model, objective, reg_layer, rendered.images, seeds, config.measure_crops,
-                               input_size, config.crop_side)
+                               input_size, config.crop_side, streams=streams)
     f_seed, _ = measure(model, objective, reg_layer, seeds, seeds, 0, input_size)
     saliency = rendered.transparency if state.saliency is None else state.saliency
     settings = {**loop.record(), "objective": objective.name, "reg_layer": reg_layer, "lams": lams,
@@ -287,7 +295,8 @@ def accentuate(model: nn.Module, objective: Objective | str, images: torch.Tenso
 
 
 def _optimize(model: ImageModel, objective: Objective, seeds: torch.Tensor, reg_layer: str,
-              config: AccentuationConfig, input_size: int, progress: bool | None):
+              config: AccentuationConfig, input_size: int, progress: bool | None,
+              streams: Sequence[int] | None = None):
     """The balance step and the render loop on the frozen (and folded) model.
 
     Returns (the `RenderResult`, the `_Accentuation` state, beta (N,), the confining mask or None,
@@ -299,7 +308,7 @@ def _optimize(model: ImageModel, objective: Objective, seeds: torch.Tensor, reg_
     image = ConfinedImage(seeded_param(config.param, seeds.repeat_interleave(group, 0), **options), seeds,
                           confine, repeat=group).to(device)
     shared = SharedCrops(config.crop_side, input_size, config.noise, group,
-                         style="faccent" if config.style == "faccent" else "warp")
+                         style="faccent" if config.style == "faccent" else "warp", streams=streams)
     distance = LatentDistance(model, reg_layer, seeds, shared)
     try:
         gen = torch.Generator(device=device).manual_seed(config.seed + 1)

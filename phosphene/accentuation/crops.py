@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -51,13 +53,16 @@ class SharedCrops(Compose):
     """
 
     def __init__(self, side: tuple[float, float] = (0.05, 0.99), size: int = 224,
-                 noise: float = 0.02, group: int = 1, style: str = "faccent"):
+                 noise: float = 0.02, group: int = 1, style: str = "faccent",
+                 streams: Sequence[int] | None = None):
         super().__init__([RandomCrop(tuple(side), size)])
         if style not in CROP_STYLES:
             raise PhospheneError(f"unknown crop style {style!r}; use one of {', '.join(CROP_STYLES)}")
         self.side, self.size, self.noise_std, self.group, self.style = tuple(side), size, noise, group, style
         self.pending: CropDraw | None = None
         self._host: tuple[torch.Generator, torch.Generator] | None = None
+        self.streams = None if streams is None else [int(s) for s in streams]
+        self._stream_gens: dict[tuple[int, str], list[tuple[torch.Generator, torch.Generator]]] = {}
 
     def _host_generator(self, gen: torch.Generator | None) -> torch.Generator | None:
         """``gen`` if it is a CPU generator (or None); else a CPU generator seeded from its seed, made
@@ -68,18 +73,52 @@ class SharedCrops(Compose):
             self._host = (gen, torch.Generator().manual_seed(gen.initial_seed()))
         return self._host[1]
 
+    def _streams_of(self, n: int, gen: torch.Generator | None, device: torch.device | str
+                    ) -> list[tuple[torch.Generator, torch.Generator]]:
+        """(host, device) generators of each seed's stream, made once per caller generator ``gen``
+        (its initial seed and each stream number give the seed, `stream_seed`)."""
+        if len(self.streams) != n:
+            raise PhospheneError(f"{len(self.streams)} random streams for {n} seed images")
+        base = 0 if gen is None else gen.initial_seed()
+        device = torch.device(device)
+        key = (base, str(device))
+        if key not in self._stream_gens:
+            pairs = []
+            for stream in self.streams:
+                seed = stream_seed(base, stream)
+                host = torch.Generator().manual_seed(seed)
+                pairs.append((host, host if device.type == "cpu"
+                              else torch.Generator(device=device).manual_seed(seed)))
+            self._stream_gens[key] = pairs
+        return self._stream_gens[key]
+
     def draw(self, n: int, copies: int, canvas: int, gen: torch.Generator | None,
              device: torch.device | str, channels: int = 3) -> CropDraw:
-        """Crops and noise for ``copies`` views of each of ``n`` seeds (``channels`` per image)."""
+        """Crops and noise for ``copies`` views of each of ``n`` seeds (``channels`` per image); with
+        ``streams``, each seed's from its own generators (`_streams_of`), not from ``gen``'s sequence,
+        so that a seed's draws do not depend on the other seeds of the batch."""
+        if self.streams is None:
+            return self._draw(n * copies, canvas, self._host_generator(gen), gen, device, channels)
+        parts = [self._draw(copies, canvas, host, dev, device, channels)
+                 for host, dev in self._streams_of(n, gen, device)]
+
+        def cat(name: str) -> torch.Tensor | None:
+            values = [getattr(part, name) for part in parts]
+            return None if values[0] is None else torch.cat(values)
+
+        return CropDraw(cat("maps"), cat("noise"), cat("boxes"))
+
+    def _draw(self, count: int, canvas: int, host: torch.Generator | None, gen: torch.Generator | None,
+              device: torch.device | str, channels: int) -> CropDraw:
         if self.style == "faccent":  # integer boxes, drawn on the host: reading them needs no sync
-            boxes = draw_boxes(n * copies, canvas, self.side, self._host_generator(gen), "cpu")
+            boxes = draw_boxes(count, canvas, self.side, host, "cpu")
             noise = (box_noise(boxes, self.size, self.noise_std, gen, device, channels)
                      if self.noise_std else None)
             return CropDraw(None, noise, boxes)
-        maps = self.sample(n * copies, canvas, gen, device)
+        maps = self.sample(count, canvas, gen, device)
         noise = None
         if self.noise_std:
-            shape = (n * copies, channels, self.size, self.size)
+            shape = (count, channels, self.size, self.size)
             noise = torch.randn(shape, generator=gen, device=device) * self.noise_std
             noise += (torch.rand(shape, generator=gen, device=device) - 0.5) * self.noise_std
         return CropDraw(maps, noise)
@@ -110,6 +149,12 @@ class SharedCrops(Compose):
         """The last draw, once (None when it was taken or there was none: un-transformed images)."""
         draw, self.pending = self.pending, None
         return draw
+
+
+def stream_seed(base: int, stream: int) -> int:
+    """The seed of random stream ``stream`` under the caller's seed ``base`` (a 63-bit hash of both)."""
+    digest = hashlib.blake2b(f"{base}:{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 # -- the latent regularization ----------------------------------------------------------------
@@ -169,11 +214,12 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 @torch.no_grad()
 def measure(model: nn.Module, objective: Objective, reg_layer: str, images: torch.Tensor,
             seeds: torch.Tensor, crops: int = 16, input_size: int | None = None,
-            side: tuple[float, float] = (0.05, 0.99), seed: int = 1234, chunk: int = 64
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+            side: tuple[float, float] = (0.05, 0.99), seed: int = 1234, chunk: int = 16,
+            streams: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """f and R of ``images`` (M = N*g rows, g copies per seed) against ``seeds`` (N), measured the
     same way for any method: f on the whole image resized to ``input_size``; R over one fixed,
-    seeded draw of ``crops`` noise-free crops shared by image and seed. Returns (f (M,), R (M,))."""
+    seeded draw of ``crops`` noise-free crops shared by image and seed (with ``streams``, one
+    stream per seed, as in `SharedCrops`). Returns (f (M,), R (M,))."""
     model = as_image_model(model)
     device = model.device
     images, seeds = images.to(device).float(), seeds.to(device).float()
@@ -184,7 +230,7 @@ def measure(model: nn.Module, objective: Objective, reg_layer: str, images: torc
             f = evaluate(objective, Acts(tap(resize(images, size))))
         if crops == 0:
             return f.float().cpu(), torch.zeros(images.shape[0])
-        shared = SharedCrops(side, size, noise=0.0, style="warp")
+        shared = SharedCrops(side, size, noise=0.0, style="warp", streams=streams)
         draw = shared.draw(n, crops, seeds.shape[-1], torch.Generator().manual_seed(seed), "cpu")
         draw = CropDraw(draw.maps.to(device), None)
         with LayerTap(model, [] if reg_layer == INPUT else [reg_layer]) as reg_tap:

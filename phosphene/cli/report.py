@@ -72,6 +72,8 @@ def report_group() -> None:
               help="Accentuations in top exemplars.")
 @click.option("--accent-unrelated", type=NON_NEGATIVE, default=1, show_default=True,
               help="Accentuations in unrelated images.")
+@click.option("--accent-batch", type=POSITIVE, default=8, show_default=True,
+              help="Seed images per accentuation call (memory; the pictures do not depend on it).")
 @click.option("--neighbours", type=NON_NEGATIVE, default=6, show_default=True)
 @click.option("--atlas", is_flag=True, help="An activation atlas on each layer page (umap-learn).")
 @click.option("--seed", type=SEED, default=0, show_default=True)

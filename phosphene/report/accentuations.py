@@ -2,8 +2,10 @@
 
 Seeds per unit: the ``accent_top`` best images by channel mean, and the ``accent_unrelated`` probe
 images whose f is nearest the median (chosen by the inhibition stage, never one of the unit's
-exemplars). The seeds of several units are one batched `accentuate` call (one unit per seed), with
-the latent regularization at the unit's attribution layer, λ = 1.
+exemplars). The seeds of several units are one batched `accentuate` call (one unit per seed, at
+most ``accent_batch`` seeds), with the latent regularization at the unit's attribution layer, λ = 1.
+Each seed draws its crops and noise from its own random stream (unit, seed number), so a unit's
+pictures are the same whichever units share its call (`accentuate`'s ``streams``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from .exemplars import images_of
 from .layout import LayerFiles, write_picture
 
 STAGE = "accentuation"
-SEEDS_PER_CALL = 16
+STREAMS_PER_UNIT = 1024  # seed j of unit u draws from random stream u * STREAMS_PER_UNIT + j
+
+
+def streams_of(owners: list[int]) -> list[int]:
+    """The random stream of each seed, ``owners`` listing each seed's unit (a unit's seeds adjacent)."""
+    streams, seen = [], {}
+    for unit in owners:
+        streams.append(unit * STREAMS_PER_UNIT + seen.get(unit, 0))
+        seen[unit] = seen.get(unit, 0) + 1
+    return streams
 
 
 def _seeds(run: mining.MiningRun, layer: str, unit: int, settings: ReportSettings,
@@ -47,19 +58,21 @@ def accentuate_units(model: nn.Module, layer: str, owners: list[int], images: to
     ``reg``, with the report's settings (the call behind a unit page's accentuations)."""
     return accentuate(model, obj.channel(layer, owners), images, reg_layer=reg, lam=lam,
                       steps=settings.accent_steps, crops=settings.accent_crops, canvas=settings.size,
-                      input_size=settings.size, seed=settings.seed, progress=progress)
+                      input_size=settings.size, seed=settings.seed, progress=progress,
+                      streams=streams_of(owners))
 
 
 def accentuations(model: nn.Module, run: mining.MiningRun, layer: str, units: list[int],
                   settings: ReportSettings, files: LayerFiles, progress: bool | None) -> None:
-    """Accentuate every unit not done yet, several units per call."""
+    """Accentuate every unit not done yet, the seeds of several units per call (at most
+    ``settings.accent_batch`` seeds, at least one unit)."""
     todo = files.pending(units, STAGE)
     per_unit = settings.accent_top + settings.accent_unrelated
     if per_unit == 0:
         for unit in todo:
             files.write(unit, STAGE, {"rows": []})
         return
-    step = max(1, SEEDS_PER_CALL // per_unit)
+    step = max(1, settings.accent_batch // per_unit)
     bar = progress_bar(total=len(todo), desc=f"{layer} accentuate", unit="unit", progress=progress)
     for start in range(0, len(todo), step):
         chunk = todo[start:start + step]

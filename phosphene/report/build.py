@@ -10,7 +10,6 @@ build restarts where it stopped.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..layers.heap import heap_kept, release_memory_to_system
 from ..models import load_model
 from ._api import Dictionary, PhospheneError, build_atlas, frozen, load_source, mining, stage_line
 from .accentuations import accentuations
@@ -94,10 +94,7 @@ def release_memory() -> None:
     """Free what a stage left behind: collect garbage and, with glibc, hand freed heap pages back to
     the system (`malloc_trim`), so one stage's peak is not carried into the next."""
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): the allocator keeps them
-        pass
+    release_memory_to_system()  # not glibc (macOS, Windows, musl): the allocator keeps them
 
 
 def _atlas(model: nn.Module, run: mining.MiningRun, layer: str, settings: ReportSettings,
@@ -189,7 +186,7 @@ def _build(opened: mining.MiningRun, run: str, chosen: dict[str, list[int]], out
     show = progress
     result = ReportResult(out, built, dict.fromkeys(STAGES, 0.0), cpu_seconds=dict.fromkeys(STAGES, 0.0))
     env = environment()
-    with frozen(net), _images_dropped(opened):
+    with frozen(net), _images_dropped(opened), heap_kept():
         for layer, wanted in chosen.items():
             files = LayerFiles(out, layer)
             result.computed += len(files.pending(wanted, "accentuation"))

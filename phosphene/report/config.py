@@ -44,10 +44,12 @@ class ReportSettings:
     neighbours: int = 6
     atlas: bool = False  # an activation atlas on each layer page
     seed: int = 0
+    accent_batch: int = 8  # seed images per accentuation call (memory; the pictures do not depend on it)
 
     def check(self) -> None:
         """Refuse settings that cannot make a report."""
-        positive = ("steps", "size", "diverse", "batch", "k", "probe", "accent_steps", "accent_crops")
+        positive = ("steps", "size", "diverse", "batch", "k", "probe", "accent_steps", "accent_crops",
+                    "accent_batch")
         bad = [name for name in positive if getattr(self, name) < 1]
         bad += [n for n in ("mtis", "accent_top", "accent_unrelated", "neighbours") if getattr(self, n) < 0]
         if bad:
@@ -64,10 +66,15 @@ class ReportSettings:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+# settings that change how the work is split, not a picture or a number: not in the fingerprint
+NOT_FINGERPRINTED = ("accent_batch",)
+
+
 def fingerprint_of(settings: ReportSettings, identity: dict[str, Any]) -> str:
-    """SHA-256 (16 hex digits) of the settings and what the site is about (model, run images)."""
-    text = json.dumps({"settings": settings.to_dict(), "identity": identity, "format": FORMAT},
-                      sort_keys=True)
+    """SHA-256 (16 hex digits) of the settings (but `NOT_FINGERPRINTED`) and what the site is about
+    (model, run images)."""
+    kept = {k: v for k, v in settings.to_dict().items() if k not in NOT_FINGERPRINTED}
+    text = json.dumps({"settings": kept, "identity": identity, "format": FORMAT}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -129,7 +136,8 @@ def check_site(out: Path, fingerprint: str, settings: ReportSettings) -> dict[st
         raise PhospheneError(f"{record_path} is unreadable; remove the site or use another --out") from None
     if record.get("fingerprint") != fingerprint:
         old = record.get("settings", {})
-        differ = [f"{k} {old.get(k)!r}->{v!r}" for k, v in settings.to_dict().items() if old.get(k) != v]
+        differ = [f"{k} {old.get(k)!r}->{v!r}" for k, v in settings.to_dict().items()
+                  if old.get(k) != v and k not in NOT_FINGERPRINTED]
         what = ", ".join(differ) if differ else "the model, weights or mining run"
         raise SiteMismatchError(f"{out} was made with other settings ({what}); use another --out or "
                                 "the same settings")

@@ -41,7 +41,8 @@ from .exemplars import images_of
 from .layout import LayerFiles, write_picture
 
 STAGE = "inhibition"
-CHUNK = 16
+CHUNK = 8
+VALUES, MAPS = ("f", "e_plus", "e_minus", "total"), ("phi_plus", "phi_minus")
 
 
 def attribution_layer(model: nn.Module, layer: str) -> str:
@@ -115,7 +116,9 @@ def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, unit
     images = torch.stack([torch.from_numpy(np.ascontiguousarray(cache.chw(paths[i]))) for i in indices])
     images = images.float() / 255
     device = as_image_model(model).device
-    parts: dict[int, list[dict[str, torch.Tensor]]] = {u: [] for u in units}
+    # results written in place into tensors made once (at the first chunk): a few small tensors kept
+    # per unit and chunk between the per-unit temporaries grew the heap by ~2 MB per unit and chunk
+    kept: dict[str, torch.Tensor] = {}
     store, handle = _read_target(model, layer)
     leaf = _graph_starts_at(model, attr)  # registered before the tap's hooks, so the tap reads the leaf
     bar = progress_bar(total=len(units) * len(range(0, len(images), CHUNK)), desc=f"{layer} inhibition",
@@ -127,27 +130,29 @@ def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, unit
                 acts = tap(x)
                 out = tap.canonical(layer, store["pre"]) if handle else acts[layer]
                 a = acts[attr]
-                for unit in units:
+                if not kept:
+                    kept.update({key: torch.empty(len(units), len(images)) for key in VALUES})
+                    kept.update({key: torch.empty(len(units), len(images), *a.shape[2:]) for key in MAPS})
+                rows = slice(start, start + len(x))
+                for i, unit in enumerate(units):
                     f = out[:, unit].flatten(1).mean(1)
                     (g,) = torch.autograd.grad(f.sum(), a, retain_graph=True)
-                    contribution = (a * g).detach()
-                    parts[unit].append({
-                        "f": f.detach(), "e_plus": contribution.clamp(min=0).flatten(1).sum(1),
-                        "e_minus": (-contribution).clamp(min=0).flatten(1).sum(1),
-                        "total": contribution.flatten(1).sum(1),
-                        "phi_plus": (a * g.clamp(min=0)).sum(1).detach(),
-                        "phi_minus": (a * (-g).clamp(min=0)).sum(1).detach()})
+                    with torch.no_grad():
+                        share = (a * g).flatten(1)  # A = a ⊙ ∂f/∂a per image
+                        kept["f"][i, rows] = f.float().cpu()
+                        kept["e_plus"][i, rows] = share.clamp(min=0).sum(1).float().cpu()
+                        kept["e_minus"][i, rows] = (-share).clamp(min=0).sum(1).float().cpu()
+                        kept["total"][i, rows] = share.sum(1).float().cpu()
+                        kept["phi_plus"][i, rows] = (a * g.clamp(min=0)).sum(1).float().cpu()
+                        kept["phi_minus"][i, rows] = (a * (-g).clamp(min=0)).sum(1).float().cpu()
                     bar.update()
     finally:
         bar.close()
         for hook in (handle, leaf):
             if hook is not None:
                 hook.remove()
-    values, maps = {}, {}
-    for unit, chunks in parts.items():
-        joined = {key: torch.cat([c[key] for c in chunks]).float().cpu() for key in chunks[0]}
-        values[unit] = {k: joined[k].double().numpy() for k in ("f", "e_plus", "e_minus", "total")}
-        maps[unit] = (joined["phi_plus"], joined["phi_minus"])
+    values = {unit: {k: kept[k][i].double().numpy() for k in VALUES} for i, unit in enumerate(units)}
+    maps = {unit: (kept["phi_plus"][i], kept["phi_minus"][i]) for i, unit in enumerate(units)}
     return Probe(indices, images, values, maps)
 
 
