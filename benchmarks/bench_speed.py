@@ -79,6 +79,9 @@ def render_steps(lib, model, args, steps, device, units=None, **options) -> tupl
     return gaps[1:], result  # the first gap includes the folding probe / setup
 
 
+BARE_HEAP = ["kept"]  # --bare-heap
+
+
 def bare_steps(module, n, side, iters, device, amp, channels_last: bool = False) -> list[float]:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.rand(n, 3, side, side, device=device).contiguous(memory_format=fmt).requires_grad_(True)
@@ -86,8 +89,9 @@ def bare_steps(module, n, side, iters, device, amp, channels_last: bool = False)
     with auto:
         module(x).float().mean().backward()
     times = []
-    # the same allocator setting as the Renderer on the CPU (freed memory kept in the heap)
-    with heap_kept() if device.type == "cpu" else contextlib.nullcontext():
+    # by default the same allocator setting as the Renderer on the CPU (freed memory kept in the heap)
+    keep = device.type == "cpu" and BARE_HEAP[0] == "kept"
+    with heap_kept() if keep else contextlib.nullcontext():
         for _ in range(iters):
             sync(device)
             t0 = bench_render.CLOCK[0]()
@@ -287,11 +291,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     ap.add_argument("--top1", action="store_true", help="top-1 on all sample images, fold vs not")
+    ap.add_argument("--bare-heap", choices=["kept", "default"], default="kept",
+                    help="bare passes with freed memory kept in the heap as the Renderer does on the CPU "
+                         "(kept) or with glibc's defaults")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="cpu: time steps by this process's CPU time (robust to other processes' load; "
                          "use with --threads 1)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    BARE_HEAP[0] = args.bare_heap
     if args.clock == "cpu":
         bench_render.CLOCK[0] = time.process_time
     torch.set_num_threads(args.threads)
