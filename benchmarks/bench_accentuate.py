@@ -21,7 +21,10 @@ faccent sees phosphene's `ImageModel` (it takes [0,1] images and normalizes them
 measured by the same code, `phosphene.accentuation.measure`: f is the class logit of the whole image,
 R the channel-L2 latent distance to the seed at the regularization layer over one fixed draw of 16
 noise-free crops. The machine may be shared with other processes: wall and process CPU time are
-both reported, and the ratio is of times taken in the same run.
+both reported, and the ratio is of times taken in the same run. faccent runs ``steps + 1``
+iterations (its loop returns the image before the last iteration's update), so both get ``steps``
+updates. ``--seed S`` changes the random draws of both (phosphene's ``seed=S``; ``torch.manual_seed(S)``
+before faccent's run): one run's gain and R move a lot with them, so compare several.
 """
 
 from __future__ import annotations

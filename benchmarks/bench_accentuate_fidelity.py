@@ -15,8 +15,12 @@ image; R over one fixed draw of 16 noise-free crops).
 
 Run it with an interpreter that has faccent (a throwaway venv; never a dependency of phosphene)::
 
-    PYTHONPATH=$PWD /tmp/fid-venv/bin/python benchmarks/bench_accentuate_fidelity.py \\
+    PYTHONPATH=$PWD /work/peers-venv/bin/python benchmarks/bench_accentuate_fidelity.py \\
         --json /tmp/fidelity.json --plot docs/images/accentuation-frontier.png
+
+At faccent's full defaults (``--size 224 --steps 100 --crops 16``) one faccent run takes 490-670 CPU s
+with one thread and up to ~9 GB of memory: run one process at a time on a 24 GB machine, split with
+``--pairs`` (a list, e.g. ``7,10``), and save time with ``--faccent-lams 1 --no-reference``.
 """
 
 from __future__ import annotations
