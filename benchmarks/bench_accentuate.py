@@ -21,7 +21,10 @@ faccent sees phosphene's `ImageModel` (it takes [0,1] images and normalizes them
 measured by the same code, `phosphene.accentuation.measure`: f is the class logit of the whole image,
 R the channel-L2 latent distance to the seed at the regularization layer over one fixed draw of 16
 noise-free crops. The machine may be shared with other processes: wall and process CPU time are
-both reported, and the ratio is of times taken in the same run.
+both reported, and the ratio is of times taken in the same run. faccent runs ``steps + 1``
+iterations (its loop returns the image before the last iteration's update), so both get ``steps``
+updates. ``--seed S`` changes the random draws of both (phosphene's ``seed=S``; ``torch.manual_seed(S)``
+before faccent's run): one run's gain and R move a lot with them, so compare several.
 """
 
 from __future__ import annotations
@@ -67,16 +70,18 @@ def run_faccent(model, seed: torch.Tensor, cls: int, reg_layer: str, lam: float,
             parameterizer = fparam.fourier_phase(init_img=seed, img_size=(size, size), device="cpu")
             imgs, _, _, _ = frender.render_vis(
                 model, fobj.channel("net__fc", cls, batch=0), parameterizer=parameterizer,
-                out_thresholds=range(steps), inline_thresholds=[], nb_transforms=crops,
+                # faccent keeps the image before its last iteration's update: steps + 1 iterations
+                # give it as many updates as phosphene's steps
+                out_thresholds=range(steps + 1), inline_thresholds=[], nb_transforms=crops,
                 progress=False, model_input_size=(size, size), model_input_range=(0, 1),
                 accent_reg_layer=faccent_name(reg_layer), accent_reg_alpha=lam)
     return timer, imgs[-1][:1].float()
 
 
-def run_phosphene(model, seed, cls, reg_layer, lam, steps, crops) -> tuple[Timer, torch.Tensor]:
+def run_phosphene(model, seed, cls, reg_layer, lam, steps, crops, rng: int = 0) -> tuple[Timer, torch.Tensor]:
     with Timer() as timer:
         result = accentuate(model, objectives.class_logit(cls), seed, reg_layer, lam=lam, steps=steps,
-                            crops=crops, progress=False)
+                            crops=crops, progress=False, seed=rng)
     return timer, result.images
 
 
@@ -91,6 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-faccent", action="store_true")
+    ap.add_argument("--skip-phosphene", action="store_true")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="random draws: phosphene's seed=, torch.manual_seed before faccent (the spread)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -98,14 +106,19 @@ def main(argv: list[str] | None = None) -> dict:
     seed = phosphene.load_image(args.image, args.size)[None]
     objective = objectives.class_logit(args.cls)
     f_seed, _ = measure(model, objective, args.reg_layer, seed, seed, 0)
-    order = ["phosphene"] + ([] if args.skip_faccent else ["faccent"])
+    order = ([] if args.skip_phosphene else ["phosphene"]) + ([] if args.skip_faccent else ["faccent"])
     for name in order:  # untimed warm-up: the first passes of each batch shape are slow on CPU
         (run_phosphene if name == "phosphene" else run_faccent)(
             model, seed, args.cls, args.reg_layer, args.lam, 2, args.crops)
     runs = {}
     for name in order:
-        run = run_phosphene if name == "phosphene" else run_faccent
-        timer, image = run(model, seed, args.cls, args.reg_layer, args.lam, args.steps, args.crops)
+        torch.manual_seed(args.seed)
+        if name == "phosphene":
+            timer, image = run_phosphene(model, seed, args.cls, args.reg_layer, args.lam, args.steps,
+                                         args.crops, args.seed)
+        else:
+            timer, image = run_faccent(model, seed, args.cls, args.reg_layer, args.lam, args.steps,
+                                       args.crops)
         f, r = measure(model, objective, args.reg_layer, image, seed, 16)
         runs[name] = {"wall_s": round(timer.wall, 2), "cpu_s": round(timer.cpu, 2),
                       "f": round(float(f[0]), 3), "gain": round(float(f[0] - f_seed[0]), 3),
@@ -117,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": vars(args), "f_seed": round(float(f_seed[0]), 3), "runs": runs,
         "torch": torch.__version__, "python": platform.python_version(),
     }
-    if "faccent" in runs:
+    if len(runs) == 2:
         out["wall_ratio"] = round(runs["faccent"]["wall_s"] / runs["phosphene"]["wall_s"], 2)
         out["cpu_ratio"] = round(runs["faccent"]["cpu_s"] / runs["phosphene"]["cpu_s"], 2)
         print(f"faccent / phosphene: wall x{out['wall_ratio']}, cpu x{out['cpu_ratio']}")

@@ -15,8 +15,12 @@ image; R over one fixed draw of 16 noise-free crops).
 
 Run it with an interpreter that has faccent (a throwaway venv; never a dependency of phosphene)::
 
-    PYTHONPATH=$PWD /tmp/fid-venv/bin/python benchmarks/bench_accentuate_fidelity.py \\
+    PYTHONPATH=$PWD /work/peers-venv/bin/python benchmarks/bench_accentuate_fidelity.py \\
         --json /tmp/fidelity.json --plot docs/images/accentuation-frontier.png
+
+At faccent's full defaults (``--size 224 --steps 100 --crops 16``) one faccent run takes 490-670 CPU s
+with one thread and up to ~9 GB of memory: run one process at a time on a 24 GB machine, split with
+``--pairs`` (a list, e.g. ``7,10``), and save time with ``--faccent-lams 1 --no-reference``.
 """
 
 from __future__ import annotations
@@ -168,6 +172,15 @@ def summarize(results: list[dict]) -> dict:
             "median_matching_lam": statistics.median(matching) if matching else None}
 
 
+def select(spec: str) -> list[int]:
+    """Pair indices from "0-5", "0,7,10" or "0-2,7"."""
+    out = []
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        out.extend(range(int(first), int(last or first) + 1))
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=96)
@@ -176,7 +189,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lams", default="0.5,1,2,4", help="phosphene's sweep (one batch)")
     ap.add_argument("--faccent-lams", default="0.5,1,2")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--pairs", default="0-11", help="which of the 12 pairs, e.g. 0-5 (split a run)")
+    ap.add_argument("--pairs", default="0-11",
+                    help="which of the 12 pairs: a range 0-5 or a list 0,7,10 (split a run)")
+    ap.add_argument("--no-reference", action="store_true",
+                    help='skip phosphene\'s λ = 1 in style="phosphene" (the reference point)')
     ap.add_argument("--merge", nargs="*", default=None,
                     help="only merge these --json files of split runs (summary, plot; a pair in several "
                          "files counts once; --size must be the runs')")
@@ -191,16 +207,18 @@ def main(argv: list[str] | None = None) -> dict:
         return finish(sorted(merged.values(), key=lambda res: rank.get(res["label"], len(rank))), args)
     torch.set_num_threads(args.threads)
     model = phosphene.load_model("efficientnet_lite0")
-    first, last = (int(v) for v in args.pairs.split("-"))
+    chosen = select(args.pairs)
     lams = [float(v) for v in args.lams.split(",")]
     flams = [float(v) for v in args.faccent_lams.split(",")]
     results = []
-    for pair in pairs(model, args.size)[first:last + 1]:
+    for pair in [p for i, p in enumerate(pairs(model, args.size)) if i in chosen]:
         seed, objective, reg = pair["seed"], pair["objective"], pair["reg"]
         f_seed, _ = measure(model, objective, reg, seed, seed, 0)
         res = {"label": pair["label"], "reg": reg, "f_seed": float(f_seed[0]),
                "phosphene": [], "phosphene_style": [], "faccent": []}
-        for style, key, sweep in (("faccent", "phosphene", lams), ("phosphene", "phosphene_style", [1.0])):
+        runs = [("faccent", "phosphene", lams)] + ([] if args.no_reference
+                                                   else [("phosphene", "phosphene_style", [1.0])])
+        for style, key, sweep in runs:
             out = accentuate(model, objective, seed, reg, lam=sweep, steps=args.steps, crops=args.crops,
                              input_size=args.size, progress=False, style=style)
             f, r = measure(model, objective, reg, out.images, seed, 16)

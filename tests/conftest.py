@@ -50,6 +50,8 @@ SLOW = (
     "tests/test_figures.py::",  # the figure scripts, a model load each
     "tests/test_unit_browser.py::test_browser_shows_a_built_unit_and_computes_a_new_one",  # 11 s in CI
     "tests/test_accentuate.py::test_figure_columns_are_the_seeds",  # an accentuation and a render, 11 s idle
+    # 224 px, 16 crops, two steps of both loops: ~40 s of CPU
+    "tests/test_accent_fidelity.py::test_first_steps_are_faccents_at_faccents_full_defaults",
     "tests/test_report_atoms.py::",  # learns a dictionary, mines, builds a report twice: 5 min at load 9
     "tests/test_report_browser.py::test_atom_page_in_chromium",  # Chromium and the atom report above
 )
