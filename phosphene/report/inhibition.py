@@ -131,26 +131,29 @@ def measure(model: nn.Module, run: mining.MiningRun, layer: str, attr: str, unit
                 out = tap.canonical(layer, store["pre"]) if handle else acts[layer]
                 a = acts[attr]
                 if not kept:
-                    kept.update({key: torch.empty(len(units), len(images)) for key in VALUES})
-                    kept.update({key: torch.empty(len(units), len(images), *a.shape[2:]) for key in MAPS})
+                    kept.update({key: torch.empty(len(units), len(images), device=a.device)
+                                 for key in VALUES})
+                    kept.update({key: torch.empty(len(units), len(images), *a.shape[2:], device=a.device)
+                                 for key in MAPS})
                 rows = slice(start, start + len(x))
                 for i, unit in enumerate(units):
                     f = out[:, unit].flatten(1).mean(1)
                     (g,) = torch.autograd.grad(f.sum(), a, retain_graph=True)
                     with torch.no_grad():
                         share = (a * g).flatten(1)  # A = a ⊙ ∂f/∂a per image
-                        kept["f"][i, rows] = f.float().cpu()
-                        kept["e_plus"][i, rows] = share.clamp(min=0).sum(1).float().cpu()
-                        kept["e_minus"][i, rows] = (-share).clamp(min=0).sum(1).float().cpu()
-                        kept["total"][i, rows] = share.sum(1).float().cpu()
-                        kept["phi_plus"][i, rows] = (a * g.clamp(min=0)).sum(1).float().cpu()
-                        kept["phi_minus"][i, rows] = (a * (-g).clamp(min=0)).sum(1).float().cpu()
+                        kept["f"][i, rows] = f.float()
+                        kept["e_plus"][i, rows] = share.clamp(min=0).sum(1).float()
+                        kept["e_minus"][i, rows] = (-share).clamp(min=0).sum(1).float()
+                        kept["total"][i, rows] = share.sum(1).float()
+                        kept["phi_plus"][i, rows] = (a * g.clamp(min=0)).sum(1).float()
+                        kept["phi_minus"][i, rows] = (a * (-g).clamp(min=0)).sum(1).float()
                     bar.update()
     finally:
         bar.close()
         for hook in (handle, leaf):
             if hook is not None:
                 hook.remove()
+    kept = {key: value.cpu() for key, value in kept.items()}  # one copy to the host, not one per unit
     values = {unit: {k: kept[k][i].double().numpy() for k in VALUES} for i, unit in enumerate(units)}
     maps = {unit: (kept["phi_plus"][i], kept["phi_minus"][i]) for i, unit in enumerate(units)}
     return Probe(indices, images, values, maps)
