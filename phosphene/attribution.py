@@ -14,11 +14,12 @@ every batch element is its own image (eval-mode BatchNorm), so one backward of Î
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from .errors import PhospheneError, UnitOutOfRangeError
 from .layers.names import INPUT, LOGITS, check_layers, resolve_layer
@@ -68,6 +69,19 @@ def uses_preactivation(model: nn.Module, target: Unit) -> bool:
     if not target.preactivation or target.layer in (INPUT, LOGITS):
         return False
     return isinstance(resolve_layer(model, target.layer), ACTIVATIONS)
+
+
+def keep_preactivation(module: nn.Module, keep: Callable[[torch.Tensor], None]) -> RemovableHandle:
+    """Hook ``module`` (an activation) so that ``keep(x)`` gets its input ``x`` on every call. An
+    in-place activation (``ReLU(inplace=True)``) is handed a copy, so ``x`` keeps the pre-activation."""
+
+    def hook(_module, inputs):
+        keep(inputs[0])
+        if getattr(_module, "inplace", False) and isinstance(inputs[0], torch.Tensor):
+            return (inputs[0].clone(), *inputs[1:])
+        return None
+
+    return module.register_forward_pre_hook(hook)
 
 
 def _reduce(values: torch.Tensor, target: Unit) -> torch.Tensor:
@@ -127,12 +141,12 @@ class Attributor:
             _check_unit(model, self.target, self.layers)
             if uses_preactivation(model, self.target):
                 module = resolve_layer(model, self.target.layer)
-                self._handle = module.register_forward_pre_hook(self._keep_input)
+                self._handle = keep_preactivation(module, self._keep_input)
         check_layers(model, [*reads, *self.layers])
         self.tap = LayerTap(model, [*reads, *self.layers], truncate=True)
 
-    def _keep_input(self, _module, inputs) -> None:
-        self._pre = inputs[0]
+    def _keep_input(self, value: torch.Tensor) -> None:
+        self._pre = value
 
     def __call__(self, images: torch.Tensor, maps: bool = False, keep: bool = False) -> AttributionResult:
         """Attribute a batch ``images`` (N, 3, H, W) in [0, 1]."""

@@ -5,9 +5,12 @@ right after the deepest one) and each layer's `Layout`. `recorded_pass` learns b
 passes of two images each ([a, b], then [a, c]) without gradients, in eval mode and with every other
 hook set aside; `batch_check.BatchCheck` learns from them which layers hold one row per image, which
 fold windows or patches into the batch (and how they tile the image), and which cannot be read per
-image at all (refused, with the reason). An exception raised by the network during that pass (a
-classifier head that rejects the input size) ends the recording, and only matters when a layer the
-caller reads had not run yet. Records are cached per model and input size.
+image at all (refused, with the reason). It also notes the layers whose output tensor is changed in
+place after the layer returned it (``ReLU(inplace=True)`` after a BatchNorm, ``out += identity`` in a
+residual block): a tap must copy those, or it would read the values of a later layer. An exception
+raised by the network during that pass (a classifier head that rejects the input size) ends the
+recording, and only matters when a layer the caller reads had not run yet. Records are cached per
+model and input size.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class PassRecord:
     calls: list[str] = field(default_factory=list)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     error: Exception | None = None
+    modified: set[str] = field(default_factory=set)  # outputs changed in place after their layer ran
     image_hw: tuple[int, int] = (0, 0)
     batch: BatchRows = field(default_factory=BatchRows)
 
@@ -73,6 +77,7 @@ def recorded_pass(model: nn.Module, images: torch.Tensor, cache: bool = True) ->
         return _CACHE[root][key]
     record = PassRecord(image_hw=hw)
     check = BatchCheck(root, hw)
+    produced: list[tuple[str, torch.Tensor, int]] = []  # first pass: (layer, output, its version)
 
     def make(name: str):
         watch = check.hook(name)
@@ -81,6 +86,8 @@ def recorded_pass(model: nn.Module, images: torch.Tensor, cache: bool = True) ->
             if not check.second:
                 record.calls.append(name)
                 tensor, _ = first_tensor(output)
+                if tensor is not None:
+                    produced.append((name, tensor, tensor._version))
                 if tensor is not None and tensor.dim() and name not in record.shapes:
                     lead = tensor.shape[0]
                     record.shapes[name] = ((lead // IMAGES, *tensor.shape[1:]) if lead % IMAGES == 0
@@ -100,6 +107,9 @@ def recorded_pass(model: nn.Module, images: torch.Tensor, cache: bool = True) ->
                         model(pair)
                 except Exception as exc:  # noqa: BLE001 - recorded; raised by the caller when it matters
                     record.error = record.error or exc
+                if index == 0:
+                    record.modified = {n for n, t, version in produced if t._version != version}
+                    produced.clear()
         finally:
             for handle in handles:
                 handle.remove()

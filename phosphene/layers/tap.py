@@ -40,7 +40,9 @@ class LayerTap:
     the order of the layers and their layouts, so every call, the first included, stops right
     after the deepest layer. Use as a context manager (hooks are removed on exit) or call `close`.
     With ``truncate=False`` the model always runs to the end. When a layer runs several times in
-    one forward pass (a module reused), the last output before the stopping point is kept.
+    one forward pass (a module reused), the last output before the stopping point is kept. A layer
+    whose output the network changes in place later (an in-place activation after it) is read before
+    that change: the tap keeps the layer's tensor and hands the rest of the network a copy.
     """
 
     def __init__(self, model: nn.Module, layers: Iterable[str], truncate: bool = True,
@@ -61,6 +63,7 @@ class LayerTap:
         self._hw: tuple[int, ...] | None = None
         self._stop_at: tuple[str, int] | None = None  # (layer, how many times it has run)
         self._counts: dict[str, int] = {}
+        self._copy: set[str] = set()  # layers whose output is changed in place downstream
         self._handles = [hook_heads(resolve_layer(model, n), self._heads_hook(n))
                          for n in named if split_view(n)[1] == "heads"]
         self._handles += [resolve_layer(model, n).register_forward_hook(self._hook(n))
@@ -75,6 +78,8 @@ class LayerTap:
             result = None
             if layout is None or layout.identity:
                 self._acts[name] = output
+                if name in self._copy and not stop and isinstance(output, torch.Tensor):
+                    result = output.clone()  # the network changes its own copy in place
             else:
                 raw, index = first_tensor(output)
                 canon = self._acts[name] = layout.to_canonical(raw)
@@ -82,7 +87,10 @@ class LayerTap:
                 if name in self._cls:
                     cls = self._acts[name + "#cls"] = layout.cls_view(raw)
                 if not stop and raw.requires_grad and torch.is_grad_enabled():
-                    result = _replace(output, index, layout.from_canonical(canon, raw, cls))
+                    result = layout.from_canonical(canon, raw, cls)
+                    result = _replace(output, index, result.clone() if name in self._copy else result)
+                elif not stop and name in self._copy:
+                    result = _replace(output, index, raw.clone())
             if stop:
                 raise StopForward
             return result
@@ -114,6 +122,7 @@ class LayerTap:
         self._check_heads(record)
         found = layouts_of(self.model, record, self.overrides)
         self.layouts = {n: found[n] for n in self.hooked if n in found}
+        self._copy = {n for n in self.hooked if n in record.modified}
         for name in self._cls:
             layout = self.layouts.get(name)
             if layout is None or layout.kind != "NLC" or not layout.prefix:

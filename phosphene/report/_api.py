@@ -7,7 +7,7 @@ from .. import mining
 from .. import objectives as obj
 from ..accentuation.accentuate import AccentuationResult, accentuate
 from ..accentuation.masks import transparency_mask
-from ..attribution import Target, uses_preactivation
+from ..attribution import Target, keep_preactivation, uses_preactivation
 from ..dictionary import (
     Dictionary,
     attach,
@@ -35,8 +35,8 @@ __all__ = [
     "AccentuationResult", "Dictionary", "LayerNotFoundError", "LayerTap", "PhospheneError",
     "Preprocessing", "Rich", "Section", "Target", "Tile", "UnitOutOfRangeError", "View", "accentuate",
     "as_image_model", "atomic_write_bytes", "attach", "attached_dictionaries", "build_atlas",
-    "correlations", "decode_image", "detach", "frozen", "layer_names", "load_dictionary", "load_source",
-    "mining", "obj", "overlay", "progress_bar", "render", "resolve_layer", "scale_legend", "smooth_maps",
-    "stage_line", "tension_score", "to_uint8", "transparency_mask", "unit_atoms_from_activations",
-    "uses_preactivation",
+    "correlations", "decode_image", "detach", "frozen", "keep_preactivation", "layer_names",
+    "load_dictionary", "load_source", "mining", "obj", "overlay", "progress_bar", "render",
+    "resolve_layer", "scale_legend", "smooth_maps", "stage_line", "tension_score", "to_uint8",
+    "transparency_mask", "unit_atoms_from_activations", "uses_preactivation",
 ]

@@ -26,6 +26,7 @@ from ._api import (
     Target,
     as_image_model,
     correlations,
+    keep_preactivation,
     layer_names,
     mining,
     overlay,
@@ -86,8 +87,7 @@ def _read_target(model: nn.Module, layer: str):
     store: dict[str, torch.Tensor] = {}
     handle = None
     if uses_preactivation(model, Target(layer, 0)):
-        handle = resolve_layer(model, layer).register_forward_pre_hook(
-            lambda _m, inputs: store.__setitem__("pre", inputs[0]))
+        handle = keep_preactivation(resolve_layer(model, layer), lambda x: store.__setitem__("pre", x))
     return store, handle
 
 
