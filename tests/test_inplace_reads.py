@@ -125,3 +125,13 @@ def test_the_model_is_unchanged_and_still_inplace(twins):
     for key, value in inplace.state_dict().items():
         assert torch.equal(value, before[key])
     assert not inplace[1]._forward_hooks and not inplace[3].relu._forward_pre_hooks
+
+
+def test_reads_under_inference_mode_are_the_layers_too(twins):
+    plain, inplace = twins
+    x = torch.rand(2, 3, 24, 24)
+    with torch.inference_mode():
+        with LayerTap(plain, LAYERS) as tap_plain, LayerTap(inplace, LAYERS) as tap_inplace:
+            want, got = tap_plain(x), tap_inplace(x)
+    for name in LAYERS:
+        torch.testing.assert_close(got[name], want[name], rtol=0, atol=1e-6, msg=name)

@@ -86,7 +86,7 @@ def recorded_pass(model: nn.Module, images: torch.Tensor, cache: bool = True) ->
             if not check.second:
                 record.calls.append(name)
                 tensor, _ = first_tensor(output)
-                if tensor is not None:
+                if tensor is not None and not tensor.is_inference():
                     produced.append((name, tensor, tensor._version))
                 if tensor is not None and tensor.dim() and name not in record.shapes:
                     lead = tensor.shape[0]
@@ -103,8 +103,8 @@ def recorded_pass(model: nn.Module, images: torch.Tensor, cache: bool = True) ->
             for index, pair in enumerate(_pair(images)):
                 check.second = index == 1
                 try:
-                    with torch.no_grad():
-                        model(pair)
+                    with torch.inference_mode(False), torch.no_grad():  # outputs with version counters
+                        model(pair.clone())
                 except Exception as exc:  # noqa: BLE001 - recorded; raised by the caller when it matters
                     record.error = record.error or exc
                 if index == 0:
